@@ -1,0 +1,96 @@
+"""Test (and evaluate) a checkpoint: mmseg's tools/test.py, with ``import uqseg``.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show-dir DIR]
+    bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [...]
+
+The metrics are logged and also written to ``<work_dir>/test_metrics.json``. ``--out DIR`` saves
+every prediction as a uint8 PNG of the foreground probability (binary heads; ``round(255 p)``)
+or of the predicted class (multi-class heads) under ``DIR/<set name>/``, the form in which SOD
+papers publish their maps.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='MMSeg test (and eval) a model, with uqseg')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for logs and test_metrics.json')
+    parser.add_argument('--out', type=str, help='directory to save prediction maps (PNG) for offline evaluation')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='directory where painted images are saved '
+                        '(under work_dir/timestamp/)')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (see mmseg)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    default_hooks = cfg.default_hooks
+    if 'visualization' not in default_hooks:
+        raise RuntimeError('--show/--show-dir need a visualization hook in default_hooks: '
+                           "visualization=dict(type='SegVisualizationHook')")
+    hook = default_hooks['visualization']
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def build_cfg(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+            dict(type='SavePredictionMapsHook', out_dir=args.out)]
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = build_cfg(args)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if runner.rank == 0:
+        path = osp.join(cfg.work_dir, 'test_metrics.json')
+        with open(path, 'w') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

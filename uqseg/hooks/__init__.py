@@ -1,0 +1,5 @@
+from .check_finite_loss_hook import CheckFiniteLossHook
+from .resume_random_state_hook import ResumeRandomStateHook
+from .save_prediction_maps_hook import SavePredictionMapsHook
+
+__all__ = ['CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook']

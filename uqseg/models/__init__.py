@@ -1,0 +1,1 @@
+"""Losses and heads (registered in mmseg's MODELS)."""
