@@ -1,4 +1,4 @@
-from . import binning
+from . import accumulators, binning, functional
 from .metrics import PixelCalibrationMetric, SODMetric
 
-__all__ = ['binning', 'PixelCalibrationMetric', 'SODMetric']
+__all__ = ['accumulators', 'binning', 'functional', 'PixelCalibrationMetric', 'SODMetric']

@@ -1,0 +1,256 @@
+"""Tests for uqseg.evaluation.accumulators: merge == one pass, and the histogram's error bounds."""
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from uqseg.evaluation import functional as F
+from uqseg.evaluation.accumulators import (CalibrationAccumulator, ConfidenceHistogram,
+                                           ScoreSumAccumulator)
+
+_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _random(n, seed, ties=None):
+    g = torch.Generator().manual_seed(seed)
+    conf = torch.rand(n, generator=g, dtype=torch.float64)
+    if ties:
+        conf = (torch.floor(conf * ties) + 0.5) / ties
+    correct = torch.rand(n, generator=g, dtype=torch.float64) < conf
+    return conf, correct
+
+
+def _exact(conf, correct):
+    return dict(AURC=F.aurc(conf, correct), EAURC=F.eaurc(conf, correct),
+                AUROC=F.auroc(conf, correct), AUPR=F.aupr(conf, correct),
+                **{'FPR@95TPR': F.fpr_at_tpr(conf, correct, 0.95)})
+
+
+def _close(a: dict, b: dict, tol=1e-12):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], torch.Tensor):
+            assert torch.allclose(a[k], b[k], atol=tol, rtol=0, equal_nan=True), k
+        elif math.isnan(a[k]):
+            assert math.isnan(b[k]), k
+        else:
+            assert a[k] == pytest.approx(b[k], abs=tol), k
+
+
+# --------------------------------------------------------------------------- calibration
+def test_calibration_accumulator_matches_functional_and_reliability():
+    conf = torch.tensor([.99, .95, .91, .87, .83, .71, .62, .55, .43, .34], dtype=torch.float64)
+    correct = torch.tensor([1, 0, 1, 1, 1, 0, 1, 0, 0, 1])
+    acc = CalibrationAccumulator(10)
+    assert math.isnan(acc.compute()['ECE'])
+    acc.update(conf[:4], correct[:4])
+    acc.update(conf[4:], correct[4:])
+    out = acc.compute()
+    assert out['ECE'] == pytest.approx(0.388, abs=1e-12)  # spec oracle
+    assert out['MCE'] == pytest.approx(F.calibration_error(conf, correct, 10, 'max'), abs=1e-15)
+    assert out['RMSCE'] == pytest.approx(F.calibration_error(conf, correct, 10, 'l2'), abs=1e-15)
+    assert out['OE'] == pytest.approx(F.overconfidence_error(conf, correct, 10), abs=1e-15)
+    rel = acc.reliability()
+    # bins (by hand): 3 -> .34 (1); 4 -> .43 (0); 5 -> .55 (0); 6 -> .62 (1); 7 -> .71 (0);
+    # 8 -> .83, .87 (1, 1); 9 -> .91, .95, .99 (1, 0, 1)
+    assert rel['count'].tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 2, 3]
+    assert rel['acc'][3:].tolist() == pytest.approx([1, 0, 0, 1, 0, 1, 2 / 3])
+    assert rel['conf'][8:].tolist() == pytest.approx([0.85, 0.95])
+    assert torch.isnan(rel['acc'][:3]).all() and torch.isnan(rel['conf'][:3]).all()
+    assert rel['lower'][3].item() == pytest.approx(0.3) and rel['upper'][9].item() == 1.0
+
+
+def test_score_sum_accumulator_matches_functional():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.randn(3, 4, 5, 6, generator=g, dtype=torch.float64).softmax(1)
+    t = torch.randint(0, 4, (3, 5, 6), generator=g)
+    acc = ScoreSumAccumulator()
+    assert math.isnan(acc.compute()['NLL'])
+    for i in range(3):
+        acc.update(probs[i:i + 1], t[i:i + 1])
+    out = acc.compute()
+    assert out['NLL'] == pytest.approx(F.nll(probs, t), abs=1e-13)
+    assert out['Brier'] == pytest.approx(F.brier_score(probs, t), abs=1e-13)
+
+
+def test_merge_rules():
+    a, b = CalibrationAccumulator(10), CalibrationAccumulator(15)
+    with pytest.raises(ValueError, match='cannot merge'):
+        a.merge(b)
+    with pytest.raises(ValueError, match='cannot merge'):
+        _ = ConfidenceHistogram(10) + CalibrationAccumulator(10)
+    # __add__ leaves its operands alone; merge is in place
+    conf, correct = _random(50, seed=1)
+    a, b = ConfidenceHistogram(100), ConfidenceHistogram(100)
+    a.update(conf[:20], correct[:20])
+    b.update(conf[20:], correct[20:])
+    before = a.state.clone()
+    c = a + b
+    assert torch.equal(a.state, before) and torch.equal(c.state, before + b.state)
+    a.merge(b)
+    assert torch.equal(a.state, c.state)
+    a.reset()
+    assert a.state.sum() == 0
+
+
+def test_state_sum_is_what_all_reduce_needs():
+    # simulate 3 ranks: summing the state tensors (what all_reduce SUM does) == one pass
+    conf, correct = _random(900, seed=2)
+    g = torch.Generator().manual_seed(2)
+    probs = torch.randn(900, 3, generator=g, dtype=torch.float64).softmax(1)
+    t = torch.randint(0, 3, (900,), generator=g)
+    kinds = [lambda: CalibrationAccumulator(15), lambda: ConfidenceHistogram(1000)]
+    for make in kinds:
+        ranks = [make() for _ in range(3)]
+        for r, acc in enumerate(ranks):
+            acc.update(conf[r::3], correct[r::3])
+        total = torch.stack([a.state for a in ranks]).sum(0)
+        ranks[0].state.copy_(total)
+        one = make()
+        one.update(conf, correct)
+        _close(ranks[0].compute(), one.compute())
+    ranks = [ScoreSumAccumulator() for _ in range(3)]
+    for r, acc in enumerate(ranks):
+        acc.update(probs[r::3], t[r::3])
+    ranks[0].state.copy_(sum(a.state for a in ranks))
+    _close(ranks[0].compute(), dict(NLL=F.nll(probs, t), Brier=F.brier_score(probs, t)))
+
+
+@_SETTINGS
+@given(st.integers(1, 300), st.lists(st.integers(0, 300), max_size=5), st.integers(0, 10_000),
+       st.sampled_from([None, 3, 20]))
+def test_batched_accumulation_equals_one_pass(n, cuts, seed, ties):
+    conf, correct = _random(n, seed, ties)
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.randn(n, 3, generator=g, dtype=torch.float64).softmax(1)
+    t = torch.randint(0, 3, (n,), generator=g)
+    bounds = [0] + sorted(min(c, n) for c in cuts) + [n]
+    makers = [lambda: CalibrationAccumulator(15), lambda: ConfidenceHistogram(64)]
+    for make in makers:
+        parts = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            acc = make()
+            acc.update(conf[lo:hi], correct[lo:hi])  # empty batches are fine
+            parts.append(acc)
+        merged = parts[0]
+        for p in parts[1:]:
+            merged = merged + p
+        one = make()
+        one.update(conf, correct)
+        _close(merged.compute(), one.compute())
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        acc = ScoreSumAccumulator()
+        acc.update(probs[lo:hi], t[lo:hi])
+        parts.append(acc)
+    merged = sum(parts[1:], parts[0])
+    _close(merged.compute(), dict(NLL=F.nll(probs, t), Brier=F.brier_score(probs, t)))
+    # and the pooled calibration equals the functional value on all the data
+    cal = CalibrationAccumulator(15)
+    cal.update(conf, correct)
+    assert cal.compute()['ECE'] == pytest.approx(F.calibration_error(conf, correct, 15), abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- histogram
+def test_histogram_is_exact_when_each_bin_holds_one_confidence():
+    # confidences on bin centres (ties included): every histogram bin is one exact tie group
+    n_bins = 50
+    conf, correct = _random(3000, seed=3, ties=n_bins)
+    h = ConfidenceHistogram(n_bins)
+    h.update(conf, correct)
+    _close(h.compute(), _exact(conf, correct), tol=1e-12)
+
+
+def test_histogram_empty_and_single_class():
+    h = ConfidenceHistogram(100)
+    assert all(math.isnan(v) for v in h.compute().values())
+    h.update(torch.tensor([0.2, 0.7]), torch.tensor([1, 1]))
+    out = h.compute()
+    assert out['AURC'] == 0 and out['EAURC'] == 0
+    assert math.isnan(out['AUROC']) and math.isnan(out['AUPR']) and math.isnan(out['FPR@95TPR'])
+
+
+@pytest.mark.parametrize('n_bins', [7, 100, 10000])
+def test_histogram_within_documented_bounds(n_bins):
+    conf, correct = _random(4000, seed=n_bins)
+    h = ConfidenceHistogram(n_bins)
+    h.update(conf, correct)
+    out, b, exact = h.compute(), h.bounds(), _exact(conf, correct)
+    for k in ('AURC', 'EAURC', 'AUROC'):
+        lo, hi = b[k]
+        assert lo - 1e-12 <= exact[k] <= hi + 1e-12, k
+        assert lo - 1e-12 <= out[k] <= hi + 1e-12, k
+    assert abs(out['AUROC'] - exact['AUROC']) <= b['AUROC_apriori'][1] + 1e-12
+    assert abs(out['AURC'] - exact['AURC']) <= b['AURC_apriori'][1] + 1e-12
+    assert abs(out['EAURC'] - exact['EAURC']) <= b['AURC_apriori'][1] + 1e-12
+    # AUROC bound = half the fraction of (correct, incorrect) pairs sharing a bin (by brute force)
+    idx = torch.clamp(torch.ceil(conf * n_bins) - 1, min=0).long()
+    ok, bad = idx[correct], idx[~correct]
+    same = (ok[:, None] == bad[None, :]).double().mean().item()
+    assert b['AUROC_apriori'][1] == pytest.approx(0.5 * same, abs=1e-12)
+    if n_bins == 10000:  # a fine histogram is close in practice
+        assert abs(out['AURC'] - exact['AURC']) < 1e-4 and abs(out['AUROC'] - exact['AUROC']) < 1e-4
+
+
+def test_histogram_bounds_are_attained_by_extreme_orders():
+    # one bin: the exact AURC of "correct first" / "errors first" confidences inside it are the
+    # interval's ends (tightness), and AUROC moves by exactly the bound.
+    h = ConfidenceHistogram(1)
+    correct = torch.tensor([1, 1, 0, 1, 0])
+    h.update(torch.full((5,), 0.5), correct)
+    b = h.bounds()
+    good = torch.tensor([0.9, 0.8, 0.2, 0.7, 0.1], dtype=torch.float64)  # correct ranked first
+    bad = 1 - good
+    assert b['AURC'][0] == pytest.approx(F.aurc(good, correct), abs=1e-12)
+    assert b['AURC'][1] == pytest.approx(F.aurc(bad, correct), abs=1e-12)
+    assert b['AUROC'] == pytest.approx((F.auroc(bad, correct), F.auroc(good, correct)), abs=1e-12)
+
+
+@_SETTINGS
+@given(st.lists(st.tuples(st.floats(0, 1, allow_nan=False), st.booleans()), min_size=1, max_size=80),
+       st.integers(1, 40))
+def test_histogram_bounds_property(data, n_bins):
+    conf = torch.tensor([c for c, _ in data], dtype=torch.float64)
+    correct = torch.tensor([y for _, y in data])
+    h = ConfidenceHistogram(n_bins)
+    h.update(conf, correct)
+    out, b, exact = h.compute(), h.bounds(), _exact(conf, correct)
+    for k in ('AURC', 'EAURC', 'AUROC'):
+        if math.isnan(exact[k]):
+            assert math.isnan(out[k])
+            continue
+        lo, hi = b[k]
+        assert lo - 1e-12 <= exact[k] <= hi + 1e-12 and lo - 1e-12 <= out[k] <= hi + 1e-12, k
+    assert abs(out['AURC'] - exact['AURC']) <= b['AURC_apriori'][1] + 1e-12
+    # the a-priori bound covers the extreme in-bin orders too
+    lo, hi = b['AURC']
+    assert max(hi - out['AURC'], out['AURC'] - lo) <= b['AURC_apriori'][1] + 1e-12
+    if not math.isnan(exact['AUROC']):
+        assert abs(out['AUROC'] - exact['AUROC']) <= b['AUROC_apriori'][1] + 1e-12
+
+
+def test_large_count_closed_forms():
+    # E-AURC optimum for N above the exact-sum cut-off (digamma / asymptotic harmonic numbers)
+    n, e = 1_500_000, 400_000
+    k = torch.arange(n - e + 1, n + 1, dtype=torch.float64)
+    direct = float(((k - (n - e)) / k).sum() / n)
+    assert F._optimal_aurc_counts(float(n), float(e)) == pytest.approx(direct, abs=1e-12)
+    # a histogram with ~1e9 pixels keeps its precision: scale the counts of a small one
+    conf, correct = _random(2000, seed=4, ties=20)
+    h = ConfidenceHistogram(20)
+    h.update(conf, correct)
+    # N = 1e6 (asymptotic harmonic branch, s >= 1000): equals the exact functional value
+    mid = h.copy()
+    mid.state *= 500
+    exact = F.aurc(conf.repeat(500), correct.repeat(500))
+    assert mid.compute()['AURC'] == pytest.approx(exact, abs=1e-12)
+    big = h.copy()
+    big.state *= 500_000  # 1e9 pixels; in-bin ties in expectation barely depend on the scale
+    for key in ('AUROC', 'AUPR', 'FPR@95TPR'):  # scale-invariant exactly
+        assert big.compute()[key] == pytest.approx(h.compute()[key], abs=1e-12)
+    # AURC of m copies of each sample differs from the original by O(log N / N) only
+    assert big.compute()['AURC'] == pytest.approx(h.compute()['AURC'], abs=1e-2)
+    lo, hi = big.bounds()['AURC']
+    assert lo <= big.compute()['AURC'] <= hi
