@@ -192,6 +192,12 @@ def test_valid_masks_pass_the_check():
     yy, xx = np.mgrid[:64, :64]
     soft = np.clip((20 - np.hypot(yy - 32, xx - 32)) * 64 + 128, 0, 255).astype(np.uint8)
     assert check_saliency_mask(soft, 'soft.png') is soft
+    # a thin anti-aliased ring: most non-zero pixels are soft edge values, on both sides of 128
+    big = np.zeros((256, 256), np.uint8)
+    cv2.circle(big, (128, 128), 40, 255, 2)
+    ring = cv2.resize(big, (64, 64), interpolation=cv2.INTER_AREA)
+    assert (ring[ring > 0] < 128).mean() > 0.5
+    assert check_saliency_mask(ring, 'ring.png') is ring
     empty = np.zeros((8, 8), np.uint8)
     assert check_saliency_mask(empty, 'empty.png') is empty
     grey3 = np.repeat(soft[..., None], 3, axis=2)

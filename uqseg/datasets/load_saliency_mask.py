@@ -14,7 +14,7 @@ class MaskFormatError(ValueError):
     """A mask file that is not an 8-bit 0-255 saliency mask of its image's size."""
 
 
-def check_saliency_mask(mask: np.ndarray, path: str, max_label_values: int = 32) -> np.ndarray:
+def check_saliency_mask(mask: np.ndarray, path: str) -> np.ndarray:
     """Return ``mask`` as a 2-D uint8 array, or raise :class:`MaskFormatError` naming ``path``.
 
     Rejected, because thresholding at 128 would silently turn them into wrong labels:
@@ -23,9 +23,9 @@ def check_saliency_mask(mask: np.ndarray, path: str, max_label_values: int = 32)
     * a non-8-bit image (16-bit label maps);
     * a 0/1 map or class-index map: non-zero values whose maximum is below 128 (all background
       after thresholding);
-    * a multi-class label map: few distinct values (at most ``max_label_values``) and most
-      non-zero pixels below 128. Soft-edged saliency masks have many grey levels only along the
-      object's border, so they pass.
+    * a multi-class label map (class indices, perhaps with 255 as ignore): most non-zero pixels
+      below 128 and no grey level in [128, 255). Anti-aliased edges of a saliency mask fall on
+      both sides of 128, so soft masks pass even for thin objects whose edges dominate.
 
     An all-zero mask is valid (an image without salient object).
     """
@@ -52,11 +52,13 @@ def check_saliency_mask(mask: np.ndarray, path: str, max_label_values: int = 32)
                 'mask stores salient pixels as 255 (thresholded at 128), so this would become all '
                 'background. Rescale it to 0/255.')
         values = np.unique(nonzero)
+        grey = values[values < 255]
         low_share = float((nonzero < 128).mean())
-        if len(values) <= max_label_values and low_share > 0.5:
+        if grey.size and int(grey.max()) < 128 and low_share > 0.5:
             raise MaskFormatError(
                 f'{path}: mask looks like a multi-class label map (values {values.tolist()[:12]}, '
-                f'{low_share:.0%} of non-zero pixels below 128); expected a binary 0-255 saliency mask')
+                f'{low_share:.0%} of non-zero pixels below 128 and no grey level in [128, 255)); '
+                'expected a binary 0-255 saliency mask')
     return mask
 
 
@@ -73,16 +75,14 @@ class LoadSaliencyMask(LoadAnnotations):
     Args:
         threshold: grey level from which a pixel is salient. 128, as the SOD benchmarks
             (pysodmetrics uses ``gt > 128``; the two differ only for pixels of value exactly 128).
-        max_label_values: see :func:`check_saliency_mask`.
     """
 
-    def __init__(self, threshold: int = 128, max_label_values: int = 32,
+    def __init__(self, threshold: int = 128,
                  imdecode_backend: str = 'pillow', backend_args: Optional[dict] = None) -> None:
         super().__init__(imdecode_backend=imdecode_backend, backend_args=backend_args)
         if not 0 < threshold <= 255:
             raise ValueError(f'threshold must be in (0, 255], got {threshold}')
         self.threshold = threshold
-        self.max_label_values = max_label_values
 
     def _load_seg_map(self, results: dict) -> None:
         path = results.get('seg_map_path')
@@ -100,7 +100,7 @@ class LoadSaliencyMask(LoadAnnotations):
                 raise
             except Exception as exc:  # decoders raise many kinds of errors for broken files
                 raise MaskFormatError(f'{path}: mask file could not be decoded: {exc}') from exc
-            mask = check_saliency_mask(raw, path, self.max_label_values)
+            mask = check_saliency_mask(raw, path)
             if shape is not None and mask.shape != shape:
                 raise MaskFormatError(
                     f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} (WxH) differs from its image '
