@@ -38,8 +38,9 @@ class SODMetric(BaseMetric):
 
     The foreground probability map is written as a uint8 saliency map (``round(255 p)``), as
     SOD papers save them, and scored against the 0/1 ground truth (as 0/255). pysodmetrics
-    min-max normalises each map (MATLAB ``mapminmax``) for F and E, and averages per-image scores
-    and curves; max-F and mean-F are the max and mean of the mean F curve over its 256
+    min-max normalises each map (MATLAB ``mapminmax``) before every score, MAE included, and
+    averages per-image scores and curves (so on an all-background set such as DTD, MAE measures
+    the normalised map and is large whenever the map is not constant); max-F and mean-F are the max and mean of the mean F curve over its 256
     thresholds, likewise max-E and mean-E. Ignored pixels (``ignore_index``) are scored as
     background: SOD ground truth has none, and pysodmetrics cannot skip pixels.
 
