@@ -1,4 +1,5 @@
 from . import accumulators, binning, functional
-from .metrics import PixelCalibrationMetric, SODMetric
+from .metrics import OODDetectionMetric, PixelCalibrationMetric, PixelUncertaintyMetric, SODMetric
 
-__all__ = ['accumulators', 'binning', 'functional', 'PixelCalibrationMetric', 'SODMetric']
+__all__ = ['accumulators', 'binning', 'functional', 'PixelCalibrationMetric', 'PixelUncertaintyMetric',
+           'OODDetectionMetric', 'SODMetric']
