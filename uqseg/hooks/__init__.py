@@ -1,5 +1,6 @@
 from .check_finite_loss_hook import CheckFiniteLossHook
 from .resume_random_state_hook import ResumeRandomStateHook
 from .save_prediction_maps_hook import SavePredictionMapsHook
+from .uncertainty_map_hook import UncertaintyMapHook
 
-__all__ = ['CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook']
+__all__ = ['CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook', 'UncertaintyMapHook']
