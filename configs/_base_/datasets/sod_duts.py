@@ -66,4 +66,12 @@ test_dataloader = dict(
         _test_set('DTD', 'dtd', ann_file='ood500.txt'),
     ]))
 val_evaluator = [dict(type='PixelCalibrationMetric', n_bins=10), dict(type='SODMetric')]
-test_evaluator = val_evaluator
+# Test: pooled and per-image calibration with NLL/Brier, misclassification detection from the
+# max-probability map, DTD-vs-ID OOD detection and the SOD scores; reliability diagrams and
+# risk-coverage curves go to <work_dir>/<timestamp>/uq_plots/.
+test_evaluator = [
+    dict(type='PixelCalibrationMetric', n_bins=10, per_image=True, nll_brier=True, plot=True),
+    dict(type='PixelUncertaintyMetric', plot=True),
+    dict(type='OODDetectionMetric', ood_sets=['DTD']),
+    dict(type='SODMetric'),
+]
