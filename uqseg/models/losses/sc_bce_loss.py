@@ -56,8 +56,9 @@ own pixel-mean loss, which is what the alpha update rule uses (see ``uqseg.model
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -211,6 +212,20 @@ def aslp_gradient(logits: Tensor, label: Tensor, beta: float = 2.0,
     return (beta / 2.0) * s / n.clamp(min=1.0)
 
 
+class PerImageAlpha:
+    """The per-image alphas of one batch, set by an ASLP head around its ``loss_by_feat``.
+
+    ``alpha``: shape (N,), one value per image of the batch, in batch order. After the loss's
+    forward, ``g`` holds the per-image ASLP gradient (shape (N,), detached) of the logits and labels
+    the loss received, and ``calls`` the number of forwards (exactly 1 is expected).
+    """
+
+    def __init__(self, alpha: Tensor) -> None:
+        self.alpha = alpha
+        self.g: Optional[Tensor] = None
+        self.calls = 0
+
+
 @MODELS.register_module()
 class SCBCELoss(nn.Module):
     """Self-calibrating BCE (ASLP) for binary ``(N, 1, H, W)`` logits; see the module docstring.
@@ -244,6 +259,7 @@ class SCBCELoss(nn.Module):
         self.loss_weight = float(loss_weight)
         self._loss_name = loss_name
         self.avg_non_ignore = bool(avg_non_ignore)
+        self._batch: Optional[PerImageAlpha] = None
 
     def extra_repr(self) -> str:
         return (f'beta={self.beta}, noisy={self.noisy}, mode={self.mode!r}, alpha={self.alpha}, '
@@ -258,6 +274,27 @@ class SCBCELoss(nn.Module):
         """``aslp_gradient`` with this loss's (effective) beta."""
         return aslp_gradient(cls_score, label, self.beta, ignore_index)
 
+    @contextlib.contextmanager
+    def per_image_alpha(self, alpha: Tensor) -> Iterator[PerImageAlpha]:
+        """Use ``alpha`` (shape (N,)) for the forward calls inside the block that pass no ``alpha``.
+
+        This is how an ASLP head (:class:`uqseg.models.heads.ASLPHeadMixin`) hands its per-image
+        alphas to the loss through an unmodified mmseg ``loss_by_feat``, which calls
+        ``loss_decode(seg_logits, seg_label, weight=..., ignore_index=...)`` with the logits already
+        resized to the labels. The forward also stores in the yielded :class:`PerImageAlpha` the
+        per-image ``g_i`` (:func:`aslp_gradient`) of exactly those detached logits and labels, so the
+        alpha update sees what the loss saw. A second forward inside the block is an error (the
+        head would otherwise mix two batches' statistics).
+        """
+        if self._batch is not None:
+            raise RuntimeError('SCBCELoss.per_image_alpha blocks cannot be nested')
+        batch = PerImageAlpha(alpha)
+        self._batch = batch
+        try:
+            yield batch
+        finally:
+            self._batch = None
+
     def forward(self, cls_score: Tensor, label: Tensor, weight: Optional[Tensor] = None,
                 ignore_index: int = 255, alpha: Optional[Union[float, Tensor]] = None,
                 generator: Optional[torch.Generator] = None, **kwargs) -> Tensor:
@@ -267,7 +304,16 @@ class SCBCELoss(nn.Module):
         the mean divides by the pixel count, not the weight sum. ``alpha``: optional per-image
         ``(N,)`` tensor overriding the fixed alpha (differentiable in 'expected' mode).
         ``generator``: torch.Generator for the Bernoulli / DM draws of 'sample' mode.
+        Inside :meth:`per_image_alpha`, a call without ``alpha`` takes the block's alphas and
+        records the per-image ``g``.
         """
+        batch = self._batch if alpha is None else None
+        if batch is not None:
+            if batch.calls:
+                raise RuntimeError('SCBCELoss was called twice inside one per_image_alpha block: the '
+                                   "head's loss_by_feat must call its ASLP loss once per batch")
+            batch.calls += 1
+            alpha = batch.alpha
         z = _check_logits(cls_score)
         if z.dtype in (torch.float16, torch.bfloat16):
             z = z.float()
@@ -275,6 +321,10 @@ class SCBCELoss(nn.Module):
         n = z.shape[0]
         a = _check_alpha(self.alpha if alpha is None else alpha, n, z)
         v = valid.to(z.dtype)
+        if batch is not None:  # g_i of these very logits and labels (see aslp_gradient)
+            vd = v.detach()
+            s = ((2.0 * y - 1.0) * z.detach() * vd).flatten(1).sum(1)
+            batch.g = (self.beta / 2.0) * s / vd.flatten(1).sum(1).clamp(min=1.0)
         if weight is not None:
             if weight.dim() == 4 and weight.shape[1] == 1:
                 weight = weight[:, 0]
