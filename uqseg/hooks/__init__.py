@@ -1,6 +1,7 @@
+from .aslp_hook import ASLPHook
 from .check_finite_loss_hook import CheckFiniteLossHook
 from .resume_random_state_hook import ResumeRandomStateHook
 from .save_prediction_maps_hook import SavePredictionMapsHook
 from .uncertainty_map_hook import UncertaintyMapHook
 
-__all__ = ['CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook', 'UncertaintyMapHook']
+__all__ = ['ASLPHook', 'CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook', 'UncertaintyMapHook']

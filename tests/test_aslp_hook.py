@@ -1,0 +1,197 @@
+"""ASLPHook: the alpha update rule applied through the hook on hand-worked cases (no Runner)."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.structures import PixelData
+from mmseg.registry import HOOKS, MODELS
+from mmseg.structures import SegDataSample
+
+import uqseg  # noqa: F401
+from uqseg.hooks.aslp_hook import ASLPHook, combine_sample_updates, num_train_samples
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _approx(values):
+    return pytest.approx(values, abs=1e-6)  # alphas are float32
+
+
+class _Model(nn.Module):
+    def __init__(self, mode='expected'):
+        super().__init__()
+        self.decode_head = MODELS.build(dict(
+            type='ASLPHead', head_type='FCNHead', in_channels=4, channels=4, num_convs=1, num_samples=5,
+            loss_decode=dict(type='SCBCELoss', mode=mode)))
+
+
+class _Runner:
+    """The parts of mmengine's Runner that ASLPHook uses."""
+    count = 0
+
+    def __init__(self, model, max_iters=60):
+        _Runner.count += 1
+        self.model = model
+        self.iter = 0
+        self.max_iters = max_iters
+        self.message_hub = MessageHub.get_instance(f'test_aslp_hook_{_Runner.count}')
+        self.logger = MMLogger.get_instance('test_aslp_hook')
+        self._train_loop = None
+        self._val_loop = object()
+        self._resume = False
+
+
+def _train_batch(model):
+    """Two images, sample_idx 3 and 1, one row of two pixels each, logits at label size.
+
+    Image at idx 3: labels [1, 0], logits [2, -2] -> (2y - 1) z = [2, 2]   -> g = (beta/2) * 2 = 2
+    Image at idx 1: labels [1, 1], logits [-1, 0] -> (2y - 1) z = [-1, 0]  -> g = -0.5
+    """
+    samples = []
+    for i, lab in ((3, [1, 0]), (1, [1, 1])):
+        s = SegDataSample(metainfo=dict(sample_idx=i))
+        s.gt_sem_seg = PixelData(data=torch.tensor([[lab]]))
+        samples.append(s)
+    logits = torch.tensor([[[[2.0, -2.0]]], [[[-1.0, 0.0]]]])
+    model.decode_head.train()
+    model.decode_head.loss_by_feat(logits, samples)
+
+
+def _validate(hook, runner, n_correct, n_total, set_name='held-out'):
+    """One validation whose pixel accuracy is n_correct / n_total (plus a sample of another set)."""
+    hook.before_val_epoch(runner)
+    outputs = []
+    for k, name in enumerate((set_name, 'other-set')):
+        label = torch.ones(1, 1, n_total, dtype=torch.long)
+        prob = torch.full((1, 1, n_total), 0.9)
+        prob[..., :n_total - n_correct] = 0.2  # wrong pixels
+        if name == 'other-set':
+            prob[:] = 0.0
+        s = SegDataSample(metainfo=dict(set_name=name, img_path=f'{name}/{k}.jpg'))
+        s.gt_sem_seg = PixelData(data=label)
+        s.seg_logits = PixelData(data=prob)
+        outputs.append(s)
+    hook.after_val_iter(runner, 0, None, outputs)
+    hook.after_val_epoch(runner, {})
+
+
+def _setup(mode='calibration', alpha=(0.0, 0.4, 0.0, 0.1, 0.0), **kw):
+    model = _Model()
+    with torch.no_grad():
+        model.decode_head.alpha.copy_(torch.tensor(alpha))
+    runner = _Runner(model)
+    hook = HOOKS.build(dict(type='ASLPHook', mode=mode, eta=0.1, lam=10.0, alpha_max=0.45, warmup_iters=5,
+                            val_set='held-out', **kw))
+    hook.before_run(runner)
+    hook.before_train(runner)
+    return model, runner, hook
+
+
+def _step(hook, runner, model, it):
+    runner.iter = it
+    _train_batch(model)
+    hook.after_train_iter(runner, it, None, None)
+    return model.decode_head.alpha.tolist()
+
+
+def test_calibration_mode_hand_worked_through_the_hook():
+    model, runner, hook = _setup()
+    # warm-up (iterations 0..4): nothing changes, the batch statistics are dropped
+    assert _step(hook, runner, model, 4) == _approx([0.0, 0.4, 0.0, 0.1, 0.0])
+    assert model.decode_head.aslp_pop() is None
+    # after warm-up but before the first validation: no Acc_val, no update (default)
+    assert _step(hook, runner, model, 5) == _approx([0.0, 0.4, 0.0, 0.1, 0.0])
+    # validation on 'held-out': 9 of 10 pixels right (the 'other-set' sample is not counted)
+    _validate(hook, runner, 9, 10)
+    assert hook.acc_val == pytest.approx(0.9)
+    assert runner.message_hub.get_scalar('val/aslp/acc_val').current() == pytest.approx(0.9)
+    # R = 1 - alpha - 0.9: idx 3: R = 0 -> 0.1 + 0.1 * 2 = 0.3
+    #                      idx 1: R = -0.3 -> 0.4 + 0.1 * (-0.5 + 10 * -0.3) = 0.05
+    assert _step(hook, runner, model, 6) == _approx([0.0, 0.05, 0.0, 0.3, 0.0])
+    hub = runner.message_hub
+    assert hub.get_scalar('train/aslp/alpha_mean').current() == pytest.approx(0.35 / 5)
+    assert hub.get_scalar('train/aslp/alpha_max').current() == pytest.approx(0.3)
+    assert hub.get_scalar('train/aslp/at_cap').current() == 0.0
+    assert hub.get_scalar('train/aslp/acc_val').current() == pytest.approx(0.9)
+    # the cap: idx 3 R = 1 - 0.3 - 0.9 < 0 -> 0.3 + 0.1 * (2 - 2) = 0.3; run with a low Acc_val
+    _validate(hook, runner, 1, 2)  # Acc_val 0.5: no penalty while alpha <= 0.5
+    # idx 3: 0.3 + 0.2 = 0.5 -> capped at 0.45; idx 1: 0.05 - 0.05 = 0.0
+    assert _step(hook, runner, model, 7) == _approx([0.0, 0.0, 0.0, 0.45, 0.0])
+    assert hub.get_scalar('train/aslp/at_cap').current() == pytest.approx(1 / 5)
+
+
+def test_conservative_mode_hand_worked_through_the_hook():
+    model, runner, hook = _setup(mode='conservative')
+    _validate(hook, runner, 19, 20)  # 0.95: best so far, R = 0
+    assert _step(hook, runner, model, 5) == _approx([0.0, 0.35, 0.0, 0.3, 0.0])
+    _validate(hook, runner, 9, 10)  # 0.9 < best 0.95: R = -0.05, penalty 10 * -0.05 = -0.5
+    assert hook.acc_ref == pytest.approx(0.95)
+    assert runner.message_hub.get_scalar('val/aslp/acc_ref').current() == pytest.approx(0.95)
+    # idx 3: 0.3 + 0.1 * (2 - 0.5) = 0.45; idx 1: 0.35 + 0.1 * (-0.5 - 0.5) = 0.25
+    assert _step(hook, runner, model, 6) == _approx([0.0, 0.25, 0.0, 0.45, 0.0])
+
+
+def test_update_before_val_makes_penalty_free_steps():
+    model, runner, hook = _setup(update_before_val=True)
+    assert _step(hook, runner, model, 5) == _approx([0.0, 0.35, 0.0, 0.3, 0.0])
+
+
+def test_state_in_checkpoint_and_default_warmup():
+    model, runner, hook = _setup(mode='conservative')
+    _validate(hook, runner, 19, 20)
+    _validate(hook, runner, 9, 10)
+    ckpt = {}
+    hook.before_save_checkpoint(runner, ckpt)
+    assert ckpt['uqseg_aslp'] == dict(acc_val=pytest.approx(0.9), acc_ref=pytest.approx(0.95), num_vals=2)
+    other = ASLPHook(mode='conservative')
+    other.after_load_checkpoint(runner, ckpt)
+    runner.iter = 7  # resumed
+    other.before_train(runner)
+    assert (other.acc_val, other.acc_ref, other.num_vals) == (hook.acc_val, hook.acc_ref, 2)
+    assert other.warmup_iters == round(60 * 5 / 30)
+    fresh = ASLPHook()
+    fresh.after_load_checkpoint(runner, ckpt)
+    runner.iter = 0  # load_from (fine-tuning): a new run keeps nothing of the hook state
+    fresh.before_train(runner)
+    assert fresh.acc_val is None
+
+
+def test_errors():
+    with pytest.raises(ValueError, match='sideways'):
+        ASLPHook(mode='sideways')
+    model, runner, hook = _setup()
+    hook.before_val_epoch(runner)
+    with pytest.raises(ValueError, match=r"no valid pixel of set 'held-out'.*other"):
+        s = SegDataSample(metainfo=dict(set_name='other', img_path='x.jpg'))
+        s.gt_sem_seg = PixelData(data=torch.ones(1, 1, 2, dtype=torch.long))
+        s.seg_logits = PixelData(data=torch.ones(1, 1, 2))
+        hook.after_val_iter(runner, 0, None, [s])
+        hook.after_val_epoch(runner, {})
+    runner._val_loop = None
+    with pytest.raises(ValueError, match='needs validation runs'):
+        hook.before_train(runner)
+
+    class _Concat:
+        pass
+    _Concat.__name__ = 'ConcatDataset'
+    with pytest.raises(ValueError, match='ConcatDataset'):
+        num_train_samples(_Concat())
+
+
+def test_combine_sample_updates_single_process():
+    idx = torch.tensor([4, 1, 4, 0])
+    g = torch.tensor([1.0, -2.0, 3.0, 0.5])
+    seen, g_mean = combine_sample_updates(idx, g, 6)
+    assert seen.tolist() == [True, True, False, False, True, False]
+    assert g_mean[[0, 1, 4]].tolist() == [0.5, -2.0, 2.0]
+    seen, _ = combine_sample_updates(torch.zeros(0, dtype=torch.long), torch.zeros(0), 3)
+    assert not seen.any()
+    assert math.isfinite(float(g_mean.sum()))
