@@ -133,7 +133,9 @@ class PixelCalibrationMetric(BaseMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            self.results.append((set_name_of(sample), self.image_sums(sample).cpu()))
+            # a tuple of Python floats, not a small tensor: long-lived small tensors between the
+            # large per-image temporaries fragment glibc's heap and make the RSS creep up
+            self.results.append((set_name_of(sample), tuple(self.image_sums(sample).tolist())))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         per_set: dict[str, list] = OrderedDict()
@@ -144,7 +146,7 @@ class PixelCalibrationMetric(BaseMetric):
         n = self.n_bins
         folder = resolve_plot_dir(self.plot, self.plot_dir, type(self).__name__)
         for name, rows in per_set.items():
-            table = torch.stack(rows).to(torch.float64)
+            table = torch.tensor(rows, dtype=torch.float64)
             bins = table[:, :3 * n].reshape(-1, 3, n)
             pooled_bins = bins.sum(0)
             count = float(pooled_bins[0].sum())

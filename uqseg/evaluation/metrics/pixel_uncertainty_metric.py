@@ -131,7 +131,7 @@ class PixelUncertaintyMetric(FoldingMetric):
             hist = self.image_histogram(sample).cpu()
             if self.per_image:
                 m = histogram_metrics(hist, self.tpr)
-                light = torch.tensor([m[k] for k in self._keys], dtype=torch.float64)
+                light = tuple(m[k] for k in self._keys)  # Python floats: no small tensors pinning the heap
             else:
                 light = None
             self.add_result(set_name_of(sample), light, hist)
@@ -149,7 +149,7 @@ class PixelUncertaintyMetric(FoldingMetric):
                 metrics[f'{name}/{key}'] = pooled[key]
             if self.per_image:
                 rows = [r for r in lights[name] if r is not None]
-                table = torch.stack(rows) if rows else torch.zeros(0, len(self._keys), dtype=torch.float64)
+                table = torch.tensor(rows, dtype=torch.float64).reshape(-1, len(self._keys))
                 for j, key in enumerate(self._keys):
                     metrics[f'{name}/{key}_img'] = nanmean(table[:, j])
             if folder is not None:
