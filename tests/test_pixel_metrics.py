@@ -318,6 +318,20 @@ def test_uncertainty_on_continuous_data_within_bin_width_bounds():
     assert out['A/AUROC'] == pytest.approx(F.auroc(conf, correct), abs=1e-3)
 
 
+def test_histogram_metrics_equal_the_accumulator():
+    from uqseg.evaluation.metrics.pixel_uncertainty_metric import histogram_metrics
+    g = torch.Generator().manual_seed(5)
+    cases = [torch.zeros(2, 50), torch.stack([torch.rand(50, generator=g), torch.zeros(50)]).round()]
+    cases += [torch.randint(0, 4, (2, 200), generator=g).double() for _ in range(5)]
+    for state in cases:
+        h = ConfidenceHistogram(state.shape[1])
+        h.state = state.double()
+        for tpr in (0.95, 0.8):
+            ref, got = h.compute(tpr), histogram_metrics(state, tpr)
+            assert ref.keys() == got.keys()
+            assert all(close(got[k], ref[k], 1e-12) for k in ref)
+
+
 def test_uncertainty_entropy_and_pred_sem_seg_options():
     samples = random_binary(n_img=3, seed=10, sets='A', quantize=1024)
     out = run(build('PixelUncertaintyMetric', score='entropy', per_image=False), samples)
