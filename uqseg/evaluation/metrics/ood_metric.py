@@ -28,7 +28,8 @@ class OODDetectionMetric(FoldingMetric):
     class, scored by confidence (Hendrycks & Gimpel 2017):
 
     * image level: one score per image, the mean (``image_score='mean'``, default) or median
-      (the lower median for an even count) confidence over its valid pixels; exact (sklearn conventions, ties counted 1/2);
+      (the lower median for an even count) confidence over its valid pixels; exact (sklearn
+      conventions, ties counted 1/2);
     * pixel level (suffix ``_px``): every valid pixel of the ID sets against every pixel of the
       OOD set, from ``n_bins``-bin histograms (error bounded by the bin width, as
       :class:`~uqseg.evaluation.accumulators.ConfidenceHistogram`).
