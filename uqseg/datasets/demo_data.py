@@ -3,8 +3,9 @@
 Each image is 128x128: a cluttered background (smooth colour noise, random low-contrast blobs and
 strokes) with one or two salient objects (ellipses, polygons, rings) that carry a saturated
 texture (stripes, checks or dots) and an anti-aliased, hence soft-edged, 0-255 mask. Some
-background blobs share the objects' colours at lower contrast, and some objects are faint, so a
-model is not certain everywhere. The texture set (DTD layout) holds texture-only images with no
+background blobs share the objects' colours at lower contrast, some objects are faint, and 40% of
+the images hold a smaller textured distractor that is not salient, so a model is not certain
+everywhere and, trained long on few images, becomes overconfident (the regime ASLP targets). The texture set (DTD layout) holds texture-only images with no
 salient object. Deterministic for a given seed.
 """
 from __future__ import annotations
@@ -51,11 +52,11 @@ def _saturated_colour(rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32) / 255
 
 
-def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+def _shape_mask(rng: np.random.Generator, size: int, scale: float = 1.0) -> np.ndarray:
     """A random shape rendered at _SS x resolution and area-downsampled: values in [0, 1]."""
     big = np.zeros((size * _SS, size * _SS), np.uint8)
     cx, cy = rng.uniform(0.3, 0.7, 2) * size * _SS
-    r = rng.uniform(0.12, 0.3) * size * _SS
+    r = rng.uniform(0.12, 0.3) * scale * size * _SS
     kind = rng.choice(['ellipse', 'polygon', 'ring'], p=[0.45, 0.4, 0.15])
     if kind == 'ellipse':
         axes = (int(r), int(r * rng.uniform(0.45, 1.0)))
@@ -72,11 +73,15 @@ def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
-def make_sod_sample(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """One (BGR uint8 image, uint8 0-255 soft mask) pair."""
+def make_sod_sample(rng: np.random.Generator, size: int = SIZE, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One (BGR uint8 image, uint8 0-255 soft mask) pair.
+
+    ``shift`` in [0, 1] moves the distribution away from the training one, as the SOD test sets
+    differ from DUTS-TR: more and larger distractors, fainter objects, more noise.
+    """
     bg = 0.35 + 0.3 * _smooth_noise(rng, size, int(rng.integers(8, 32)))
     bg = bg * rng.uniform(0.6, 1.0, 3).astype(np.float32)
-    for _ in range(int(rng.integers(3, 8))):  # low-contrast clutter, sometimes in object colours
+    for _ in range(int(rng.integers(3, 8 + round(4 * shift)))):  # low-contrast clutter, sometimes in object colours
         blob = _shape_mask(rng, size)[..., None] * rng.uniform(0.25, 0.6)
         colour = _saturated_colour(rng) if rng.random() < 0.5 else rng.random(3).astype(np.float32)
         bg = bg * (1 - blob) + colour * blob
@@ -86,15 +91,24 @@ def make_sod_sample(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndar
                  tuple(float(v) for v in rng.random(3)), int(rng.integers(1, 4)))
     img = bg
     mask = np.zeros((size, size), np.float32)
-    for _ in range(1 if rng.random() < 0.75 else 2):
-        m = _shape_mask(rng, size)
+    n_salient = 1 if rng.random() < 0.75 else 2
+    # Distractors: textured objects like the salient ones but smaller on average and not in the
+    # mask. Sizes overlap, so which object is salient is partly ambiguous, as in real SOD data; a
+    # model that memorises its training images becomes overconfident on such cases.
+    n_distractors = int(rng.random() < 0.4 + 0.4 * shift)
+    for k in range(n_distractors + n_salient):  # distractors first: salient objects stay visible
+        salient = k >= n_distractors
+        m = _shape_mask(rng, size, scale=1.0 if salient else 0.7 + 0.3 * shift)
+        while salient and (m >= 0.5).sum() < 40:  # no sliver-thin salient objects
+            m = _shape_mask(rng, size)
         tex = _texture(rng, size, str(rng.choice(['stripes', 'checks', 'dots', 'waves'])),
                        _saturated_colour(rng), _saturated_colour(rng) * rng.uniform(0.2, 0.7))
-        strength = rng.uniform(0.55, 1.0)  # faint objects make the task uncertain
+        strength = rng.uniform(0.55 - 0.2 * shift, 1.0)  # faint objects make the task uncertain
         a = (m * strength)[..., None]
         img = img * (1 - a) + tex * a
-        mask = np.maximum(mask, m)
-    img = img + rng.normal(0, 0.03, img.shape).astype(np.float32)
+        if salient:
+            mask = np.maximum(mask, m)
+    img = img + rng.normal(0, 0.03 + 0.03 * shift, img.shape).astype(np.float32)
     img8 = (img.clip(0, 1) * 255).round().astype(np.uint8)
     return img8, (mask * 255).round().astype(np.uint8)
 
@@ -105,13 +119,14 @@ def make_texture_sample(rng: np.random.Generator, kind: str, size: int = SIZE) -
     return (img.clip(0, 1) * 255).round().astype(np.uint8)
 
 
-def _write_pairs(rng, img_dir: str, mask_dir: str, prefix: str, n: int, img_suffix: str = '.jpg') -> list[str]:
+def _write_pairs(rng, img_dir: str, mask_dir: str, prefix: str, n: int, img_suffix: str = '.jpg',
+                 shift: float = 0.0) -> list[str]:
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(mask_dir, exist_ok=True)
     names = []
     for i in range(n):
         name = f'{prefix}_{i:05d}'
-        img, mask = make_sod_sample(rng)
+        img, mask = make_sod_sample(rng, shift=shift)
         cv2.imwrite(osp.join(img_dir, name + img_suffix), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
         cv2.imwrite(osp.join(mask_dir, name + '.png'), mask)
         names.append(name)
@@ -130,6 +145,8 @@ def make_demo_data(root: str, n_train: int = 300, n_val: int = 60, n_test: int =
         root/DTD/images/<category>/*.jpg, ood.txt
 
     ``n_train + n_val`` images go to DUTS-TR, of which ``n_val`` are held out in ``val.txt``.
+    As the real test sets differ from DUTS-TR, the demo's do too: DUTS-TE is drawn with
+    ``shift=0.5`` and ECSSD with ``shift=1.0`` (see :func:`make_sod_sample`).
     """
     rng = np.random.default_rng(seed)
     out = {k: osp.join(root, k) for k in ('DUTS-TR', 'DUTS-TE', 'ECSSD', 'DTD')}
@@ -139,9 +156,9 @@ def make_demo_data(root: str, n_train: int = 300, n_val: int = 60, n_test: int =
     write_split(osp.join(out['DUTS-TR'], 'train.txt'), train)
     write_split(osp.join(out['DUTS-TR'], 'val.txt'), val)
     _write_pairs(rng, osp.join(out['DUTS-TE'], 'DUTS-TE-Image'), osp.join(out['DUTS-TE'], 'DUTS-TE-Mask'),
-                 'ILSVRC2012_demo', n_test)
+                 'ILSVRC2012_demo', n_test, shift=0.5)
     _write_pairs(rng, osp.join(out['ECSSD'], 'images'), osp.join(out['ECSSD'], 'ground_truth_mask'),
-                 'ecssd', n_test2)
+                 'ecssd', n_test2, shift=1.0)
     kinds = ['stripes', 'checks', 'dots', 'waves', 'noise']
     ood = []
     for i in range(n_ood):
