@@ -126,3 +126,20 @@ def test_config_outside_the_repo_with_custom_imports(demo_root, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'VAL' in out.stdout
     assert osp.isfile(tmp_path / 'wd' / 'iter_3.pth')
+
+
+def test_dist_train_script_two_processes(demo_root, tmp_path):
+    """tools/dist_train.sh (torchrun) trains the demo config on 2 CPU processes (gloo)."""
+    tr = osp.join(demo_root, 'DUTS-TR')
+    env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000), PATH=osp.dirname(sys.executable) + ':' + os.environ['PATH'])
+    cmd = ['bash', osp.join(REPO, 'tools/dist_train.sh'), osp.join(REPO, 'configs/bce_sod_demo.py'), '2',
+           '--work-dir', str(tmp_path / 'ddp'), '--cfg-options',
+           f'train_dataloader.dataset.data_root={tr}', f'val_dataloader.dataset.data_root={tr}',
+           'train_dataloader.batch_size=2', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+           'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1']
+    out = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'ddp' / 'iter_2.pth')
+    log = open(next((tmp_path / 'ddp').glob('*/*.log'))).read()
+    assert 'Distributed launcher: pytorch' in log and 'GPU number: 2' in log
+    assert 'DUTS-TR-val/ECE' in log

@@ -17,6 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
+from uqseg.compat import init_cpu_distributed
 
 
 def parse_args(argv=None):
@@ -83,6 +84,7 @@ def main(argv=None):
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = build_cfg(args)
+    init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if runner.rank == 0:

@@ -13,6 +13,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
+from uqseg.compat import init_cpu_distributed
 from mmseg.registry import RUNNERS
 
 
@@ -61,6 +62,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None):
     cfg = build_cfg(parse_args(argv))
+    init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 
