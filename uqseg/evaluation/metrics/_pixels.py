@@ -3,10 +3,9 @@
 Everything here runs on the prediction's device and returns either pixel maps (for the caller to
 reduce) or small per-bin sums; nothing of pixel size is moved to the host.
 
-Compared with :func:`._dense.probabilities_and_labels` (same checks, same messages), a binary
-prediction is kept as one foreground map instead of a stacked ``[1 - p, p]``, and ignored pixels
-are sent to an extra, discarded histogram bin instead of being gathered out, so each image costs
-a few linear passes (see ``benchmarks/bench_calibration.py``).
+A binary prediction is kept as one foreground map (no stacked ``[1 - p, p]``), and ignored
+pixels are sent to an extra, discarded histogram bin instead of being gathered out, so each image
+costs a few linear passes (see ``benchmarks/bench_calibration.py``).
 """
 from __future__ import annotations
 
@@ -17,11 +16,16 @@ import torch
 
 from ..binning import bin_index
 
-__all__ = ['DensePrediction', 'read_prediction', 'fast_bin_index', 'masked_bin_sums', 'masked_histogram',
+__all__ = ['DensePrediction', 'read_prediction', 'set_name_of', 'fast_bin_index', 'masked_bin_sums', 'masked_histogram',
            'score_map', 'BUILTIN_SCORES']
 
 #: Built-in confidence scores, higher = more confident, all in [0, 1].
 BUILTIN_SCORES = ('max-prob', 'entropy')
+
+
+def set_name_of(data_sample: dict, default: str = 'all') -> str:
+    """The test set a sample belongs to (``set_name`` packed by ``PackSegInputs.meta_keys``)."""
+    return str(data_sample.get('set_name') or data_sample.get('metainfo', {}).get('set_name') or default)
 
 
 class DensePrediction:

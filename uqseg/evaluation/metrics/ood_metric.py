@@ -9,8 +9,7 @@ from mmengine.logging import MMLogger
 from mmseg.registry import METRICS
 
 from .. import functional as F
-from ._dense import set_name_of
-from ._pixels import masked_histogram, read_prediction, score_map
+from ._pixels import masked_histogram, read_prediction, score_map, set_name_of
 from ._streaming import FoldingMetric
 from .pixel_uncertainty_metric import check_score_args, histogram_metrics
 

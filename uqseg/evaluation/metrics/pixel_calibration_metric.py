@@ -11,8 +11,7 @@ from mmengine.logging import MMLogger
 from mmseg.registry import METRICS
 
 from ..binning import errors_from_bin_sums
-from ._dense import set_name_of
-from ._pixels import DensePrediction, masked_bin_sums, read_prediction
+from ._pixels import DensePrediction, masked_bin_sums, read_prediction, set_name_of
 from ._streaming import batched_errors, nanmean, plot_path, resolve_plot_dir
 
 _ERRORS = ('ECE', 'MCE', 'RMSCE', 'OE')

@@ -10,8 +10,7 @@ from mmseg.registry import METRICS
 
 from .. import functional as F
 from ..accumulators import ConfidenceHistogram
-from ._dense import set_name_of
-from ._pixels import BUILTIN_SCORES, masked_histogram, read_prediction, score_map
+from ._pixels import BUILTIN_SCORES, masked_histogram, read_prediction, score_map, set_name_of
 from ._streaming import FoldingMetric, nanmean, plot_path, resolve_plot_dir
 
 __all__ = ['PixelUncertaintyMetric', 'check_score_args']

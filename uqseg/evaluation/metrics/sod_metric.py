@@ -10,7 +10,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
-from ._dense import probabilities_and_labels, set_name_of
+from ._pixels import read_prediction, set_name_of
 
 
 def sod_image_scores(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3) -> dict:
@@ -58,13 +58,13 @@ class SODMetric(BaseMetric):
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            probs, label, valid = probabilities_and_labels(sample, self.ignore_index)
-            if probs.shape[0] != 2:
-                raise ValueError(f'SODMetric needs a binary prediction, got {probs.shape[0]} classes '
-                                 f'({sample.get("img_path")})')
-            pred = (probs[1] * 255).round().to(torch.uint8).cpu().numpy()
-            gt = ((label == 1) & valid).to(torch.uint8).cpu().numpy() * 255
-            self.results.append((set_name_of(sample), sod_image_scores(pred, gt, self.beta2)))
+            pred = read_prediction(sample, self.ignore_index)
+            if not pred.binary:
+                raise ValueError(f'SODMetric needs a binary prediction, got {pred.num_classes} classes '
+                                 f'({pred.path})')
+            saliency = (pred.p * 255).round().to(torch.uint8).cpu().numpy()
+            gt = ((pred.label == 1) & pred.valid).to(torch.uint8).cpu().numpy() * 255
+            self.results.append((set_name_of(sample), sod_image_scores(saliency, gt, self.beta2)))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         per_set: dict[str, list] = OrderedDict()
