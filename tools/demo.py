@@ -13,7 +13,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 COLUMNS = [('ECE', 'ECE'), ('OE', 'OE'), ('MAE', 'MAE'), ('maxF', 'max-F'), ('S', 'S'), ('meanE', 'E')]
-DEFAULT_CONFIGS = ['configs/bce_sod_demo.py']
+DEFAULT_CONFIGS = ['configs/bce_sod_demo.py', 'configs/aslp_sod_demo.py']
 
 
 def run(cmd):

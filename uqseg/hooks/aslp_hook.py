@@ -59,7 +59,7 @@ import torch
 from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop
+from mmengine.runner import BaseLoop, IterBasedTrainLoop
 from mmseg.registry import HOOKS
 
 from ..models.aslp_rule import (DEFAULT_ETA, DEFAULT_LAMBDA, DEFAULT_TOTAL_EPOCHS,
@@ -238,6 +238,15 @@ class ASLPHook(Hook):
                          for name, h in heads)
         start = ('from the first validation on' if not self.update_before_val
                  else '(without accuracy penalty until the first validation)')
+        loop = runner._train_loop
+        if isinstance(loop, IterBasedTrainLoop) and runner._val_loop is not None:
+            interval, begin = max(int(loop.val_interval), 1), max(int(loop.val_begin), 1)
+            first_val = -(-begin // interval) * interval
+            start += f' (first validation after iteration {first_val})'
+            if first_val >= loop.max_iters and not self.update_before_val and self.acc_val is None:
+                runner.logger.warning(f'ASLPHook: the first validation comes after the last iteration '
+                                      f'({first_val} >= max_iters={loop.max_iters}): no alpha will be '
+                                      'updated. Validate more often (train_cfg.val_interval).')
         runner.logger.info(f'ASLPHook: {self.mode} mode, eta={self.eta:g}, lambda={self.lam:g}, '
                            f'warm-up {self.warmup_iters} iterations, then updates {start}; {desc}')
 
