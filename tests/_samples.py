@@ -9,3 +9,48 @@ def make_sample(seg_logits: torch.Tensor, label: torch.Tensor, set_name: str = '
     s.seg_logits = PixelData(data=seg_logits)
     s.gt_sem_seg = PixelData(data=label[None] if label.dim() == 2 else label)
     return s.to_dict()
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank, world, port, metric_cfgs, samples, queue):
+    import torch.distributed as dist
+    from mmengine.registry import init_default_scope
+
+    import uqseg  # noqa: F401
+    from mmseg.registry import METRICS
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
+    init_default_scope('mmseg')
+    # a DistributedSampler-like split: interleaved, with the first samples repeated as padding
+    padded = samples + samples[:(-len(samples)) % world]
+    outs = []
+    for cfg in metric_cfgs:
+        m = METRICS.build(cfg)
+        for s in padded[rank::world]:
+            m.process({}, [s])
+        outs.append(m.evaluate(len(samples)))
+    queue.put((rank, outs))
+    dist.destroy_process_group()
+
+
+def evaluate_on_two_ranks(metric_cfgs: list, samples: list, timeout: float = 180) -> dict:
+    """Evaluate each metric config in 2 gloo processes (mmengine's collect_results path).
+
+    Returns ``{rank: [metrics dict per config]}``.
+    """
+    import torch.multiprocessing as mp
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, metric_cfgs, samples, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=timeout) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    return results

@@ -1,17 +1,13 @@
 import math
-import os
-import socket
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torchmetrics.classification import BinaryCalibrationError, MulticlassCalibrationError
 
 import uqseg  # noqa: F401
 from mmseg.registry import METRICS
-from _samples import make_sample
+from _samples import evaluate_on_two_ranks, make_sample
 
 
 def metric(**kw):
@@ -137,36 +133,11 @@ def test_set_without_valid_pixel_is_nan():
     assert all(math.isnan(v) for v in out.values()) and set(out) == {'A/ECE', 'A/MCE', 'A/RMSCE', 'A/OE'}
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _rank_main(rank, world, port, samples, queue):
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
-    m = metric(n_bins=10)
-    # a DistributedSampler-like split: interleaved, with the last sample repeated as padding
-    padded = samples + samples[:(-len(samples)) % world]
-    for s in padded[rank::world]:
-        m.process({}, [s])
-    out = m.evaluate(len(samples))
-    queue.put((rank, out))
-    dist.destroy_process_group()
-
-
 def test_two_process_gloo_equals_one_process():
     samples = _random_binary(n_img=7, seed=11)
     ref = run(metric(n_bins=10), samples)
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, samples, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = dict(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
+    results = {r: outs[0] for r, outs in evaluate_on_two_ranks(
+        [dict(type='PixelCalibrationMetric', n_bins=10)], samples).items()}
     for rank in (0, 1):
         assert results[rank].keys() == ref.keys()
         for k in ref:

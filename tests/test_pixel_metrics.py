@@ -1,13 +1,10 @@
 """The pixel-level mmseg metrics of issue 4 (calibration extensions, misclassification detection,
 OOD detection) against independent implementations and hand-worked cases."""
 import math
-import socket
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import (average_precision_score, brier_score_loss, log_loss, roc_auc_score,
@@ -20,7 +17,7 @@ from uqseg.evaluation import functional as F
 from uqseg.evaluation.accumulators import ConfidenceHistogram
 from uqseg.evaluation.binning import bin_index, bin_sums
 from uqseg.evaluation.metrics._pixels import fast_bin_index, masked_bin_sums, masked_histogram
-from _samples import make_sample
+from _samples import evaluate_on_two_ranks, make_sample
 
 KEYS_UNC = ('AURC', 'EAURC', 'AUROC', 'AUPR', 'FPR@95TPR')
 
@@ -458,41 +455,12 @@ CONFIGS = [dict(type='PixelCalibrationMetric', n_bins=10, per_image=True, nll_br
            dict(type='OODDetectionMetric', ood_sets=['DTD'])]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _rank_main(rank, world, port, samples, queue):
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmseg')
-    padded = samples + samples[:(-len(samples)) % world]
-    outs = []
-    for cfg in CONFIGS:
-        m = METRICS.build(cfg)
-        for s in padded[rank::world]:
-            m.process({}, [s])
-        outs.append(m.evaluate(len(samples)))
-    queue.put((rank, outs))
-    dist.destroy_process_group()
-
-
 def test_two_process_gloo_equals_one_process():
     samples = _ood_samples(seed=15, n_id=6, n_ood=3)  # 9 samples: rank 1 gets one padded repeat
     refs = []
     for cfg in CONFIGS:
         refs.append(run(METRICS.build(cfg), samples))
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, samples, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = dict(queue.get(timeout=180) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
+    results = evaluate_on_two_ranks(CONFIGS, samples)
     for rank in (0, 1):
         for ref, got in zip(refs, results[rank]):
             assert got.keys() == ref.keys()
