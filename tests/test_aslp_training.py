@@ -22,6 +22,8 @@ def _cfg(root, work_dir, max_iters, ckpt_interval=1000):
                    config=CONFIG)
     cfg.custom_hooks[-1].warmup_iters = 0
     cfg.custom_hooks[-1].eta = 0.05
+    # sample mode: the exact resume then also covers the Bernoulli draws (ResumeRandomStateHook)
+    cfg.model.decode_head.loss_decode.mode = 'sample'
     return cfg
 
 
