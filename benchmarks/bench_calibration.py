@@ -6,7 +6,10 @@
 The same stream of images (a foreground-probability map ``p`` and a 0/1 label per image,
 generated from a fixed seed, ``--pixels`` pixels in all) is fed to:
 
-* ``sum``          a plain one-pass ``p.sum()`` per image (the memory-bandwidth floor);
+* ``sum``          a plain one-pass ``p.sum()`` per image (the memory-bandwidth floor of the
+                   probability map alone);
+* ``sum-input``    ``p.sum() + y.sum()`` per image: one pass over everything the metric must read
+                   (the probability map and mmseg's int64 label map, 12 bytes a pixel on CPU);
 * ``uqseg``        the registered mmseg metric ``PixelCalibrationMetric`` (positive-class, the
                    convention of torchmetrics' binary ECE), ``process()`` per image with all its
                    input checks, then ``compute_metrics``;
@@ -36,7 +39,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ('sum', 'uqseg', 'uqseg-top', 'accumulator', 'torchmetrics')
+METHODS = ('sum', 'sum-input', 'uqseg', 'uqseg-top', 'accumulator', 'torchmetrics')
 
 
 def _rss_mib() -> float:
@@ -101,11 +104,12 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
 
         def reset():
             tm.reset()
-    elif method == 'sum':
+    elif method in ('sum', 'sum-input'):
         total = [torch.zeros((), device=device)]
+        with_label = method == 'sum-input'
 
         def update(p, y):
-            total[0] = total[0] + p.sum()
+            total[0] = total[0] + (p.sum() + y.sum() if with_label else p.sum())
 
         def final():
             return float(total[0])
@@ -206,7 +210,9 @@ def main(argv=None) -> list[dict]:
                   f'{u["peak_extra_mib"]:.1f} vs {t["peak_extra_mib"]:.1f} MiB; '
                   f'|ECE difference| {abs(u["value"] - t["value"]):.2e}')
         if 'sum' in full:
-            print(f'uqseg vs one-pass sum: {u["seconds"] / full["sum"]["seconds"]:.1f}x the time of the sum')
+            print(f'uqseg vs one-pass sum of p: {u["seconds"] / full["sum"]["seconds"]:.1f}x the time of the sum')
+        if 'sum-input' in full:
+            print(f'uqseg vs one-pass sum of p and the label: {u["seconds"] / full["sum-input"]["seconds"]:.1f}x')
         small = [r for r in rows if r['method'] == 'uqseg' and r['pixels'] < u['pixels']]
         if small:
             print(f'uqseg memory at {small[0]["pixels"] / 1e6:.1f} vs {u["pixels"] / 1e6:.1f} Mpx: '

@@ -175,15 +175,28 @@ def fast_bin_index(conf: torch.Tensor, n_bins: int) -> torch.Tensor:
     return bin_index(conf, n_bins) if k is None else k.long()
 
 
-def _pair_keys(conf: torch.Tensor, split: torch.Tensor, valid: Optional[torch.Tensor], n_bins: int) -> torch.Tensor:
-    """int64 key ``2 * bin + split`` per pixel (``split`` 0/1), ``2 * n_bins`` for ignored pixels."""
+def _keys(conf: torch.Tensor, n_bins: int, split: Optional[torch.Tensor], valid: Optional[torch.Tensor]
+          ) -> tuple[torch.Tensor, int]:
+    """Flat int32 keys per pixel and the number of keys: ``(key, n_keys)``.
+
+    Bins as :func:`..binning.bin_index` (via :func:`_float_bin`).
+
+    Without ``split`` the key is the bin; with a 0/1 ``split`` map it is ``2 * bin + split``.
+    Ignored pixels (``valid`` False) get the extra key ``n_keys - 1``, dropped by the callers.
+    The keys are built in int32 (the conversions from float and the label's int64 are cheap on
+    CPU, unlike int64 arithmetic), which ``bincount`` takes as they are.
+    """
+    conf = conf.reshape(-1)
     k = _float_bin(conf, n_bins)
-    if k is None:
-        k = bin_index(conf, n_bins).to(torch.float32)
-    k.mul_(2).add_(split.to(k.dtype))
+    key = (bin_index(conf, n_bins) if k is None else k).to(torch.int32)
+    per = 1 if split is None else 2
+    if split is not None:
+        s = split.reshape(-1)
+        key.mul_(2).add_(s.to(torch.int32))
+    n_keys = per * n_bins + 1
     if valid is not None:
-        k.masked_fill_(~valid.reshape(-1), 2 * n_bins)
-    return k.long()
+        key.masked_fill_(~valid.reshape(-1), n_keys - 1)
+    return key, n_keys
 
 
 def masked_bin_sums(conf: torch.Tensor, correct: torch.Tensor, valid: Optional[torch.Tensor],
@@ -197,27 +210,25 @@ def masked_bin_sums(conf: torch.Tensor, correct: torch.Tensor, valid: Optional[t
     ``hard=None`` infers it (bool and integer tensors are hard; a float tensor is hard if all its
     values are 0 or 1). Ignored pixels go to an extra, dropped key, so nothing is gathered.
     """
-    conf = conf.reshape(-1)
     correct = correct.reshape(-1)
-    m = n_bins + 1
+    if conf.numel() != correct.numel():
+        raise ValueError(f'conf has {conf.numel()} values but correct has {correct.numel()}')
     out = torch.empty(3, n_bins, dtype=torch.float64, device=conf.device)
-    w = conf.to(torch.float64)
+    w = conf.reshape(-1).to(torch.float64)  # bincount weights: per-image sums in float64
     if hard is None:
         hard = (correct.dtype == torch.bool or not correct.is_floating_point()
                 or bool(((correct == 0) | (correct == 1)).all()))
     if hard:
-        key = _pair_keys(conf, correct, valid, n_bins)
-        pair = torch.bincount(key, minlength=2 * m).view(m, 2)[:n_bins].to(torch.float64)
+        key, m = _keys(conf, n_bins, correct, valid)
+        pair = torch.bincount(key, minlength=m)[:2 * n_bins].view(n_bins, 2).to(torch.float64)
         out[0] = pair.sum(1)
         out[2] = pair[:, 1]
-        out[1] = torch.bincount(key, weights=w, minlength=2 * m).view(m, 2)[:n_bins].sum(1)
+        out[1] = torch.bincount(key, weights=w, minlength=m)[:2 * n_bins].view(n_bins, 2).sum(1)
     else:
-        idx = fast_bin_index(conf, n_bins)
-        if valid is not None:
-            idx.masked_fill_(~valid.reshape(-1), n_bins)
-        out[0] = torch.bincount(idx, minlength=m)[:n_bins].to(torch.float64)
-        out[2] = torch.bincount(idx, weights=correct.to(torch.float64), minlength=m)[:n_bins]
-        out[1] = torch.bincount(idx, weights=w, minlength=m)[:n_bins]
+        key, m = _keys(conf, n_bins, None, valid)
+        out[0] = torch.bincount(key, minlength=m)[:n_bins].to(torch.float64)
+        out[2] = torch.bincount(key, weights=correct.to(torch.float64), minlength=m)[:n_bins]
+        out[1] = torch.bincount(key, weights=w, minlength=m)[:n_bins]
     return out
 
 
@@ -229,15 +240,10 @@ def masked_histogram(conf: torch.Tensor, valid: Optional[torch.Tensor], n_bins: 
     row 0 the pixels where ``split`` is 1 (e.g. correct) and row 1 the others (the layout of
     :class:`uqseg.evaluation.accumulators.ConfidenceHistogram`).
     """
-    conf = conf.reshape(-1)
-    m = n_bins + 1
+    key, m = _keys(conf, n_bins, split, valid)
     if split is None:
-        idx = fast_bin_index(conf, n_bins)
-        if valid is not None:
-            idx.masked_fill_(~valid.reshape(-1), n_bins)
-        return torch.bincount(idx, minlength=m)[:n_bins].to(torch.float64)
-    key = _pair_keys(conf, split.reshape(-1), valid, n_bins)
-    pair = torch.bincount(key, minlength=2 * m).view(m, 2)[:n_bins]
+        return torch.bincount(key, minlength=m)[:n_bins].to(torch.float64)
+    pair = torch.bincount(key, minlength=m)[:2 * n_bins].view(n_bins, 2)
     return pair.t().flip(0).to(torch.float64)  # row 0: split 1, row 1: split 0
 
 
