@@ -1,7 +1,7 @@
 # aslp_sod.py on the demo data with the CPU-sized model and schedule of bce_sod_demo.py (make demo).
 #   python tools/make_demo_data.py && python tools/train.py configs/aslp_sod_demo.py
 # Differences from the reference aslp_sod.py, and why:
-# * loss mode 'expected' instead of 'sample'. The demo model trains from scratch for 600
+# * loss mode 'expected' instead of 'sample'. The demo model trains from scratch for 1,200
 #   iterations; in sample mode an image's whole label map is inverted (HI) with probability
 #   alpha_i ~ 0.03, a large gradient shock for such a short run: on the quarter-width model we
 #   first used, sample mode gave 2-3x the ECE and about twice the MAE of expected mode over seeds
