@@ -164,5 +164,6 @@ def main(argv=None) -> dict:
     return dict(median=med, best=best, ratios={n: best[n] / best['bce'] for n in names},
                 median_ratios={n: med[n] / med['bce'] for n in names}, times=times)
 
+
 if __name__ == '__main__':
     main()

@@ -169,31 +169,25 @@ def _float_bin(conf: torch.Tensor, n_bins: int) -> Optional[torch.Tensor]:
     return k.clamp_(0, n_bins - 1)
 
 
-def fast_bin_index(conf: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Same result as :func:`uqseg.evaluation.binning.bin_index` (int64), without a binary search."""
+def fast_bin_index(conf: torch.Tensor, n_bins: int, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """Same result as :func:`uqseg.evaluation.binning.bin_index`, without a binary search, as ``dtype``."""
     k = _float_bin(conf, n_bins)
-    return bin_index(conf, n_bins) if k is None else k.long()
+    return (bin_index(conf, n_bins) if k is None else k).to(dtype)
 
 
 def _keys(conf: torch.Tensor, n_bins: int, split: Optional[torch.Tensor], valid: Optional[torch.Tensor]
           ) -> tuple[torch.Tensor, int]:
     """Flat int32 keys per pixel and the number of keys: ``(key, n_keys)``.
 
-    Bins as :func:`..binning.bin_index` (via :func:`_float_bin`).
-
     Without ``split`` the key is the bin; with a 0/1 ``split`` map it is ``2 * bin + split``.
     Ignored pixels (``valid`` False) get the extra key ``n_keys - 1``, dropped by the callers.
     The keys are built in int32 (the conversions from float and the label's int64 are cheap on
     CPU, unlike int64 arithmetic), which ``bincount`` takes as they are.
     """
-    conf = conf.reshape(-1)
-    k = _float_bin(conf, n_bins)
-    key = (bin_index(conf, n_bins) if k is None else k).to(torch.int32)
-    per = 1 if split is None else 2
+    key = fast_bin_index(conf.reshape(-1), n_bins, torch.int32)
     if split is not None:
-        s = split.reshape(-1)
-        key.mul_(2).add_(s.to(torch.int32))
-    n_keys = per * n_bins + 1
+        key.mul_(2).add_(split.reshape(-1).to(torch.int32))
+    n_keys = (1 if split is None else 2) * n_bins + 1
     if valid is not None:
         key.masked_fill_(~valid.reshape(-1), n_keys - 1)
     return key, n_keys
