@@ -133,3 +133,11 @@ def test_checkpoint_of_another_training_set(runs, demo_root, tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.model.decode_head.alpha.numel() == 20 and float(runner.model.decode_head.alpha.max()) == 0.0
+
+
+def test_missing_sample_idx_says_how_to_fix_the_config(demo_root, tmp_path):
+    cfg = _cfg(demo_root, str(tmp_path / 'noidx'), 1)
+    pack = cfg.train_dataloader.dataset.pipeline[-1]
+    pack.meta_keys = tuple(k for k in pack.meta_keys if k != 'sample_idx')
+    with pytest.raises(KeyError, match="Add 'sample_idx' to the meta_keys of PackSegInputs"):
+        Runner.from_cfg(cfg).train()
