@@ -5,7 +5,8 @@ strokes) with one or two salient objects (ellipses, polygons, rings) that carry 
 texture (stripes, checks or dots) and an anti-aliased, hence soft-edged, 0-255 mask. Some
 background blobs share the objects' colours at lower contrast, some objects are faint, and 40% of
 the images hold a smaller textured distractor that is not salient, so a model is not certain
-everywhere and, trained long on few images, becomes overconfident (the regime ASLP targets). The texture set (DTD layout) holds texture-only images with no
+everywhere; the demo model (``configs/bce_sod_demo.py``) ends overconfident on the shifted test
+sets, the regime ASLP targets. The texture set (DTD layout) holds texture-only images with no
 salient object. Deterministic for a given seed.
 """
 from __future__ import annotations
