@@ -64,7 +64,7 @@ def flat(samples, name=None):
 # fast binning == the reference binning
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.float16])
-@pytest.mark.parametrize('n_bins', [1, 3, 10, 15, 1000, 10000])
+@pytest.mark.parametrize('n_bins', [1, 2, 3, 7, 10, 15, 1000, 10000, 2 ** 20])
 def test_fast_binning_equals_reference_on_edges(dtype, n_bins):
     g = torch.Generator().manual_seed(n_bins)
     edges = (torch.arange(n_bins + 1, dtype=torch.float64) / n_bins).to(dtype)
@@ -85,6 +85,18 @@ def test_fast_binning_equals_reference_on_edges(dtype, n_bins):
     assert torch.equal(h[0], bin_sums(conf[valid & ok], ok[valid & ok], n_bins)[0])
     assert torch.equal(h[1], bin_sums(conf[valid & ~ok], ok[valid & ~ok], n_bins)[0])
     assert torch.equal(masked_histogram(conf, None, n_bins), bin_sums(conf, ok, n_bins)[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 2 ** 20), st.sampled_from([torch.float32, torch.float64]),
+       st.lists(st.floats(0, 1, width=32), min_size=1, max_size=20), st.lists(st.integers(0, 2 ** 20), max_size=8))
+def test_fast_binning_equals_reference_property(n_bins, dtype, values, at_edges):
+    # arbitrary confidences, plus edges k/n (as stored in the dtype) of this n and their neighbours
+    edges = (torch.tensor([k % (n_bins + 1) for k in at_edges], dtype=torch.float64) / n_bins).to(dtype)
+    conf = torch.cat([torch.tensor(values, dtype=dtype), edges,
+                      torch.nextafter(edges, torch.ones_like(edges)).clamp(0, 1),
+                      torch.nextafter(edges, torch.zeros_like(edges)).clamp(0, 1)])
+    assert torch.equal(fast_bin_index(conf, n_bins), bin_index(conf, n_bins))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -152,21 +152,26 @@ def read_prediction(sample: dict, ignore_index: int = 255) -> DensePrediction:
 def _float_bin(conf: torch.Tensor, n_bins: int) -> Optional[torch.Tensor]:
     """Bin of each confidence as a float tensor of ``conf``'s dtype (None: use ``bin_index``).
 
-    For float32 / float64 ``conf`` a candidate ``ceil(conf n) - 1`` is off by at most one bin.
-    The edges of bin ``k`` in ``conf``'s dtype, ``fl(k/n)`` and ``fl((k+1)/n)`` (the convention of
-    ``binning.bin_index``), are exactly ``k / n`` and ``(k + 1) / n`` evaluated in that dtype
-    (IEEE division is correctly rounded and ``k`` is exact), so one comparison with each moves
-    the candidate into place. The comparisons use the sign of an exact difference (a float
-    op) instead of bool tensors, which are slow on CPU. ``conf`` must lie in [0, 1].
+    For float32 / float64 ``conf`` in [0, 1] and ``n_bins <= 2**20``, with ``e_j = fl(j / n)``
+    the edges of ``binning.bin_index`` (IEEE division is correctly rounded, so ``k / n``
+    evaluated in ``conf``'s dtype *is* ``e_k``) and ``k0 = min(floor(fl(conf n)), n - 1)``:
+
+    * every edge ``e_j`` with ``j < k0`` lies below ``conf`` (``fl(conf n) >= j + 1`` means
+      ``conf >= (j + 1)(1 - u) / n > e_j`` while ``2j + 1 < 1/u``, u the unit roundoff);
+    * every edge ``e_j`` with ``j > k0`` is ``>= conf`` (``fl(conf n) < j`` means ``conf n < j``,
+      and the float nearest to ``j / n`` cannot lie below a float that is below ``j / n``).
+
+    So the bin is ``k0`` or ``k0 - 1`` (when ``conf <= e_k0``): one comparison, read off the sign
+    of an exact difference (a float op; bool tensors are slow on CPU). About half the passes of
+    a ceil-and-two-sided-correction; ``tests/test_pixel_metrics.py`` checks it against
+    ``torch.bucketize`` on every edge and its float neighbours.
     """
     if conf.dtype not in (torch.float32, torch.float64) or n_bins > 2 ** 20:
         return None  # half-precision edges can be coarser than the bins: binary search
-    k = (conf * n_bins).ceil_().sub_(1).clamp_(0, n_bins - 1)
-    # sign(lower - conf) in {-1, 0, 1}; conf <= lower  <=>  sign >= 0  -> one bin down
+    k = (conf * n_bins).floor_().clamp_(max=n_bins - 1)
+    # sign(e_k - conf) in {-1, 0, 1}; conf <= e_k  <=>  sign >= 0  -> one bin down
     k.sub_(torch.div(k, n_bins).sub_(conf).sign_().add_(1).clamp_(max=1))
-    # conf > upper  <=>  sign(upper - conf) == -1  -> one bin up
-    k.add_(torch.add(k, 1).div_(n_bins).sub_(conf).sign_().neg_().clamp_(min=0))
-    return k.clamp_(0, n_bins - 1)
+    return k.clamp_(min=0)  # conf == 0: bin 0
 
 
 def fast_bin_index(conf: torch.Tensor, n_bins: int, dtype: torch.dtype = torch.int64) -> torch.Tensor:
