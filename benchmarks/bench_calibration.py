@@ -18,7 +18,11 @@ generated from a fixed seed, ``--pixels`` pixels in all) is fed to:
 * ``accumulator``  ``uqseg.evaluation.accumulators.CalibrationAccumulator.update`` (functional
                    core, with its checks);
 * ``torchmetrics`` ``BinaryCalibrationError(n_bins, norm='l1')``: ``update`` per image, then
-                   ``compute``.
+                   ``compute``;
+* ``bincount``     the histogram step alone, the floor of any metric built on library calls: the
+                   two ``torch.bincount`` calls the metric makes (a count over the per-pixel
+                   (bin, label) keys, then the float64 confidence sums), given keys and weights
+                   prepared outside the timed part.
 
 Only the method's own calls are timed (image generation is not). Each method runs in a fresh
 subprocess; on CPU its peak memory is the growth of the process's peak RSS over a baseline taken
@@ -39,7 +43,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ('sum', 'sum-input', 'uqseg', 'uqseg-top', 'accumulator', 'torchmetrics')
+METHODS = ('sum', 'sum-input', 'bincount', 'uqseg', 'uqseg-top', 'accumulator', 'torchmetrics')
 
 
 def _rss_mib() -> float:
@@ -63,6 +67,7 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
     def sample(p, y):
         return dict(seg_logits=dict(data=p), gt_sem_seg=dict(data=y[None]), set_name='bench', img_path='x')
 
+    prepare = None  # untimed per-image preparation of the inputs of ``update``
     if method in ('uqseg', 'uqseg-top'):
         import uqseg  # noqa: F401
         from mmengine.registry import init_default_scope
@@ -104,6 +109,23 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
 
         def reset():
             tm.reset()
+    elif method == 'bincount':
+        from uqseg.evaluation.metrics._pixels import _keys
+        n_keys = 2 * n_bins + 1
+        total = [torch.zeros(n_keys, dtype=torch.float64, device=device)]
+
+        def prepare(p, y):
+            return _keys(p[0], n_bins, y, None)[0], p.reshape(-1).to(torch.float64)
+
+        def update(key, w):
+            total[0] += torch.bincount(key, minlength=n_keys).to(torch.float64)
+            total[0] += torch.bincount(key, weights=w, minlength=n_keys)
+
+        def final():
+            return float(total[0].sum())
+
+        def reset():
+            total[0] = torch.zeros(n_keys, dtype=torch.float64, device=device)
     elif method in ('sum', 'sum-input'):
         total = [torch.zeros((), device=device)]
         with_label = method == 'sum-input'
@@ -125,7 +147,7 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
 
     # warm-up on a tiny image, then the baseline
     wp, wy = torch.rand(1, 8, 8, device=device), torch.zeros(8, 8, dtype=torch.long, device=device)
-    update(wp, wy)
+    update(*(prepare(wp, wy) if prepare else (wp, wy)))
     final()
     reset()
     first = image()
@@ -137,6 +159,8 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
     elapsed = 0.0
     for i in range(n_img):
         p, y = first if i == 0 else image()
+        if prepare is not None:
+            p, y = prepare(p, y)
         sync()
         t0 = time.perf_counter()
         update(p, y)
@@ -194,7 +218,7 @@ def main(argv=None) -> list[dict]:
             row = run_child(args, method, int(args.pixels * s))
             rows.append(row)
             print(f'  {method:<13} {row["pixels"] / 1e6:7.1f} Mpx  {row["seconds"]:8.3f} s  '
-                  f'{row["mpix_per_s"]:9.1f} Mpx/s  peak +{row["peak_extra_mib"]:8.1f} MiB  ECE {row["value"]:.6f}',
+                  f'{row["mpix_per_s"]:9.1f} Mpx/s  peak +{row["peak_extra_mib"]:8.1f} MiB  result {row["value"]:.6g}',
                   flush=True)
     full = {r['method']: r for r in rows if r['pixels'] == max(x['pixels'] for x in rows)}
     print(f'\n{args.device}, {args.threads or "default"} torch threads, {args.image_size}x{args.image_size} images, '
@@ -213,6 +237,10 @@ def main(argv=None) -> list[dict]:
             print(f'uqseg vs one-pass sum of p: {u["seconds"] / full["sum"]["seconds"]:.1f}x the time of the sum')
         if 'sum-input' in full:
             print(f'uqseg vs one-pass sum of p and the label: {u["seconds"] / full["sum-input"]["seconds"]:.1f}x')
+        if 'bincount' in full and 'sum' in full:
+            print(f'the histogram step alone (two bincounts) vs the sum of p: '
+                  f'{full["bincount"]["seconds"] / full["sum"]["seconds"]:.1f}x; uqseg vs that step: '
+                  f'{u["seconds"] / full["bincount"]["seconds"]:.1f}x')
         small = [r for r in rows if r['method'] == 'uqseg' and r['pixels'] < u['pixels']]
         if small:
             print(f'uqseg memory at {small[0]["pixels"] / 1e6:.1f} vs {u["pixels"] / 1e6:.1f} Mpx: '
