@@ -15,8 +15,8 @@ import uqseg  # noqa: F401
 from mmseg.registry import METRICS
 from uqseg.evaluation import functional as F
 from uqseg.evaluation.accumulators import ConfidenceHistogram
-from uqseg.evaluation.binning import bin_index, bin_sums
-from uqseg.evaluation.metrics._pixels import fast_bin_index, masked_bin_sums, masked_histogram
+from uqseg.evaluation.binning import bin_index, bin_sums, fast_bin_index
+from uqseg.evaluation.metrics._pixels import masked_bin_sums, masked_histogram
 from _samples import evaluate_on_two_ranks, make_sample
 
 KEYS_UNC = ('AURC', 'EAURC', 'AUROC', 'AUPR', 'FPR@95TPR')

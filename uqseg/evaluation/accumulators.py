@@ -27,7 +27,7 @@ from typing import TypeVar
 import torch
 
 from . import functional as F
-from .binning import bin_index, bin_sums, errors_from_bin_sums
+from .binning import bin_sums, errors_from_bin_sums, fast_bin_index
 
 __all__ = ['CalibrationAccumulator', 'ScoreSumAccumulator', 'ConfidenceHistogram']
 
@@ -181,7 +181,7 @@ class ConfidenceHistogram(_SumAccumulator):
     def update(self, conf: torch.Tensor, correct: torch.Tensor) -> None:
         conf, correct = F._pair(conf, correct, binary=True)
         self._match_device(conf)
-        idx = bin_index(conf, self.n_bins)
+        idx = fast_bin_index(conf, self.n_bins)
         ok = torch.bincount(idx, weights=correct, minlength=self.n_bins)
         allc = torch.bincount(idx, minlength=self.n_bins).to(torch.float64)
         self.state[0] += ok

@@ -14,10 +14,10 @@ from typing import Optional
 
 import torch
 
-from ..binning import bin_index
+from ..binning import fast_bin_index
 
-__all__ = ['DensePrediction', 'read_prediction', 'set_name_of', 'fast_bin_index', 'masked_bin_sums', 'masked_histogram',
-           'score_map', 'BUILTIN_SCORES']
+__all__ = ['DensePrediction', 'read_prediction', 'set_name_of', 'masked_bin_sums', 'masked_histogram', 'score_map',
+           'BUILTIN_SCORES']
 
 #: Built-in confidence scores, higher = more confident, all in [0, 1].
 BUILTIN_SCORES = ('max-prob', 'entropy')
@@ -149,37 +149,6 @@ def read_prediction(sample: dict, ignore_index: int = 255) -> DensePrediction:
 # ----------------------------------------------------------------------------------------------
 # binning
 # ----------------------------------------------------------------------------------------------
-def _float_bin(conf: torch.Tensor, n_bins: int) -> Optional[torch.Tensor]:
-    """Bin of each confidence as a float tensor of ``conf``'s dtype (None: use ``bin_index``).
-
-    For float32 / float64 ``conf`` in [0, 1] and ``n_bins <= 2**20``, with ``e_j = fl(j / n)``
-    the edges of ``binning.bin_index`` (IEEE division is correctly rounded, so ``k / n``
-    evaluated in ``conf``'s dtype *is* ``e_k``) and ``k0 = min(floor(fl(conf n)), n - 1)``:
-
-    * every edge ``e_j`` with ``j < k0`` lies below ``conf`` (``fl(conf n) >= j + 1`` means
-      ``conf >= (j + 1)(1 - u) / n > e_j`` while ``2j + 1 < 1/u``, u the unit roundoff);
-    * every edge ``e_j`` with ``j > k0`` is ``>= conf`` (``fl(conf n) < j`` means ``conf n < j``,
-      and the float nearest to ``j / n`` cannot lie below a float that is below ``j / n``).
-
-    So the bin is ``k0`` or ``k0 - 1`` (when ``conf <= e_k0``): one comparison, read off the sign
-    of an exact difference (a float op; bool tensors are slow on CPU). About half the passes of
-    a ceil-and-two-sided-correction; ``tests/test_pixel_metrics.py`` checks it against
-    ``torch.bucketize`` on every edge and its float neighbours.
-    """
-    if conf.dtype not in (torch.float32, torch.float64) or n_bins > 2 ** 20:
-        return None  # half-precision edges can be coarser than the bins: binary search
-    k = (conf * n_bins).floor_().clamp_(max=n_bins - 1)
-    # sign(e_k - conf) in {-1, 0, 1}; conf <= e_k  <=>  sign >= 0  -> one bin down
-    k.sub_(torch.div(k, n_bins).sub_(conf).sign_().add_(1).clamp_(max=1))
-    return k.clamp_(min=0)  # conf == 0: bin 0
-
-
-def fast_bin_index(conf: torch.Tensor, n_bins: int, dtype: torch.dtype = torch.int64) -> torch.Tensor:
-    """Same result as :func:`uqseg.evaluation.binning.bin_index`, without a binary search, as ``dtype``."""
-    k = _float_bin(conf, n_bins)
-    return (bin_index(conf, n_bins) if k is None else k).to(dtype)
-
-
 def _keys(conf: torch.Tensor, n_bins: int, split: Optional[torch.Tensor], valid: Optional[torch.Tensor]
           ) -> tuple[torch.Tensor, int]:
     """Flat int32 keys per pixel and the number of keys: ``(key, n_keys)``.
