@@ -5,6 +5,10 @@ confidences in ``(k/n, (k+1)/n]``; bin 0 also holds 0, so confidence 1.0 lands i
 (torchmetrics uses ``[k/n, (k+1)/n)`` and puts 1.0 in an extra, hidden bin; the two agree on
 every confidence that is not an exact bin edge.)
 
+:func:`bin_index` is the definition (a binary search over the edges, ``torch.bucketize``);
+:func:`fast_bin_index` gives the same bins from ``floor(conf n)`` and one correction, ~15x faster
+on CPU, and is what the accumulators and metrics use.
+
 Statistics are kept as per-bin sums (count, sum of confidence, sum of correctness), which are
 mergeable: sums from any split of the data into batches or ranks add up to the sums of the whole.
 From them:
