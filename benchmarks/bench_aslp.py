@@ -63,7 +63,7 @@ def build_variants(cfg, num_samples: int, device: str) -> dict:
     from mmengine.optim import build_optim_wrapper
     from mmseg.registry import MODELS
 
-    from uqseg.hooks import ASLPHook
+    from uqseg.seg.hooks import ASLPHook
     head = copy.deepcopy(cfg.model.decode_head)
     base_type = head.pop('head_type', None) or head.type
     head.pop('init_alpha', None)

@@ -15,7 +15,7 @@ generated from a fixed seed, ``--pixels`` pixels in all) is fed to:
                    input checks, then ``compute_metrics``;
 * ``uqseg-top``    the same metric in its default top-label mode, with per-image errors and
                    NLL/Brier (the configuration of the SOD configs);
-* ``accumulator``  ``uqseg.evaluation.accumulators.CalibrationAccumulator.update`` (functional
+* ``accumulator``  ``uqseg.core.accumulators.CalibrationAccumulator.update`` (torch-only
                    core, with its checks);
 * ``torchmetrics`` ``BinaryCalibrationError(n_bins, norm='l1')``: ``update`` per image, then
                    ``compute``;
@@ -86,7 +86,7 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
         def reset():
             metric.results.clear()
     elif method == 'accumulator':
-        from uqseg.evaluation.accumulators import CalibrationAccumulator
+        from uqseg.core.accumulators import CalibrationAccumulator
         acc = CalibrationAccumulator(n_bins, device=device)
 
         def update(p, y):
@@ -110,12 +110,12 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
         def reset():
             tm.reset()
     elif method == 'bincount':
-        from uqseg.evaluation.metrics._pixels import _keys
+        from uqseg.core.binning import bin_keys
         n_keys = 2 * n_bins + 1
         total = [torch.zeros(n_keys, dtype=torch.float64, device=device)]
 
         def prepare(p, y):
-            return _keys(p[0], n_bins, y, None)[0], p.reshape(-1).to(torch.float64)
+            return bin_keys(p[0], n_bins, y, None)[0], p.reshape(-1).to(torch.float64)
 
         def update(key, w):
             total[0] += torch.bincount(key, minlength=n_keys).to(torch.float64)

@@ -7,11 +7,12 @@
 # Parameters are the public code's, in the paper's beta convention: hard inversion (beta = 2), one
 # Bernoulli(alpha_i) draw per image and iteration ('sample' mode), alpha_i = 0 at the start, no
 # updates during the first 5 epochs, eta 2e-3, lambda 2000, alpha capped at 1/beta - 0.01 = 0.49.
+custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['./bce_sod.py']
 model = dict(
     decode_head=dict(
-        type='ASLPHead',  # the UPerHead of the base config plus the per-image alpha state
-        head_type='UPerHead',
+        type='ASLPHead',  # the UPerHead of the base config (its keys merge in here) plus the alphas
+        head=dict(type='UPerHead'),
         init_alpha=0.0,
         loss_decode=dict(_delete_=True, type='SCBCELoss', perturbation='HI', mode='sample', loss_weight=1.0)))
 custom_hooks = [

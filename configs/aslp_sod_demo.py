@@ -12,11 +12,12 @@
 # * warm-up max_iters / 6 (warmup_iters=None), the public code's 5 of 30 epochs, so it follows the
 #   schedule of bce_sod_demo.py.
 # Everything else is the public code's: HI, eta 2e-3, lambda 2000, alpha_max 0.49, init alpha 0.
+custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['./bce_sod_demo.py']
 model = dict(
     decode_head=dict(
         type='ASLPHead',
-        head_type='UPerHead',
+        head=dict(type='UPerHead'),
         init_alpha=0.0,
         loss_decode=dict(_delete_=True, type='SCBCELoss', perturbation='HI', mode='expected', loss_weight=1.0)))
 val_every = 30

@@ -29,10 +29,9 @@ from mmengine.config import Config, DictAction
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.compat import load_local_checkpoint
-from uqseg.models.aslp_rule import default_alpha_max
-from uqseg.models.losses.sc_bce_loss import resolve_perturbation
+from uqseg.core.aslp_rule import AT_CAP_TOL, default_alpha_max
+from uqseg.core.sc_bce import resolve_perturbation
 
-AT_CAP_TOL = 1e-6
 
 
 def parse_args(argv=None):

@@ -4,7 +4,7 @@
 
 Prediction maps: 8-bit grey PNGs whose value v is the foreground probability v / 255 (what
 ``tools/test.py --out`` writes). Ground truth: 0-255 saliency masks, thresholded at 128 and
-checked like ``LoadSaliencyMask`` (:func:`uqseg.datasets.check_saliency_mask`). Files are matched
+checked like ``LoadSaliencyMask`` (:func:`uqseg.seg.datasets.check_saliency_mask`). Files are matched
 by name without suffix; unmatched names, unreadable files and size mismatches are errors.
 
 The maps go through the same metric classes as ``tools/test.py`` (``PixelCalibrationMetric``,
@@ -36,7 +36,7 @@ from mmseg.registry import METRICS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
 import uqseg  # noqa: E402,F401  (registers the metrics)
-from uqseg.datasets import check_saliency_mask  # noqa: E402
+from uqseg.seg.datasets import check_saliency_mask  # noqa: E402
 
 
 class MapError(ValueError):
@@ -201,7 +201,7 @@ def main(argv=None) -> dict[str, float]:
         results = evaluate_folders(args.pred, args.gt, args.set_name, args.n_bins, args.confidence,
                                    args.hist_bins, not args.no_sod, args.resize_pred, args.allow_unmatched,
                                    args.pred_ext, args.gt_ext, args.plot_dir)
-    except (MapError, uqseg.datasets.MaskFormatError) as exc:
+    except (MapError, uqseg.seg.datasets.MaskFormatError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         raise SystemExit(2)
     print(format_table(results))

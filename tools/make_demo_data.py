@@ -7,7 +7,7 @@ import os.path as osp
 import shutil
 import time
 
-from uqseg.datasets.demo_data import make_demo_data
+from uqseg.seg.datasets.demo_data import make_demo_data
 
 
 def main(argv=None):

@@ -10,8 +10,8 @@ import os.path as osp
 
 import numpy as np
 
-from uqseg.datasets import SOD_LAYOUTS
-from uqseg.datasets.splits import holdout_split, list_names, write_split
+from uqseg.seg.datasets import SOD_LAYOUTS
+from uqseg.seg.datasets.splits import holdout_split, list_names, write_split
 
 
 def main(argv=None):

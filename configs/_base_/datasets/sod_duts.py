@@ -2,8 +2,6 @@
 # DUTS-TR part for validation, and DUTS-TE, ECSSD, HKU-IS, DUT-OMRON, PASCAL-S, SOD plus 500 DTD
 # textures (all-background, out-of-distribution) for testing. Folder layout: README "Data
 # preparation"; the split files come from tools/make_sod_split.py.
-custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
-
 dataset_type = 'SODDataset'
 data_root = 'data/sod'
 crop_size = (384, 384)
@@ -65,7 +63,9 @@ test_dataloader = dict(
         _test_set('SOD', 'SOD'),
         _test_set('DTD', 'dtd', ann_file='ood500.txt'),
     ]))
-val_evaluator = [dict(type='PixelCalibrationMetric', n_bins=10), dict(type='SODMetric')]
+# Validation: pixel accuracy at p > 0.5 (ASLP's Acc_val), calibration and the SOD scores.
+val_evaluator = [dict(type='PixelAccuracyMetric'), dict(type='PixelCalibrationMetric', n_bins=10),
+                 dict(type='SODMetric')]
 # Test: pooled and per-image calibration with NLL/Brier, misclassification detection from the
 # max-probability map, DTD-vs-ID OOD detection and the SOD scores; reliability diagrams and
 # risk-coverage curves go to <work_dir>/<timestamp>/uq_plots/.

@@ -1,0 +1,80 @@
+"""Input checks shared by the core's metrics and accumulators (``docs/metrics.md#inputs``).
+
+Each raises ``ValueError`` (``TypeError`` for non-tensors) naming the argument and the first bad
+value, so a caller one layer up only has to add the file or image it was reading.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ['check_unit', 'check_binary', 'check_n_bins', 'check_tpr', 'flat_pair', 'fpr_key']
+
+
+def check_unit(x: torch.Tensor, name: str) -> None:
+    """Raise unless every value of the float tensor ``x`` is finite and in [0, 1]."""
+    if x.numel() == 0 or x.dtype == torch.bool:
+        return
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        v = x[bad][0].item()
+        raise ValueError(f'{name} must be finite, got {v} (at {int(bad.sum())} position(s))')
+    bad = (x < 0) | (x > 1)
+    if bool(bad.any()):
+        v = x[bad][0].item()
+        raise ValueError(f'{name} must lie in [0, 1], got {v} (at {int(bad.sum())} position(s))')
+
+
+def check_binary(x: torch.Tensor, name: str) -> None:
+    """Raise unless ``x`` is bool or holds only 0 and 1."""
+    if x.numel() == 0 or x.dtype == torch.bool:
+        return
+    bad = (x != 0) & (x != 1)
+    if bool(bad.any()):
+        v = x[bad][0].item()
+        raise ValueError(f'{name} must be bool or 0/1 for this metric, got {v}')
+
+
+def check_n_bins(n_bins: int) -> int:
+    """Return ``n_bins`` if it is a positive int (not a bool), else raise."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f'n_bins must be a positive int, got {n_bins!r}')
+    return n_bins
+
+
+def check_tpr(tpr: float) -> float:
+    """Return ``tpr`` if it lies in (0, 1], else raise."""
+    if not 0 < tpr <= 1:
+        raise ValueError(f'tpr must lie in (0, 1], got {tpr}')
+    return tpr
+
+
+def fpr_key(tpr: float) -> str:
+    """The result key of the FPR at a true-positive rate: ``'FPR@95TPR'`` for 0.95."""
+    return f'FPR@{round(tpr * 100):d}TPR'
+
+
+def flat_pair(conf: torch.Tensor, correct: torch.Tensor, binary: bool
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flatten and check ``(conf, correct)``; return ``(conf, correct as float64)``.
+
+    ``conf`` must be floating point in [0, 1]; ``correct`` bool, integer or float in [0, 1],
+    and 0/1 when ``binary`` (ranking metrics).
+    """
+    if not isinstance(conf, torch.Tensor) or not isinstance(correct, torch.Tensor):
+        raise TypeError('conf and correct must be torch.Tensors')
+    if conf.shape != correct.shape:
+        raise ValueError(f'conf and correct must have the same shape, got {tuple(conf.shape)} '
+                         f'and {tuple(correct.shape)}')
+    if conf.is_complex() or conf.dtype == torch.bool or not conf.is_floating_point():
+        raise ValueError(f'conf must be a floating-point tensor, got dtype {conf.dtype}')
+    conf, correct = conf.reshape(-1).contiguous(), correct.reshape(-1)
+    check_unit(conf, 'conf')
+    if correct.is_floating_point():
+        check_unit(correct, 'correct')
+    if binary:
+        check_binary(correct, 'correct')
+    elif correct.dtype != torch.bool and not correct.is_floating_point():
+        bad = (correct < 0) | (correct > 1)
+        if bool(bad.any()):
+            raise ValueError(f'correct must lie in [0, 1], got {correct[bad][0].item()}')
+    return conf, correct.to(torch.float64)

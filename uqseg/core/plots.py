@@ -1,0 +1,115 @@
+"""Reliability diagrams and risk-coverage curves as PNG files (matplotlib, Agg canvas).
+
+The figures are drawn on ``matplotlib.figure.Figure`` objects with an Agg canvas, never through
+``pyplot``: nothing touches the global backend or figure manager, so this works on headless
+machines and inside training processes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import os.path as osp
+from typing import Mapping, Optional
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+__all__ = ['plot_reliability_diagram', 'plot_risk_coverage', 'new_figure', 'save_figure']
+
+
+def new_figure(width: float, height: float):
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path: str) -> str:
+    folder = osp.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, format='png')
+    return path
+
+
+def _numpy(data: Mapping) -> dict:
+    return {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in data.items()}
+
+
+def _fmt_metrics(metrics: Optional[Mapping[str, float]]) -> str:
+    if not metrics:
+        return ''
+    return '  '.join(f'{k} {v:.4f}' if isinstance(v, float) and math.isfinite(v) else f'{k} {v}'
+                     for k, v in metrics.items())
+
+
+def plot_reliability_diagram(bins: Mapping, path: str, title: str = '', metrics: Optional[Mapping[str, float]] = None,
+                             xlabel: str = 'confidence', ylabel: str = 'accuracy',
+                             count_label: str = 'pixels') -> str:
+    """Write a reliability diagram to ``path`` (PNG) and return the path.
+
+    Top: per bin, a bar of the accuracy, the gap to the bin's mean confidence (red, hatched;
+    above the bar = over-confident), the mean confidence as a marker and the diagonal. Bottom:
+    the number of values per bin (log scale when counts span more than 100x). ``bins`` is the
+    reliability data of :meth:`uqseg.core.accumulators.CalibrationAccumulator.reliability`. For positive-class calibration pass
+    ``xlabel='predicted probability', ylabel='frequency of the positive class'``.
+    """
+    r = _numpy(bins)
+    fig = new_figure(5.0, 6.2)
+    gs = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08, left=0.15, right=0.96, top=0.9, bottom=0.08)
+    ax, axc = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
+    width = r['upper'] - r['lower']
+    centre = (r['upper'] + r['lower']) / 2
+    filled = r['count'] > 0
+    acc = np.where(filled, r['acc'], 0.0)
+    conf = np.where(filled, r['conf'], 0.0)
+    ax.bar(centre, acc, width=width, edgecolor='black', color='#4c72b0', linewidth=0.6, label='accuracy')
+    gap_lo, gap_hi = np.minimum(acc, conf), np.maximum(acc, conf)
+    ax.bar(centre[filled], (gap_hi - gap_lo)[filled], bottom=gap_lo[filled], width=width[filled],
+           color='#dd4444', alpha=0.35, edgecolor='#aa0000', hatch='//', linewidth=0.5, label='gap')
+    ax.plot(conf[filled], acc[filled], 'o', color='black', markersize=3, label='mean confidence')
+    ax.plot([0, 1], [0, 1], '--', color='grey', linewidth=1, label='perfect calibration')
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.set_xticklabels([])
+    ax.legend(loc='upper left', fontsize=8)
+    head = title + ('\n' if title and metrics else '') + _fmt_metrics(metrics)
+    if head:
+        ax.set_title(head, fontsize=9)
+    axc.bar(centre, np.maximum(r['count'], 0), width=width, color='#777777', edgecolor='black', linewidth=0.4)
+    counts = r['count'][filled]
+    if counts.size and counts.max() > 100 * counts.min():
+        axc.set_yscale('log')
+        axc.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        axc.ticklabel_format(axis='y', style='sci', scilimits=(0, 3))
+    axc.set_xlim(0, 1)
+    axc.set_xlabel(xlabel)
+    axc.set_ylabel(count_label)
+    return save_figure(fig, path)
+
+
+def plot_risk_coverage(curve: Mapping, path: str, title: str = '', metrics: Optional[Mapping[str, float]] = None,
+                       ylabel: str = 'selective risk (pixel error rate)') -> str:
+    """Write a risk-coverage plot (selective risk vs coverage, with the perfect ordering and the
+    error rate of accepting everything) to ``path``; ``curve`` from
+    :meth:`uqseg.core.accumulators.ConfidenceHistogram.risk_coverage`."""
+    curve = _numpy(curve)
+    fig = new_figure(5.0, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(curve['coverage'], curve['risk'], color='#4c72b0', linewidth=1.5, label='model')
+    if len(curve['coverage_opt']):
+        ax.plot(curve['coverage_opt'], curve['risk_opt'], '--', color='#55a868', linewidth=1, label='perfect ordering')
+        ax.axhline(curve['error_rate'], color='grey', linestyle=':', linewidth=1, label='no rejection')
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel('coverage')
+    ax.set_ylabel(ylabel)
+    ax.legend(loc='upper left', fontsize=8)
+    head = title + ('\n' if title and metrics else '') + _fmt_metrics(metrics)
+    if head:
+        ax.set_title(head, fontsize=9)
+    return save_figure(fig, path)

@@ -1,3 +1,0 @@
-from .sc_bce_loss import SCBCELoss, aslp_gradient, perturb_labels
-
-__all__ = ['SCBCELoss', 'aslp_gradient', 'perturb_labels']

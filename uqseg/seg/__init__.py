@@ -1,0 +1,16 @@
+"""uqseg's mmseg front end: datasets and transforms, heads, losses, metrics, hooks, pictures.
+
+Importing it registers every component in mmseg's registries (DATASETS, TRANSFORMS, MODELS,
+METRICS, HOOKS); ``import uqseg`` (``custom_imports = dict(imports=['uqseg'])``) does. The math
+lives in :mod:`uqseg.core`; this layer reads mmseg's data samples and fits mmseg's interfaces.
+"""
+from . import datasets, hooks, metrics, models, visualization
+from .hooks import ASLPHook, CheckFiniteLossHook, ResumeRandomStateHook, SavePredictionMapsHook, UncertaintyMapHook
+from .metrics import (OODDetectionMetric, PixelAccuracyMetric, PixelCalibrationMetric, PixelUncertaintyMetric,
+                      SODMetric)
+from .models import ASLPHead, SCBCELoss
+
+__all__ = ['datasets', 'hooks', 'metrics', 'models', 'visualization', 'ASLPHead', 'SCBCELoss', 'ASLPHook',
+           'CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook', 'UncertaintyMapHook',
+           'OODDetectionMetric', 'PixelAccuracyMetric', 'PixelCalibrationMetric', 'PixelUncertaintyMetric',
+           'SODMetric']

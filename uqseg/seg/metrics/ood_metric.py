@@ -1,0 +1,120 @@
+"""Out-of-distribution detection: does the model's confidence separate in- from out-of-distribution data?"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from mmengine.logging import MMLogger
+from mmseg.registry import METRICS
+
+from ...core.accumulators import ConfidenceHistogram
+from ...core.binning import histogram
+from ...core.checks import check_n_bins, check_tpr, fpr_key
+from ...core.functional import aupr, auroc, fpr_at_tpr
+from ...core.scores import check_score_args
+from .folding import FoldingMetric
+from .prediction import read_prediction, score_map, set_name_of
+
+__all__ = ['OODDetectionMetric']
+
+
+@METRICS.register_module()
+class OODDetectionMetric(FoldingMetric):
+    """AUROC, FPR@95TPR and AUPR of confidence separating in-distribution (ID) from OOD data.
+
+    ``ood_sets`` are test sets whose every pixel is out-of-distribution (e.g. DTD textures in an
+    SOD benchmark); the ID data are the ``id_sets`` (default: every other set seen, pooled).
+    Confidence per pixel as :class:`PixelUncertaintyMetric` (``score='max-prob'`` by default,
+    ``'entropy'``, or ``score_field`` with ``score_is`` / ``score_range``). ID is the positive
+    class, scored by confidence (Hendrycks & Gimpel 2017):
+
+    * image level: one score per image, the mean (``image_score='mean'``, default) or median
+      (the lower median for an even count) confidence over its valid pixels; exact (sklearn
+      conventions, ties counted 1/2);
+    * pixel level (suffix ``_px``): every valid pixel of the ID sets against every pixel of the
+      OOD set, from ``n_bins``-bin histograms (error bounded by the bin width, as
+      :class:`~uqseg.core.accumulators.ConfidenceHistogram`: ID pixels as its "correct" row,
+      OOD pixels as its "wrong" row).
+
+    Keys per OOD set ``<ood>``: ``<ood>/OOD_AUROC``, ``<ood>/OOD_FPR@95TPR`` (fraction of OOD
+    images accepted at the highest threshold that accepts 95% of ID images; the key follows
+    ``tpr``), ``<ood>/OOD_AUPR`` (AUPR-Out: OOD positive, scored by low confidence), and
+    ``<ood>/OOD_AUROC_px``, ``/OOD_FPR@95TPR_px``, ``/OOD_AUPR_px``. NaN (with a warning) when the
+    OOD set or the ID data were not seen, or have no valid pixel; images without valid pixels are
+    left out of the image level.
+    """
+
+    default_prefix: Optional[str] = None
+
+    def __init__(self, ood_sets: Sequence[str] = ('DTD',), id_sets: Optional[Sequence[str]] = None,
+                 score: str = 'max-prob', score_field: Optional[str] = None, score_is: Optional[str] = None,
+                 score_range: Sequence[float] = (0.0, 1.0), image_score: str = 'mean', n_bins: int = 10000,
+                 tpr: float = 0.95, ignore_index: int = 255, collect_device: str = 'cpu',
+                 prefix: Optional[str] = None, **kwargs) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
+        if isinstance(ood_sets, str):
+            ood_sets = [ood_sets]
+        if not ood_sets:
+            raise ValueError('ood_sets must name at least one set')
+        if id_sets is not None:
+            id_sets = [id_sets] if isinstance(id_sets, str) else list(id_sets)
+            both = set(id_sets) & set(ood_sets)
+            if both:
+                raise ValueError(f'sets {sorted(both)} are in both id_sets and ood_sets')
+        self.score_is = check_score_args(score, score_field, score_is, score_range)
+        if image_score not in ('mean', 'median'):
+            raise ValueError(f"image_score must be 'mean' or 'median', got {image_score!r}")
+        check_n_bins(n_bins)
+        check_tpr(tpr)
+        self.ood_sets, self.id_sets = list(ood_sets), id_sets
+        self.score, self.score_field, self.score_range = score, score_field, tuple(score_range)
+        self.image_score, self.n_bins, self.tpr, self.ignore_index = image_score, n_bins, tpr, ignore_index
+        self._fpr = fpr_key(tpr)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            pred = read_prediction(sample, self.ignore_index)
+            conf = score_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
+            vals = conf.reshape(-1) if pred.mask is None else conf[pred.mask]
+            if vals.numel() == 0:
+                img = math.nan
+            elif self.image_score == 'mean':
+                img = float(vals.double().mean())
+            else:
+                img = float(vals.median())
+            self.add_result(set_name_of(sample), img, histogram(conf, self.n_bins, pred.mask).cpu())
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        sums, lights = self.heavy_sums(results)
+        logger = MMLogger.get_current_instance()
+        id_names = self.id_sets if self.id_sets is not None else [n for n in sums if n not in self.ood_sets]
+        id_names = [n for n in id_names if n in sums]
+        id_hist = sum((sums[n] for n in id_names), torch.zeros(self.n_bins, dtype=torch.float64))
+        id_img = torch.tensor([s for n in id_names for s in lights[n] if not math.isnan(s)], dtype=torch.float64)
+        no_id = not id_names or id_hist.sum() == 0
+        if no_id:
+            logger.warning(f'OODDetectionMetric: no in-distribution pixel seen (ID sets: '
+                           f'{self.id_sets if self.id_sets is not None else "every set but " + str(self.ood_sets)}, '
+                           f'seen: {list(sums)}); OOD metrics are NaN')
+        metrics = {}
+        for ood in self.ood_sets:
+            if ood not in sums or sums[ood].sum() == 0 or no_id:
+                if not no_id:
+                    logger.warning(f'OODDetectionMetric: OOD set {ood!r} not seen or without valid pixels; '
+                                   'its OOD metrics are NaN')
+                for key in ('AUROC', self._fpr, 'AUPR'):
+                    metrics[f'{ood}/OOD_{key}'] = math.nan
+                    metrics[f'{ood}/OOD_{key}_px'] = math.nan
+                continue
+            ood_img = torch.tensor([s for s in lights[ood] if not math.isnan(s)], dtype=torch.float64)
+            scores = torch.cat([id_img, ood_img]).clamp(0, 1)
+            is_id = torch.cat([torch.ones_like(id_img), torch.zeros_like(ood_img)])
+            metrics[f'{ood}/OOD_AUROC'] = auroc(scores, is_id)
+            metrics[f'{ood}/OOD_{self._fpr}'] = fpr_at_tpr(scores, is_id, self.tpr)
+            metrics[f'{ood}/OOD_AUPR'] = aupr(scores, is_id, positive='error')
+            px = ConfidenceHistogram.from_state(torch.stack([id_hist, sums[ood]]), n_bins=self.n_bins).compute(self.tpr)
+            metrics[f'{ood}/OOD_AUROC_px'] = px['AUROC']
+            metrics[f'{ood}/OOD_{self._fpr}_px'] = px[self._fpr]
+            metrics[f'{ood}/OOD_AUPR_px'] = px['AUPR']
+        return metrics
