@@ -69,9 +69,10 @@ def worker(method: str, pixels: int, size: int, n_bins: int, device: str, thread
 
     prepare = None  # untimed per-image preparation of the inputs of ``update``
     if method in ('uqseg', 'uqseg-top'):
-        import uqseg  # noqa: F401
         from mmengine.registry import init_default_scope
         from mmseg.registry import METRICS
+
+        import uqseg  # noqa: F401
         init_default_scope('mmseg')
         cfg = (dict(confidence='positive') if method == 'uqseg'
                else dict(confidence='top-label', per_image=True, nll_brier=True))

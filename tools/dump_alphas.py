@@ -33,7 +33,6 @@ from uqseg.core.aslp_rule import AT_CAP_TOL, default_alpha_max
 from uqseg.core.sc_bce import resolve_perturbation
 
 
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('checkpoint', help='checkpoint of an ASLP run (iter_*.pth)')

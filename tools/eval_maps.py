@@ -203,7 +203,7 @@ def main(argv=None) -> dict[str, float]:
                                    args.pred_ext, args.gt_ext, args.plot_dir)
     except (MapError, uqseg.seg.datasets.MaskFormatError) as exc:
         print(f'error: {exc}', file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from exc
     print(format_table(results))
     if args.json:
         folder = osp.dirname(osp.abspath(args.json))

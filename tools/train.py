@@ -11,10 +11,10 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.compat import init_cpu_distributed
-from mmseg.registry import RUNNERS
 
 
 def parse_args(argv=None):

@@ -13,7 +13,10 @@ registries (DATASETS, TRANSFORMS, MODELS, METRICS, HOOKS).
 """
 __version__ = '0.1.0'
 
-from . import compat  # noqa: F401  (first: checkpoint loading on torch >= 2.6)
-from . import core, seg  # noqa: F401  (seg registers the mmseg components)
+from . import (  # noqa: F401  (seg registers the mmseg components)
+    compat,  # noqa: F401  (first: checkpoint loading on torch >= 2.6)
+    core,
+    seg,
+)
 
 __all__ = ['compat', 'core', 'seg']

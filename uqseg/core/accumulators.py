@@ -31,8 +31,14 @@ import torch
 from .binning import batched_calibration_errors, bin_sums, errors_from_bin_sums, histogram, reliability
 from .checks import check_n_bins, check_tpr, flat_pair, fpr_key
 from .functional import check_probs_target, score_sums
-from .ranking import (aurc_of_groups, auroc_from_groups, average_precision_from_groups, fpr_from_groups,
-                      harmonic_diff, optimal_aurc_from_counts)
+from .ranking import (
+    aurc_of_groups,
+    auroc_from_groups,
+    average_precision_from_groups,
+    fpr_from_groups,
+    harmonic_diff,
+    optimal_aurc_from_counts,
+)
 
 __all__ = ['CalibrationAccumulator', 'ScoreSumAccumulator', 'ConfidenceHistogram']
 

@@ -35,8 +35,7 @@ import torch
 
 from .binning import bin_sums, errors_from_bin_sums
 from .checks import check_binary, check_n_bins, check_tpr, check_unit, flat_pair
-from .ranking import (auroc_from_groups, average_precision_from_groups, fpr_from_groups,
-                      optimal_aurc_from_counts)
+from .ranking import auroc_from_groups, average_precision_from_groups, fpr_from_groups, optimal_aurc_from_counts
 
 __all__ = [
     'calibration_error', 'overconfidence_error', 'adaptive_calibration_error',
@@ -224,8 +223,9 @@ def _sorted_desc(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tenso
 def risk_coverage_curve(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Coverage ``k/N`` and selective risk ``errors(k)/k`` for k = 1..N (float64, conf's device).
 
-    Samples sorted by confidence descending; ``errors(k)`` counts ties in expectation (``docs/metrics.md#selective-prediction``), so the curve is linear in the error count across a tie group and does not depend
-    on the input order. Empty input gives two empty tensors.
+    Samples sorted by confidence descending; ``errors(k)`` counts ties in expectation
+    (``docs/metrics.md#selective-prediction``), so the curve is linear in the error count across
+    a tie group and does not depend on the input order. Empty input gives two empty tensors.
     """
     conf, correct = flat_pair(conf, correct, binary=True)
     n = conf.numel()
@@ -295,7 +295,9 @@ def aupr(conf: torch.Tensor, correct: torch.Tensor,
     if conf.numel() == 0:
         return _NAN
     ok, err = _groups_desc(conf, correct)
-    return average_precision_from_groups(ok, err) if positive == 'correct' else average_precision_from_groups(err.flip(0), ok.flip(0))
+    if positive == 'correct':
+        return average_precision_from_groups(ok, err)
+    return average_precision_from_groups(err.flip(0), ok.flip(0))
 
 
 def fpr_at_tpr(conf: torch.Tensor, correct: torch.Tensor, tpr: float = 0.95) -> float:

@@ -53,7 +53,8 @@ def plot_reliability_diagram(bins: Mapping, path: str, title: str = '', metrics:
     Top: per bin, a bar of the accuracy, the gap to the bin's mean confidence (red, hatched;
     above the bar = over-confident), the mean confidence as a marker and the diagonal. Bottom:
     the number of values per bin (log scale when counts span more than 100x). ``bins`` is the
-    reliability data of :meth:`uqseg.core.accumulators.CalibrationAccumulator.reliability`. For positive-class calibration pass
+    reliability data of :meth:`uqseg.core.accumulators.CalibrationAccumulator.reliability`. For
+    positive-class calibration pass
     ``xlabel='predicted probability', ylabel='frequency of the positive class'``.
     """
     r = _numpy(bins)

@@ -49,8 +49,9 @@ ASLP alpha gradient (per image, pixel means over valid pixels, detached logits):
     g_i = mean BCE(z, p(y_i, beta)) - mean BCE(z, y_i) = (beta/2) mean((2y - 1) z)
 
 Normalisation: the loss is a mean over all valid (non-ignored) pixels of the batch, pooled as
-mmseg does (``avg_non_ignore=True`` by default, since uqseg takes the mean over valid pixels, ``docs/aslp.md#normalisation-over-valid-pixels``;
-mmseg's ``CrossEntropyLoss`` defaults to False). Hence, for the pooled expected loss ``L``,
+mmseg does (``avg_non_ignore=True`` by default, since uqseg takes the mean over valid pixels,
+``docs/aslp.md#normalisation-over-valid-pixels``; mmseg's ``CrossEntropyLoss`` defaults to
+False). Hence, for the pooled expected loss ``L``,
 ``dL/d alpha_i = (n_i / n_valid) g_i`` with ``n_i`` the valid pixels of image ``i`` and
 ``n_valid`` those of the batch (times ``loss_weight``); ``g_i`` is the gradient of image ``i``'s
 own pixel-mean loss, which is what the alpha update rule uses (see :mod:`uqseg.core.aslp_rule`).

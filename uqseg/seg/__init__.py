@@ -6,8 +6,7 @@ lives in :mod:`uqseg.core`; this layer reads mmseg's data samples and fits mmseg
 """
 from . import datasets, hooks, metrics, models, visualization
 from .hooks import ASLPHook, CheckFiniteLossHook, ResumeRandomStateHook, SavePredictionMapsHook, UncertaintyMapHook
-from .metrics import (OODDetectionMetric, PixelAccuracyMetric, PixelCalibrationMetric, PixelUncertaintyMetric,
-                      SODMetric)
+from .metrics import OODDetectionMetric, PixelAccuracyMetric, PixelCalibrationMetric, PixelUncertaintyMetric, SODMetric
 from .models import ASLPHead, SCBCELoss
 
 __all__ = ['datasets', 'hooks', 'metrics', 'models', 'visualization', 'ASLPHead', 'SCBCELoss', 'ASLPHook',

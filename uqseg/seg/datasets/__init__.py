@@ -2,4 +2,5 @@ from .load_saliency_mask import LoadSaliencyMask, MaskFormatError, check_salienc
 from .reproducible_albu import ReproducibleAlbu
 from .sod_dataset import SOD_LAYOUTS, SampleLoadError, SODDataset
 
-__all__ = ['SODDataset', 'SOD_LAYOUTS', 'SampleLoadError', 'LoadSaliencyMask', 'MaskFormatError', 'check_saliency_mask', 'ReproducibleAlbu']
+__all__ = ['SODDataset', 'SOD_LAYOUTS', 'SampleLoadError', 'LoadSaliencyMask', 'MaskFormatError',
+           'check_saliency_mask', 'ReproducibleAlbu']

@@ -40,8 +40,8 @@ are combined each iteration by one ``all_reduce`` of a dense ``(2, num_samples)`
 rank applies the same update, so the alphas stay identical on every rank and equal those of one
 process seeing the same images (:func:`combine_sample_updates`). ``Acc_val`` comes from the
 evaluator, which gathers the metric's per-image counts across ranks, drops the samples a
-distributed sampler repeats, and broadcasts the metrics to every rank. DDP's buffer broadcast is therefore not needed (mmengine
-sets ``broadcast_buffers=False``) and harmless when on.
+distributed sampler repeats, and broadcasts the metrics to every rank. DDP's buffer broadcast
+is therefore not needed (mmengine sets ``broadcast_buffers=False``) and harmless when on.
 
 State: the alphas are a buffer of the head (in ``state_dict``, hence in every checkpoint); this
 hook adds ``Acc_val``, ``Acc_ref`` and the number of validations to the checkpoint
@@ -56,7 +56,7 @@ within 1e-6 of ``alpha_max``), ``train/aslp/acc_val`` every iteration, and ``val
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from mmengine import dist
@@ -65,8 +65,16 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, IterBasedTrainLoop
 from mmseg.registry import HOOKS
 
-from ...core.aslp_rule import (AT_CAP_TOL, DEFAULT_ETA, DEFAULT_LAMBDA, DEFAULT_TOTAL_EPOCHS,
-                               DEFAULT_WARMUP_EPOCHS, MODES, aslp_update, default_alpha_max)
+from ...core.aslp_rule import (
+    AT_CAP_TOL,
+    DEFAULT_ETA,
+    DEFAULT_LAMBDA,
+    DEFAULT_TOTAL_EPOCHS,
+    DEFAULT_WARMUP_EPOCHS,
+    MODES,
+    aslp_update,
+    default_alpha_max,
+)
 from ..metrics.pixel_accuracy_metric import PixelAccuracyMetric
 from ..models.heads.aslp_head import ASLPHead
 

@@ -187,7 +187,7 @@ def field_tensor(sample: dict, field: str, path: str) -> torch.Tensor:
         if 'data' not in v:
             raise ValueError(f'{path}: field {field!r} is a dict without "data" (expected a PixelData)')
         v = v['data']
-    elif hasattr(v, 'data') and isinstance(getattr(v, 'data'), torch.Tensor):
+    elif hasattr(v, 'data') and isinstance(v.data, torch.Tensor):
         v = v.data
     if not isinstance(v, torch.Tensor):
         raise ValueError(f'{path}: field {field!r} must be a tensor or PixelData, got {type(v).__name__}')

@@ -40,9 +40,9 @@ class SODMetric(BaseMetric):
     SOD papers save them, and scored against the 0/1 ground truth (as 0/255). pysodmetrics
     min-max normalises each map (MATLAB ``mapminmax``) before every score, MAE included, and
     averages per-image scores and curves (so on an all-background set such as DTD, MAE measures
-    the normalised map and is large whenever the map is not constant); max-F and mean-F are the max and mean of the mean F curve over its 256
-    thresholds, likewise max-E and mean-E. Ignored pixels (``ignore_index``) are scored as
-    background: SOD ground truth has none, and pysodmetrics cannot skip pixels.
+    the normalised map and is large whenever the map is not constant); max-F and mean-F are the
+    max and mean of the mean F curve over its 256 thresholds, likewise max-E and mean-E. Ignored
+    pixels (``ignore_index``) are scored as background: SOD ground truth has none, and pysodmetrics cannot skip pixels.
 
     Keys: ``<set>/MAE``, ``<set>/maxF``, ``<set>/meanF``, ``<set>/adpF``, ``<set>/S``,
     ``<set>/maxE``, ``<set>/meanE``, ``<set>/adpE``.
