@@ -1,13 +1,14 @@
-"""Save the random number generators in checkpoints so that a resumed run repeats the original."""
+"""Exact resume: the random number generators, and the validation a checkpoint was written before."""
 from __future__ import annotations
 
+import bisect
 import random
 from typing import Optional
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import BaseLoop, IterBasedTrainLoop
 from mmseg.registry import HOOKS
 
 KEY = 'uqseg_random_state'
@@ -31,6 +32,18 @@ class ResumeRandomStateHook(Hook):
       data pipeline of the iterations already done to skip them, which redraws the same
       augmentations from the seeded generators and leaves them in the saved state by itself.
 
+    **Checkpoints at validation iterations.** mmengine's ``CheckpointHook`` writes the checkpoint
+    of iteration ``N`` in ``after_train_iter``, *before* the validation of iteration ``N`` (the
+    usual set-up, ``checkpoint.interval == val_interval``), and ``--resume`` goes on with
+    iteration ``N + 1``: the validation is never run. Its effects are then missing from the
+    resumed run: the state hooks take from it (ASLP's ``Acc_val``; any hook reading
+    ``after_val_epoch``) and the torch random draw that building the validation loader's
+    iterator makes. So the hook records in the checkpoint whether the validation of its
+    iteration had run, and on resume, after restoring the generators, runs that validation
+    (``runner.val_loop.run()``, with every hook) when the train loop would have run it there.
+    A resumed run then ends on the same weights and hook state as the uninterrupted one, whatever
+    the checkpoint interval (tested with checkpoint interval == validation interval).
+
     With it, a run resumed from a checkpoint ends on the same weights as the uninterrupted run
     (tested), for the same number of processes and dataloader workers. Checkpoints without the
     key (older runs) resume as mmengine does, with a warning.
@@ -40,10 +53,17 @@ class ResumeRandomStateHook(Hook):
 
     def __init__(self) -> None:
         self._loaded: Optional[dict] = None
+        self._val_iter: Optional[int] = None  # train-loop iteration of the last validation
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if isinstance(runner._train_loop, BaseLoop):  # a validation inside training
+            self._val_iter = runner.train_loop.iter
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        resume_at = checkpoint.get('meta', {}).get('iter', runner.iter)
         checkpoint[KEY] = dict(
             iter=runner.iter,
+            validated=self._val_iter == resume_at,  # the validation of the resume iteration ran
             torch=torch.get_rng_state(),
             cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             numpy=np.random.get_state(),
@@ -67,3 +87,17 @@ class ResumeRandomStateHook(Hook):
         if not isinstance(runner.train_loop, IterBasedTrainLoop):
             np.random.set_state(state['numpy'])
             random.setstate(state['python'])
+        elif not state.get('validated', False) and validates_at(runner.train_loop, runner.iter):
+            runner.logger.info(f'ResumeRandomStateHook: the checkpoint was written before the validation of '
+                               f'iteration {runner.iter}; running it now, as the uninterrupted run did')
+            runner.val_loop.run()
+
+
+def validates_at(loop, it: int) -> bool:
+    """Whether an ``IterBasedTrainLoop`` runs a validation after iteration ``it`` (1-based count),
+    as its ``run`` decides."""
+    if loop.runner._val_loop is None:
+        return False
+    # the interval in force then, as IterBasedTrainLoop._decide_current_val_interval sets it
+    interval = loop.dynamic_intervals[bisect.bisect(loop.dynamic_milestones, it + 1) - 1]
+    return it >= loop.val_begin and (it % interval == 0 or it == loop.max_iters)
