@@ -6,12 +6,15 @@
 The metrics are logged and also written to ``<work_dir>/test_metrics.json``. ``--out DIR`` saves
 every prediction as a uint8 PNG of the foreground probability (binary heads; ``round(255 p)``)
 or of the predicted class (multi-class heads) under ``DIR/<set name>/``, the form in which SOD
-papers publish their maps.
+papers publish their maps. ``--show-dir DIR`` draws *every* test image with its ground truth and
+prediction (mmseg's ``SegVisualizationHook`` at interval 1; its default, 50, drew every 50th
+batch only) to ``DIR/vis_data/vis_image/test_<image name>_0.png``, and says so at the end.
 """
 import argparse
 import json
 import os
 import os.path as osp
+import time
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -27,8 +30,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='directory for logs and test_metrics.json')
     parser.add_argument('--out', type=str, help='directory to save prediction maps (PNG) for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='directory where painted images are saved '
-                        '(under work_dir/timestamp/)')
+    parser.add_argument('--show-dir', help='draw every test image (ground truth beside prediction) into '
+                        'SHOW_DIR/vis_data/vis_image/')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value (see mmseg)')
@@ -49,12 +52,21 @@ def trigger_visualization_hook(cfg, args):
                            "visualization=dict(type='SegVisualizationHook')")
     hook = default_hooks['visualization']
     hook['draw'] = True
+    hook['interval'] = 1  # every image: mmseg's default (50) draws one batch in 50
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
     if args.show_dir:
-        cfg.visualizer['save_dir'] = args.show_dir
+        cfg.visualizer['save_dir'] = osp.abspath(args.show_dir)
+        # a visualizer of its own: mmseg's configs name theirs 'visualizer', and mmengine hands an
+        # existing instance of that name (e.g. a training run's, with its save_dir) back instead
+        cfg.visualizer['name'] = f'uqseg_show_dir_{time.time_ns()}'
     return cfg
+
+
+def show_dir_images(show_dir: str) -> str:
+    """The folder mmengine's LocalVisBackend writes the pictures of ``--show-dir`` into."""
+    return osp.join(osp.abspath(show_dir), 'vis_data', 'vis_image')
 
 
 def build_cfg(args) -> Config:
@@ -91,6 +103,10 @@ def main(argv=None):
         path = osp.join(cfg.work_dir, 'test_metrics.json')
         with open(path, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
+        if args.show_dir:
+            folder = show_dir_images(args.show_dir)
+            n = len([f for f in os.listdir(folder) if f.endswith('.png')]) if osp.isdir(folder) else 0
+            print(f'--show-dir: {n} pictures (ground truth and prediction) in {folder}', flush=True)
     return metrics
 
 
