@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-__all__ = ['plot_reliability_diagram', 'plot_risk_coverage', 'new_figure', 'save_figure']
+__all__ = ['draw_reliability', 'plot_reliability_diagram', 'plot_risk_coverage', 'new_figure', 'save_figure']
 
 
 def new_figure(width: float, height: float):
@@ -45,33 +45,50 @@ def _fmt_metrics(metrics: Optional[Mapping[str, float]]) -> str:
                      for k, v in metrics.items())
 
 
+def draw_reliability(ax, bins: Mapping) -> dict:
+    """Draw the upper panel of a reliability diagram on ``ax``; return its artists by role.
+
+    Per non-empty bin: the **accuracy** as a blue bar (its top is the accuracy), the **mean
+    confidence** as a black line across the bin at its height, and the **gap** between the two,
+    hatched: red and filled above the bar where the bin is over-confident (confidence above
+    accuracy), orange and unfilled inside the bar where it is under-confident, so the blue bar
+    still reads as the accuracy and the line as the confidence in both directions. Returns
+    ``dict(accuracy=, confidence=, over=, under=)`` (bar containers and a line collection).
+    """
+    r = _numpy(bins)
+    filled = r['count'] > 0
+    lower, upper = r['lower'][filled], r['upper'][filled]
+    width, centre = upper - lower, (upper + lower) / 2
+    acc, conf = r['acc'][filled], r['conf'][filled]
+    over, under = conf > acc, conf < acc
+    out = dict(accuracy=ax.bar(centre, acc, width=width, color='#4c72b0', edgecolor='black', linewidth=0.6,
+                               label='accuracy'))
+    out['over'] = ax.bar(centre[over], (conf - acc)[over], bottom=acc[over], width=width[over], color='#dd4444',
+                         alpha=0.4, edgecolor='#aa0000', hatch='//', linewidth=0.5,
+                         label='gap: over-confident' if over.any() else '_nolegend_')
+    out['under'] = ax.bar(centre[under], (acc - conf)[under], bottom=conf[under], width=width[under],
+                          facecolor='none', edgecolor='#ff9f1c', hatch='\\\\', linewidth=0.8,
+                          label='gap: under-confident' if under.any() else '_nolegend_')
+    out['confidence'] = ax.hlines(conf, lower, upper, colors='black', linewidth=1.8, label='mean confidence')
+    ax.plot([0, 1], [0, 1], '--', color='grey', linewidth=1, label='perfect calibration')
+    return out
+
+
 def plot_reliability_diagram(bins: Mapping, path: str, title: str = '', metrics: Optional[Mapping[str, float]] = None,
                              xlabel: str = 'confidence', ylabel: str = 'accuracy',
                              count_label: str = 'pixels') -> str:
     """Write a reliability diagram to ``path`` (PNG) and return the path.
 
-    Top: per bin, a bar of the accuracy, the gap to the bin's mean confidence (red, hatched;
-    above the bar = over-confident), the mean confidence as a marker and the diagonal. Bottom:
-    the number of values per bin (log scale when counts span more than 100x). ``bins`` is the
-    reliability data of :meth:`uqseg.core.accumulators.CalibrationAccumulator.reliability`. For
-    positive-class calibration pass
-    ``xlabel='predicted probability', ylabel='frequency of the positive class'``.
+    Top: :func:`draw_reliability` and the diagonal. Bottom: the number of values per bin (log
+    scale when counts span more than 100x). ``bins`` is the reliability data of
+    :meth:`uqseg.core.accumulators.CalibrationAccumulator.reliability`. For positive-class
+    calibration pass ``xlabel='predicted probability', ylabel='frequency of the positive class'``.
     """
     r = _numpy(bins)
     fig = new_figure(5.0, 6.2)
     gs = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08, left=0.15, right=0.96, top=0.9, bottom=0.08)
     ax, axc = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
-    width = r['upper'] - r['lower']
-    centre = (r['upper'] + r['lower']) / 2
-    filled = r['count'] > 0
-    acc = np.where(filled, r['acc'], 0.0)
-    conf = np.where(filled, r['conf'], 0.0)
-    ax.bar(centre, acc, width=width, edgecolor='black', color='#4c72b0', linewidth=0.6, label='accuracy')
-    gap_lo, gap_hi = np.minimum(acc, conf), np.maximum(acc, conf)
-    ax.bar(centre[filled], (gap_hi - gap_lo)[filled], bottom=gap_lo[filled], width=width[filled],
-           color='#dd4444', alpha=0.35, edgecolor='#aa0000', hatch='//', linewidth=0.5, label='gap')
-    ax.plot(conf[filled], acc[filled], 'o', color='black', markersize=3, label='mean confidence')
-    ax.plot([0, 1], [0, 1], '--', color='grey', linewidth=1, label='perfect calibration')
+    draw_reliability(ax, r)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_ylabel(ylabel)
@@ -80,8 +97,10 @@ def plot_reliability_diagram(bins: Mapping, path: str, title: str = '', metrics:
     head = title + ('\n' if title and metrics else '') + _fmt_metrics(metrics)
     if head:
         ax.set_title(head, fontsize=9)
+    width = r['upper'] - r['lower']
+    centre = (r['upper'] + r['lower']) / 2
     axc.bar(centre, np.maximum(r['count'], 0), width=width, color='#777777', edgecolor='black', linewidth=0.4)
-    counts = r['count'][filled]
+    counts = r['count'][r['count'] > 0]
     if counts.size and counts.max() > 100 * counts.min():
         axc.set_yscale('log')
         axc.yaxis.set_minor_formatter(NullFormatter())
