@@ -5,9 +5,14 @@ value, so a caller one layer up only has to add the file or image it was reading
 """
 from __future__ import annotations
 
+import difflib
+import inspect
+from typing import Sequence
+
 import torch
 
-__all__ = ['check_unit', 'check_binary', 'check_n_bins', 'check_tpr', 'flat_pair', 'fpr_key']
+__all__ = ['LabelRangeError', 'reject_unknown_kwargs', 'check_unit', 'check_binary', 'check_n_bins', 'check_tpr',
+           'flat_pair', 'fpr_key']
 
 
 def check_unit(x: torch.Tensor, name: str) -> None:
@@ -78,3 +83,28 @@ def flat_pair(conf: torch.Tensor, correct: torch.Tensor, binary: bool
         if bool(bad.any()):
             raise ValueError(f'correct must lie in [0, 1], got {correct[bad][0].item()}')
     return conf, correct.to(torch.float64)
+
+
+def reject_unknown_kwargs(owner: type, kwargs: dict, allowed: Sequence[str] = (), hint: str = '') -> None:
+    """Raise ``TypeError`` naming ``owner``, the unknown keys (with close matches) and the valid
+    ones, unless every key of ``kwargs`` is in ``allowed``. For components whose ``**kwargs``
+    would otherwise end in a parent's "unexpected keyword argument" that names neither."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if not unknown:
+        return
+    params = [n for n, p in inspect.signature(owner.__init__).parameters.items()
+              if n != 'self' and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    valid = sorted(set(params) | set(allowed))
+    guesses = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
+    said = ', '.join(f'{k!r}' + (f" (did you mean {g[0]!r}?)" if g else '') for k, g in guesses.items())
+    raise TypeError(f'{owner.__name__} got unknown argument(s) {said}; its arguments are {valid}.'
+                    + (f' {hint}' if hint else ''))
+
+
+class LabelRangeError(ValueError):
+    """A training label outside the classes a loss takes; ``sample`` is its index in the batch
+    (a head turns it into the image and mask file) and ``value`` the label."""
+
+    def __init__(self, message: str, sample: int, value) -> None:
+        super().__init__(message)
+        self.sample, self.value = sample, value

@@ -66,6 +66,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import LabelRangeError, reject_unknown_kwargs
+
 Tensor = torch.Tensor
 
 #: beta of each named perturbation (DM: base beta of its noisy target 0.5 + e).
@@ -178,7 +180,9 @@ def _check_label(label: Tensor, logits: Tensor, ignore_index: int) -> tuple[Tens
     bad = ~((label == 0) | (label == 1) | ignored)
     if bad.any():
         vals = label[bad].unique()[:8].tolist()
-        raise ValueError(f'labels must be 0, 1 or ignore_index={ignore_index}; got {vals}')
+        first = int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0, 0])
+        raise LabelRangeError(f'SCBCELoss: labels must be 0, 1 or ignore_index={ignore_index}; got {vals} '
+                              f'(sample {first} of the batch)', sample=first, value=vals[0])
     valid = ~ignored
     y = torch.where(valid, label, torch.zeros_like(label)).to(logits.dtype)
     return y, valid
@@ -245,8 +249,12 @@ class SCBCELoss(nn.Module):
 
     def __init__(self, perturbation: Union[str, float] = 'HI', beta: Optional[float] = None,
                  mode: str = 'sample', alpha: float = 0.0, loss_weight: float = 1.0,
-                 loss_name: str = 'loss_scbce', avg_non_ignore: bool = True) -> None:
+                 loss_name: str = 'loss_scbce', avg_non_ignore: bool = True, **unknown) -> None:
         super().__init__()
+        reject_unknown_kwargs(type(self), unknown, hint=(
+            "In an mmengine config these usually come from a base config's loss_decode (e.g. "
+            "CrossEntropyLoss's use_sigmoid) merged into this dict: write "
+            "loss_decode=dict(_delete_=True, type='SCBCELoss', ...)."))
         self.beta, self.noisy = resolve_perturbation(perturbation, beta)
         self.perturbation = perturbation if isinstance(perturbation, str) else None
         if mode not in _MODES:

@@ -13,6 +13,7 @@ from ...core.binning import histogram
 from ...core.checks import check_n_bins, check_tpr, fpr_key
 from ...core.functional import aupr, auroc, fpr_at_tpr
 from ...core.scores import check_score_args
+from .arguments import check_metric_kwargs
 from .folding import FoldingMetric
 from .prediction import read_prediction, score_map, set_name_of
 
@@ -52,6 +53,7 @@ class OODDetectionMetric(FoldingMetric):
                  score_range: Sequence[float] = (0.0, 1.0), image_score: str = 'mean', n_bins: int = 10000,
                  tpr: float = 0.95, ignore_index: int = 255, collect_device: str = 'cpu',
                  prefix: Optional[str] = None, **kwargs) -> None:
+        check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         if isinstance(ood_sets, str):
             ood_sets = [ood_sets]

@@ -8,6 +8,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 from mmseg.registry import METRICS
 
+from .arguments import check_metric_kwargs
 from .prediction import read_prediction, set_name_of
 
 __all__ = ['PixelAccuracyMetric']
@@ -39,6 +40,7 @@ class PixelAccuracyMetric(BaseMetric):
 
     def __init__(self, ignore_index: int = 255, collect_device: str = 'cpu', prefix: Optional[str] = None,
                  **kwargs) -> None:
+        check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         self.ignore_index = ignore_index
 

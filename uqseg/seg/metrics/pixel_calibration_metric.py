@@ -13,6 +13,7 @@ from ...core.accumulators import CalibrationAccumulator, ScoreSumAccumulator
 from ...core.checks import check_n_bins
 from ...core.functional import nanmean
 from ...core.plots import plot_reliability_diagram
+from .arguments import check_metric_kwargs
 from .plot_files import plot_path, resolve_plot_dir
 from .prediction import read_prediction, set_name_of
 
@@ -82,6 +83,7 @@ class PixelCalibrationMetric(BaseMetric):
                  per_image: bool = False, nll_brier: bool = False, nll_eps: float = 1e-12, plot: bool = False,
                  plot_dir: Optional[str] = None, collect_device: str = 'cpu', prefix: Optional[str] = None,
                  **kwargs) -> None:
+        check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         if confidence not in ('top-label', 'positive'):
             raise ValueError(f"confidence must be 'top-label' or 'positive', got {confidence!r}")

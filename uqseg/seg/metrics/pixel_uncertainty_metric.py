@@ -12,6 +12,7 @@ from ...core.checks import check_n_bins, check_tpr, fpr_key
 from ...core.functional import nanmean
 from ...core.plots import plot_risk_coverage
 from ...core.scores import check_score_args
+from .arguments import check_metric_kwargs
 from .folding import FoldingMetric
 from .plot_files import plot_path, resolve_plot_dir
 from .prediction import read_prediction, score_map, set_name_of
@@ -75,6 +76,7 @@ class PixelUncertaintyMetric(FoldingMetric):
                  per_image: bool = True, prediction: str = 'argmax', ignore_index: int = 255,
                  plot: bool = False, plot_dir: Optional[str] = None, collect_device: str = 'cpu',
                  prefix: Optional[str] = None, **kwargs) -> None:
+        check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         self.score_is = check_score_args(score, score_field, score_is, score_range)
         check_n_bins(n_bins)

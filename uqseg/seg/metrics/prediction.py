@@ -145,7 +145,10 @@ def read_prediction(sample, ignore_index: int = 255, require_label: bool = True)
         if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
             bad = ~torch.isfinite(logits)
             raise ValueError(f'{path}: seg_logits contain {int(bad.sum())} non-finite value(s) '
-                             f'(e.g. {_first_bad(logits, bad)})')
+                             f'(e.g. {_first_bad(logits, bad)}). The model computed them: most likely '
+                             'the checkpoint holds NaN/Inf weights (a run that diverged; '
+                             'CheckFiniteLossHook stops training at the first non-finite loss), or the '
+                             'input image is broken')
     c = max(2, logits.shape[0])
     valid = None  # every pixel valid
     if label.numel():
@@ -156,8 +159,11 @@ def read_prediction(sample, ignore_index: int = 255, require_label: bool = True)
             valid = label != ignore_index if valid is None else valid
             bad = valid & ((label < 0) | (label >= c))
             if bool(bad.any()):
+                mask = sample.get('seg_map_path') or sample.get('metainfo', {}).get('seg_map_path')
                 raise ValueError(f'{path}: ground truth has label {label[bad][0].item()} outside 0..{c - 1} '
-                                 f'and not ignore_index={ignore_index}')
+                                 f'and not ignore_index={ignore_index}'
+                                 + (f' (mask file {mask})' if mask else '')
+                                 + f'; the model has {logits.shape[0]} output channel(s)')
     if label.dtype != torch.long:
         label = label.long()
     if logits.shape[0] == 1:

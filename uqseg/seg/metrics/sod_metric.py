@@ -10,6 +10,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
+from .arguments import check_metric_kwargs
 from .prediction import read_prediction, set_name_of
 
 
@@ -52,6 +53,7 @@ class SODMetric(BaseMetric):
 
     def __init__(self, beta2: float = 0.3, ignore_index: int = 255, collect_device: str = 'cpu',
                  prefix: Optional[str] = None, **kwargs) -> None:
+        check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         self.beta2 = beta2
         self.ignore_index = ignore_index

@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Optional
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
+from ....core.checks import LabelRangeError
+
 __all__ = ['DecodeHeadWrapper']
 
 
@@ -87,6 +89,17 @@ class DecodeHeadWrapper(BaseDecodeHead):
         for key, value in self.head_defaults.items():
             cfg.setdefault(key, value)
         super().__init__(**cfg)
+
+    def loss_by_feat(self, seg_logits, batch_data_samples) -> dict:
+        """The wrapped head's ``loss_by_feat``; a uqseg loss's :class:`LabelRangeError` is raised
+        again naming the image and mask file of the offending sample."""
+        try:
+            return super().loss_by_feat(seg_logits, batch_data_samples)
+        except LabelRangeError as exc:
+            meta = batch_data_samples[exc.sample].metainfo if exc.sample < len(batch_data_samples) else {}
+            where = (f"image {meta.get('img_path', '?')}, mask {meta.get('seg_map_path', '?')}")
+            raise LabelRangeError(f'{where}: label {exc.value} is outside the classes of '
+                                  f'{type(self).__name__} ({exc})', exc.sample, exc.value) from exc
 
     def __reduce_ex__(self, protocol):
         return _rebuild, (self._extension, self._wrapped), self.__getstate__()

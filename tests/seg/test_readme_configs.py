@@ -1,0 +1,59 @@
+"""The README's configuration examples build as written: the ones on `mmseg::` bases on those bases."""
+import os.path as osp
+import re
+
+import pytest
+from mmengine.config import Config
+from mmseg.registry import HOOKS, METRICS, MODELS
+
+from tests.helpers.cfg import REPO
+from uqseg.core.sc_bce import SCBCELoss
+from uqseg.seg.models.heads import ASLPHead
+
+
+def readme_blocks() -> list[str]:
+    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
+        text = f.read()
+    return re.findall(r'```python\n(.*?)```', text, flags=re.S)
+
+
+def _config(tmp_path, marker: str) -> Config:
+    blocks = [b for b in readme_blocks() if marker in b]
+    assert len(blocks) == 1, f'expected one README config block with {marker!r}, found {len(blocks)}'
+    path = tmp_path / 'readme_config.py'
+    path.write_text(blocks[0])
+    return Config.fromfile(str(path))
+
+
+def test_aslp_example_on_an_mmseg_base_builds_as_written(tmp_path):
+    cfg = _config(tmp_path, "type='ASLPHead'")
+    assert "_base_ = ['mmseg::" in (tmp_path / 'readme_config.py').read_text()
+    head_cfg = cfg.model.decode_head
+    assert 'use_sigmoid' not in head_cfg.loss_decode  # _delete_ dropped the base's CrossEntropyLoss keys
+    head = MODELS.build(head_cfg)
+    assert isinstance(head, ASLPHead)
+    assert type(head)._wrapped.__name__ == 'UPerHead'  # the base's head, with its merged keys
+    assert head.in_channels == [256, 512, 1024, 2048] and head.out_channels == 1 and head.threshold == 0.5
+    assert isinstance(head.loss_decode, SCBCELoss) and head.loss_decode.mode == 'sample'
+    for hook in cfg.custom_hooks:
+        HOOKS.build(hook)
+    for metric in cfg.val_evaluator:
+        METRICS.build(metric)
+
+
+def test_aslp_example_without_delete_fails_naming_the_fix(tmp_path):
+    cfg = _config(tmp_path, "type='ASLPHead'")
+    text = (tmp_path / 'readme_config.py').read_text().replace('_delete_=True, ', '')
+    (tmp_path / 'merged.py').write_text(text)
+    merged = Config.fromfile(str(tmp_path / 'merged.py'))
+    assert cfg.model.decode_head.loss_decode.type == merged.model.decode_head.loss_decode.type
+    with pytest.raises(TypeError, match=r"'use_sigmoid'.*_delete_=True"):
+        MODELS.build(merged.model.decode_head)
+
+
+def test_own_project_example_on_an_mmseg_base_builds(tmp_path):
+    cfg = _config(tmp_path, "type='SODDataset', layout='ECSSD'")
+    model = MODELS.build(cfg.model)
+    assert model.decode_head.out_channels == 1 and model.decode_head.threshold == 0.5
+    for metric in cfg.test_evaluator:
+        METRICS.build(metric)
