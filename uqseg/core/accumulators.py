@@ -101,29 +101,45 @@ class _SumAccumulator:
             self.state = self.state.to(x.device)
 
 
-class CalibrationAccumulator(_SumAccumulator):
+class _BinnedAccumulator(_SumAccumulator):
+    """Base of the accumulators whose state is ``rows`` float64 rows of ``n_bins`` bins."""
+
+    rows: int
+
+    def __init__(self, n_bins: int, device: torch.device | str | None = None) -> None:
+        self.n_bins = check_n_bins(n_bins)
+        self.state = torch.zeros(self.rows, n_bins, dtype=torch.float64, device=device)
+
+    def _config(self) -> tuple:
+        return (self.n_bins,)
+
+    @staticmethod
+    def _checked(conf: torch.Tensor, correct: torch.Tensor, valid: Optional[torch.Tensor], binary: bool):
+        """``(conf, correct, valid)`` after the input checks of :func:`.checks.flat_pair`, the
+        values outside ``valid`` dropped first (so they may be anything)."""
+        if valid is not None:
+            conf, correct = conf[valid], correct[valid]
+        return (*flat_pair(conf, correct, binary=binary), None)
+
+
+class CalibrationAccumulator(_BinnedAccumulator):
     """Per-bin ``[count, sum conf, sum correct]`` (shape (3, n_bins)) for binned calibration.
 
     Equal-width bins ``(k/n, (k+1)/n]`` (``docs/metrics.md#binning``). ``compute()`` gives
     ECE, MCE, RMSCE, OE (``nan`` before any update); :meth:`reliability` the diagram data.
     """
 
-    def __init__(self, n_bins: int = 15, device: torch.device | str | None = None) -> None:
-        self.n_bins = check_n_bins(n_bins)
-        self.state = torch.zeros(3, n_bins, dtype=torch.float64, device=device)
+    rows = 3
 
-    def _config(self) -> tuple:
-        return (self.n_bins,)
+    def __init__(self, n_bins: int = 15, device: torch.device | str | None = None) -> None:
+        super().__init__(n_bins, device)
 
     def update(self, conf: torch.Tensor, correct: torch.Tensor, valid: Optional[torch.Tensor] = None,
                hard: Optional[bool] = None, validate: bool = True) -> None:
         """Add values: ``conf`` in [0, 1], ``correct`` 0/1 or soft in [0, 1] (``hard``: see
         :func:`.binning.bin_sums`), only where the bool map ``valid`` is True (None: all)."""
         if validate:
-            if valid is not None:
-                conf, correct = conf[valid], correct[valid]
-                valid = None
-            conf, correct = flat_pair(conf, correct, binary=False)
+            conf, correct, valid = self._checked(conf, correct, valid, binary=False)
         self._match_device(conf)
         self.state += bin_sums(conf, correct, self.n_bins, valid, hard)
 
@@ -174,7 +190,7 @@ class ScoreSumAccumulator(_SumAccumulator):
         return dict(NLL=float(self.state[0]) / n, Brier=float(self.state[1]) / n)
 
 
-class ConfidenceHistogram(_SumAccumulator):
+class ConfidenceHistogram(_BinnedAccumulator):
     """Confidence histogram split by correctness: ``state[0]`` correct, ``state[1]`` incorrect.
 
     Bins are the equal-width ``(k/n, (k+1)/n]`` of :mod:`.binning` (default n = 10000, 160 kB).
@@ -198,21 +214,16 @@ class ConfidenceHistogram(_SumAccumulator):
       values whenever each bin holds one distinct confidence).
     """
 
-    def __init__(self, n_bins: int = 10000, device: torch.device | str | None = None) -> None:
-        self.n_bins = check_n_bins(n_bins)
-        self.state = torch.zeros(2, n_bins, dtype=torch.float64, device=device)
+    rows = 2
 
-    def _config(self) -> tuple:
-        return (self.n_bins,)
+    def __init__(self, n_bins: int = 10000, device: torch.device | str | None = None) -> None:
+        super().__init__(n_bins, device)
 
     def update(self, conf: torch.Tensor, correct: torch.Tensor, valid: Optional[torch.Tensor] = None,
                validate: bool = True) -> None:
         """Add values: ``conf`` in [0, 1], ``correct`` 0/1, where the bool map ``valid`` is True."""
         if validate:
-            if valid is not None:
-                conf, correct = conf[valid], correct[valid]
-                valid = None
-            conf, correct = flat_pair(conf, correct, binary=True)
+            conf, correct, valid = self._checked(conf, correct, valid, binary=True)
         self._match_device(conf)
         self.state += histogram(conf, self.n_bins, valid, split=correct)
 
