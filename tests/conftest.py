@@ -1,10 +1,8 @@
+"""Fixtures shared by the whole suite (each defined here once) and the ``gpu`` marker's skip."""
 import os
-import os.path as osp
 
 import pytest
 import torch
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -19,7 +17,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory):
     """A small copy of the demo data (same generator and layouts as `make demo`)."""
-    from uqseg.datasets.demo_data import make_demo_data
+    from uqseg.seg.datasets.demo_data import make_demo_data
     root = str(tmp_path_factory.mktemp('demo'))
     make_demo_data(root, n_train=20, n_val=4, n_test=6, n_test2=4, n_ood=5, seed=1)
     return root
@@ -34,5 +32,16 @@ def _mmseg_scope():
 
 @pytest.fixture(autouse=True)
 def _threads():
+    """At most two intra-op threads for every test (the CI machine has two shared cores)."""
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield
+
+
+@pytest.fixture
+def one_thread(_threads):
+    """One intra-op thread, for tests that loop over tiny tensors: there a second OpenMP thread on
+    a busy 2-core machine slows each call 20-50x. Use with ``pytest.mark.usefixtures('one_thread')``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,4 +1,5 @@
-"""ASLP in mmengine's Runner on the demo data: checkpoint round trip, exact resume, logs, dump tool."""
+"""ASLP in mmengine's Runner on the demo data: checkpoint round trip, exact resume, logs, Acc_val from
+the validation metrics, dump tool, config errors."""
 import csv
 import importlib.util
 import json
@@ -9,8 +10,8 @@ import torch
 from mmengine.runner import Runner
 
 import uqseg  # noqa: F401
-from _cfg import REPO, demo_cfg
-from uqseg.hooks import ASLPHook
+from tests.helpers.cfg import REPO, demo_cfg
+from uqseg.seg.hooks import ASLPHook
 
 pytestmark = pytest.mark.slow
 CONFIG = 'configs/aslp_sod_demo.py'
@@ -83,8 +84,11 @@ def test_resumed_run_ends_with_the_same_alphas_and_weights(runs):
 def test_alpha_statistics_and_acc_val_are_logged(runs):
     scalars = runs['full'].message_hub.log_scalars
     for key in ('train/aslp/alpha_mean', 'train/aslp/alpha_max', 'train/aslp/at_cap', 'train/aslp/acc_val',
-                'val/aslp/acc_val', 'val/DUTS-TR-val/ECE'):
+                'val/aslp/acc_val', 'val/DUTS-TR-val/ECE', 'val/DUTS-TR-val/PixelAcc'):
         assert key in scalars, key
+    # Acc_val is the validation's PixelAccuracyMetric result on the held-out split
+    assert scalars['val/aslp/acc_val'].current() == scalars['val/DUTS-TR-val/PixelAcc'].current()
+    assert _hook(runs['full']).acc_val == scalars['val/DUTS-TR-val/PixelAcc'].current()
     alpha = runs['full'].model.decode_head.alpha
     assert scalars['train/aslp/alpha_mean'].current() == pytest.approx(float(alpha.double().mean()))
     assert scalars['train/aslp/alpha_max'].current() == pytest.approx(float(alpha.max()))
@@ -92,7 +96,7 @@ def test_alpha_statistics_and_acc_val_are_logged(runs):
     assert 'aslp/alpha_mean' in log and 'aslp/acc_val' in log and 'first alpha update at iteration 3' in log
 
 
-def test_dump_alphas_tool(runs, demo_root, tmp_path):
+def test_dump_alphas_tool_lists_the_checkpoint_alphas(runs, demo_root, tmp_path):
     spec = importlib.util.spec_from_file_location('dump_alphas', osp.join(REPO, 'tools/dump_alphas.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
@@ -118,7 +122,7 @@ def test_dump_alphas_tool(runs, demo_root, tmp_path):
                    f'train_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.ann_file=val.txt'])
 
 
-def test_checkpoint_of_another_training_set(runs, demo_root, tmp_path):
+def test_checkpoint_of_another_training_set_fails_resume_and_restarts_alphas_on_load_from(runs, demo_root, tmp_path):
     ckpt = torch.load(runs['ckpt'], weights_only=False)
     ckpt['state_dict']['decode_head.alpha'] = torch.full((7,), 0.3)
     other = str(tmp_path / 'other.pth')
@@ -140,4 +144,17 @@ def test_missing_sample_idx_says_how_to_fix_the_config(demo_root, tmp_path):
     pack = cfg.train_dataloader.dataset.pipeline[-1]
     pack.meta_keys = tuple(k for k in pack.meta_keys if k != 'sample_idx')
     with pytest.raises(KeyError, match="Add 'sample_idx' to the meta_keys of PackSegInputs"):
+        Runner.from_cfg(cfg).train()
+
+
+def test_validation_without_pixel_accuracy_fails_before_training(demo_root, tmp_path):
+    cfg = _cfg(demo_root, str(tmp_path / 'noacc'), 1)
+    cfg.val_evaluator = [e for e in cfg.val_evaluator if e['type'] != 'PixelAccuracyMetric']
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"add dict\(type='PixelAccuracyMetric'\) to val_evaluator"):
+        runner.train()
+    assert runner.iter == 0
+    cfg = _cfg(demo_root, str(tmp_path / 'typo'), 1)
+    cfg.custom_hooks[-1].val_set = 'DUTS-TR-value'
+    with pytest.raises(ValueError, match=r"val_set='DUTS-TR-value' is not a set of the validation dataset"):
         Runner.from_cfg(cfg).train()

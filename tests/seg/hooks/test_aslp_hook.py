@@ -1,24 +1,21 @@
-"""ASLPHook: the alpha update rule applied through the hook on hand-worked cases (no Runner)."""
+"""ASLPHook: the alpha update rule applied through the hook on hand-worked cases, Acc_val read from the
+validation metrics, and the checks before training (no Runner)."""
 import math
+import types
 
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.logging import MessageHub, MMLogger
+from mmengine.runner import BaseLoop
 from mmengine.structures import PixelData
-from mmseg.registry import HOOKS, MODELS
+from mmseg.registry import HOOKS, METRICS, MODELS
 from mmseg.structures import SegDataSample
 
 import uqseg  # noqa: F401
-from uqseg.hooks.aslp_hook import ASLPHook, combine_sample_updates, num_train_samples
+from uqseg.seg.hooks.aslp_hook import ASLPHook, combine_sample_updates, num_train_samples
 
-
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _approx(values):
@@ -29,8 +26,8 @@ class _Model(nn.Module):
     def __init__(self, mode='expected'):
         super().__init__()
         self.decode_head = MODELS.build(dict(
-            type='ASLPHead', head_type='FCNHead', in_channels=4, channels=4, num_convs=1, num_samples=5,
-            loss_decode=dict(type='SCBCELoss', mode=mode)))
+            type='ASLPHead', num_samples=5, head=dict(type='FCNHead', in_channels=4, channels=4, num_convs=1,
+                                                      loss_decode=dict(type='SCBCELoss', mode=mode))))
 
 
 class _Runner:
@@ -66,21 +63,10 @@ def _train_batch(model):
 
 
 def _validate(hook, runner, n_correct, n_total, set_name='held-out'):
-    """One validation whose pixel accuracy is n_correct / n_total (plus a sample of another set)."""
-    hook.before_val_epoch(runner)
-    outputs = []
-    for k, name in enumerate((set_name, 'other-set')):
-        label = torch.ones(1, 1, n_total, dtype=torch.long)
-        prob = torch.full((1, 1, n_total), 0.9)
-        prob[..., :n_total - n_correct] = 0.2  # wrong pixels
-        if name == 'other-set':
-            prob[:] = 0.0
-        s = SegDataSample(metainfo=dict(set_name=name, img_path=f'{name}/{k}.jpg'))
-        s.gt_sem_seg = PixelData(data=label)
-        s.seg_logits = PixelData(data=prob)
-        outputs.append(s)
-    hook.after_val_iter(runner, 0, None, outputs)
-    hook.after_val_epoch(runner, {})
+    """One validation whose pixel accuracy on ``set_name`` is n_correct / n_total: the metrics the
+    evaluator hands to after_val_epoch (with another set's accuracy and another metric beside it)."""
+    metrics = {f'{set_name}/PixelAcc': n_correct / n_total, 'other-set/PixelAcc': 0.0, f'{set_name}/ECE': 0.3}
+    hook.after_val_epoch(runner, metrics)
 
 
 def _setup(mode='calibration', alpha=(0.0, 0.4, 0.0, 0.1, 0.0), **kw):
@@ -109,7 +95,7 @@ def test_calibration_mode_hand_worked_through_the_hook():
     assert model.decode_head.aslp_pop() is None
     # after warm-up but before the first validation: no Acc_val, no update (default)
     assert _step(hook, runner, model, 5) == _approx([0.0, 0.4, 0.0, 0.1, 0.0])
-    # validation on 'held-out': 9 of 10 pixels right (the 'other-set' sample is not counted)
+    # validation on 'held-out': 9 of 10 pixels right (the 'other-set' accuracy is not used)
     _validate(hook, runner, 9, 10)
     assert hook.acc_val == pytest.approx(0.9)
     assert runner.message_hub.get_scalar('val/aslp/acc_val').current() == pytest.approx(0.9)
@@ -144,7 +130,7 @@ def test_update_before_val_makes_penalty_free_steps():
     assert _step(hook, runner, model, 5) == _approx([0.0, 0.35, 0.0, 0.3, 0.0])
 
 
-def test_state_in_checkpoint_and_default_warmup():
+def test_state_travels_in_the_checkpoint_and_warmup_defaults_to_a_sixth():
     model, runner, hook = _setup(mode='conservative')
     _validate(hook, runner, 19, 20)
     _validate(hook, runner, 9, 10)
@@ -164,17 +150,28 @@ def test_state_in_checkpoint_and_default_warmup():
     assert fresh.acc_val is None
 
 
-def test_errors():
+def test_acc_val_is_the_pixel_acc_of_val_set_or_of_the_only_set():
+    model, runner, hook = _setup()
+    hook.after_val_epoch(runner, {'held-out/PixelAcc': 0.75, 'other-set/PixelAcc': 0.25})
+    assert hook.acc_val == 0.75 and hook.num_vals == 1
+    single = ASLPHook()  # val_set None: the one accuracy key of the validation
+    single.after_val_epoch(runner, {'DUTS-TR-val/PixelAcc': 0.5, 'DUTS-TR-val/ECE': 0.1})
+    assert single.acc_val == 0.5
+    with pytest.raises(ValueError, match=r"no single Acc_val for val_set=None .*\['a/PixelAcc', 'b/PixelAcc'\]"):
+        ASLPHook().after_val_epoch(runner, {'a/PixelAcc': 0.5, 'b/PixelAcc': 0.6})
+
+
+def test_missing_or_nan_acc_val_and_missing_validation_raise():
     with pytest.raises(ValueError, match='sideways'):
         ASLPHook(mode='sideways')
     model, runner, hook = _setup()
-    hook.before_val_epoch(runner)
-    with pytest.raises(ValueError, match=r"no valid pixel of set 'held-out'.*other"):
-        s = SegDataSample(metainfo=dict(set_name='other', img_path='x.jpg'))
-        s.gt_sem_seg = PixelData(data=torch.ones(1, 1, 2, dtype=torch.long))
-        s.seg_logits = PixelData(data=torch.ones(1, 1, 2))
-        hook.after_val_iter(runner, 0, None, [s])
-        hook.after_val_epoch(runner, {})
+    with pytest.raises(ValueError, match=r"no single Acc_val for val_set='held-out'.*\['other/PixelAcc'\]"):
+        hook.after_val_epoch(runner, {'other/PixelAcc': 1.0})
+    with pytest.raises(ValueError, match=r"no single Acc_val for val_set='held-out'.*PixelAccuracyMetric"):
+        hook.after_val_epoch(runner, {'held-out/ECE': 0.1})
+    with pytest.raises(ValueError, match='held-out/PixelAcc is nan: the validation had no valid pixel of that set'):
+        hook.after_val_epoch(runner, {'held-out/PixelAcc': math.nan})
+    assert hook.acc_val is None and hook.num_vals == 0
     runner._val_loop = None
     with pytest.raises(ValueError, match='needs validation runs'):
         hook.before_train(runner)
@@ -186,7 +183,48 @@ def test_errors():
         num_train_samples(_Concat())
 
 
-def test_combine_sample_updates_single_process():
+class _Loop(BaseLoop):
+    """A train or val loop as far as ASLPHook.before_run looks at it."""
+
+    def __init__(self, dataset, metrics=()):
+        super().__init__(None, types.SimpleNamespace(dataset=dataset))
+        self.evaluator = types.SimpleNamespace(metrics=list(metrics))
+
+    def run(self):
+        pass
+
+
+def _runner_with_loops(val_metrics, val_dataset):
+    runner = _Runner(_Model())
+    train_set = list(range(5))
+    runner._train_loop = _Loop(train_set)
+    runner.train_dataloader = types.SimpleNamespace(dataset=train_set)
+    runner._val_loop = _Loop(val_dataset, val_metrics)
+    return runner
+
+
+def test_before_run_checks_the_validation_measures_acc_val_of_val_set():
+    acc, cal = METRICS.build(dict(type='PixelAccuracyMetric')), METRICS.build(dict(type='PixelCalibrationMetric'))
+    held_out = types.SimpleNamespace(set_name='held-out')
+    ASLPHook(val_set='held-out').before_run(_runner_with_loops([cal, acc], held_out))  # fine
+    ASLPHook().before_run(_runner_with_loops([acc], held_out))  # one set: val_set may be left out
+    with pytest.raises(ValueError, match=r"add dict\(type='PixelAccuracyMetric'\) to val_evaluator .*"
+                                         r"\['PixelCalibrationMetric'\]"):
+        ASLPHook(val_set='held-out').before_run(_runner_with_loops([cal], held_out))
+    with pytest.raises(ValueError, match=r"val_set='held-uot' is not a set of the validation dataset "
+                                         r"\(its sets: \['held-out'\]\)"):
+        ASLPHook(val_set='held-uot').before_run(_runner_with_loops([acc], held_out))
+    both = types.SimpleNamespace(datasets=[held_out, types.SimpleNamespace(set_name='ECSSD')])
+    ASLPHook(val_set='held-out').before_run(_runner_with_loops([acc], both))
+    with pytest.raises(ValueError, match=r"several sets \(\['ECSSD', 'held-out'\]\)"):
+        ASLPHook().before_run(_runner_with_loops([acc], both))
+    # and it sized the alpha state from the train set (5 samples)
+    runner = _runner_with_loops([acc], held_out)
+    ASLPHook(val_set='held-out').before_run(runner)
+    assert runner.model.decode_head.aslp_num_samples == 5
+
+
+def test_combine_sample_updates_averages_repeated_samples_in_one_process():
     idx = torch.tensor([4, 1, 4, 0])
     g = torch.tensor([1.0, -2.0, 3.0, 0.5])
     seen, g_mean = combine_sample_updates(idx, g, 6)

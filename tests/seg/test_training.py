@@ -1,4 +1,5 @@
-"""End-to-end runs of mmengine's Runner on the demo data (CPU, a few iterations each)."""
+"""End-to-end runs of mmengine's Runner on the demo data (CPU, a few iterations each): training,
+validation, testing, resuming, the train / test scripts and a user config outside the repo."""
 import json
 import os
 import os.path as osp
@@ -11,7 +12,7 @@ import torch
 from mmengine.runner import Runner
 
 import uqseg  # noqa: F401
-from _cfg import REPO, demo_cfg
+from tests.helpers.cfg import REPO, demo_cfg
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,8 @@ def test_short_training_run_validates_and_checkpoints(demo_root, tmp_path):
     runner.train()
     assert osp.isfile(tmp_path / 'run' / 'iter_4.pth')
     scalars = runner.message_hub.log_scalars
-    for key in ('DUTS-TR-val/ECE', 'DUTS-TR-val/OE', 'DUTS-TR-val/MAE', 'DUTS-TR-val/maxF', 'DUTS-TR-val/S'):
+    for key in ('DUTS-TR-val/ECE', 'DUTS-TR-val/OE', 'DUTS-TR-val/MAE', 'DUTS-TR-val/maxF', 'DUTS-TR-val/S',
+                'DUTS-TR-val/PixelAcc'):
         assert f'val/{key}' in scalars, key
     metrics = runner.test()
     for name in ('DUTS-TE', 'ECSSD', 'DTD'):
@@ -64,7 +66,7 @@ def test_resume_reaches_the_same_weights(demo_root, tmp_path):
     assert any(not torch.equal(start[k], got[k]) for k in start if start[k].is_floating_point())
 
 
-def test_load_from_checkpoint_for_testing(demo_root, tmp_path):
+def test_test_script_loads_a_checkpoint_and_saves_maps(demo_root, tmp_path):
     first = Runner.from_cfg(demo_cfg(demo_root, str(tmp_path / 'a'), max_iters=2, ckpt_interval=2))
     first.train()
     cmd = [sys.executable, osp.join(REPO, 'tools/test.py'), osp.join(REPO, 'configs/bce_sod_demo.py'),
@@ -78,7 +80,7 @@ def test_load_from_checkpoint_for_testing(demo_root, tmp_path):
     assert len(os.listdir(tmp_path / 'maps' / 'DTD')) == 5
 
 
-def test_nan_loss_stops_with_the_iteration(demo_root, tmp_path):
+def test_nan_loss_stops_training_naming_the_iteration(demo_root, tmp_path):
     cfg = demo_cfg(demo_root, str(tmp_path / 'nan'), max_iters=5)
     cfg.model.decode_head.loss_decode.loss_weight = float('nan')
     runner = Runner.from_cfg(cfg)
@@ -131,7 +133,8 @@ def test_config_outside_the_repo_with_custom_imports(demo_root, tmp_path):
 def test_dist_train_script_two_processes(demo_root, tmp_path):
     """tools/dist_train.sh (torchrun) trains the demo config on 2 CPU processes (gloo)."""
     tr = osp.join(demo_root, 'DUTS-TR')
-    env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000), PATH=osp.dirname(sys.executable) + ':' + os.environ['PATH'])
+    env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000),
+               PATH=osp.dirname(sys.executable) + ':' + os.environ['PATH'])
     cmd = ['bash', osp.join(REPO, 'tools/dist_train.sh'), osp.join(REPO, 'configs/bce_sod_demo.py'), '2',
            '--work-dir', str(tmp_path / 'ddp'), '--cfg-options',
            f'train_dataloader.dataset.data_root={tr}', f'val_dataloader.dataset.data_root={tr}',

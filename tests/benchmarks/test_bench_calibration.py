@@ -4,12 +4,12 @@ import importlib.util
 import math
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.cfg import REPO
 
 
 def test_bench_calibration_runs_and_methods_agree(capsys):
     spec = importlib.util.spec_from_file_location('bench_calibration',
-                                                  os.path.join(ROOT, 'benchmarks', 'bench_calibration.py'))
+                                                  os.path.join(REPO, 'benchmarks', 'bench_calibration.py'))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     rows = bench.main(['--pixels', '3e5', '--image-size', '128', '--methods', 'sum,bincount,uqseg,torchmetrics',

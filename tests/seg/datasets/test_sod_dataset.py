@@ -1,3 +1,5 @@
+"""SODDataset and LoadSaliencyMask on the demo data: layouts, splits, set names, and each kind of bad
+input named in its error."""
 import os
 import os.path as osp
 import shutil
@@ -6,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.dataset import ConcatDataset
+from mmseg.registry import DATASETS
 
 import uqseg  # noqa: F401
-from mmseg.registry import DATASETS
-from uqseg.datasets import SODDataset, check_saliency_mask, MaskFormatError
-from uqseg.datasets.demo_data import make_demo_data
+from uqseg.seg.datasets import MaskFormatError, check_saliency_mask
+from uqseg.seg.datasets.demo_data import make_demo_data
 
 META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'sample_idx', 'set_name')
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadSaliencyMask'),
@@ -46,7 +48,7 @@ def test_demo_generator_is_deterministic(tmp_path):
     assert (mask == 255).sum() > soft, 'soft values only along the border'
 
 
-def test_duts_layout_with_splits(demo_root):
+def test_duts_layout_reads_disjoint_train_and_val_splits(demo_root):
     train = build(layout='DUTS-TR', data_root=osp.join(demo_root, 'DUTS-TR'), ann_file='train.txt')
     val = build(layout='DUTS-TR', set_name='DUTS-TR-val', data_root=osp.join(demo_root, 'DUTS-TR'),
                 ann_file='val.txt')
@@ -62,7 +64,7 @@ def test_duts_layout_with_splits(demo_root):
     assert val[0]['data_samples'].metainfo['set_name'] == 'DUTS-TR-val'
 
 
-def test_threshold_at_128(demo_root):
+def test_mask_is_binarised_at_128(demo_root):
     ds = build(layout='DUTS-TE', data_root=osp.join(demo_root, 'DUTS-TE'))
     info = ds.get_data_info(0)
     raw = cv2.imread(info['seg_map_path'], cv2.IMREAD_UNCHANGED)
@@ -87,8 +89,8 @@ def test_concat_of_test_sets_keeps_set_names(demo_root):
     assert names == ['DUTS-TE'] * 6 + ['ECSSD'] * 4
 
 
-def test_all_layouts_known():
-    from uqseg.datasets import SOD_LAYOUTS
+def test_all_layouts_are_known_and_an_unknown_one_raises():
+    from uqseg.seg.datasets import SOD_LAYOUTS
     for name in ('DUTS-TR', 'DUTS-TE', 'ECSSD', 'DUT-OMRON', 'HKU-IS', 'PASCAL-S', 'SOD', 'DTD'):
         assert name in SOD_LAYOUTS
     with pytest.raises(KeyError, match='unknown SOD layout'):
@@ -97,21 +99,21 @@ def test_all_layouts_known():
 
 # ---------------------------------------------------------------- bad input
 
-def test_image_without_mask(copy_of):
+def test_image_without_mask_raises_naming_it(copy_of):
     root = copy_of('DUTS-TE')
     os.remove(osp.join(root, 'DUTS-TE-Mask', 'ILSVRC2012_demo_00002.png'))
     with pytest.raises(FileNotFoundError, match=r"have no mask .*ILSVRC2012_demo_00002"):
         build(layout='DUTS-TE', data_root=root)
 
 
-def test_mask_without_image(copy_of):
+def test_mask_without_image_raises_naming_it(copy_of):
     root = copy_of('DUTS-TE')
     os.remove(osp.join(root, 'DUTS-TE-Image', 'ILSVRC2012_demo_00001.jpg'))
     with pytest.raises(FileNotFoundError, match=r"have no image .*ILSVRC2012_demo_00001"):
         build(layout='DUTS-TE', data_root=root)
 
 
-def test_split_naming_missing_image(copy_of):
+def test_split_naming_a_missing_image_raises(copy_of):
     root = copy_of('DUTS-TR')
     with open(osp.join(root, 'val.txt'), 'a') as f:
         f.write('not_there\n')
@@ -119,27 +121,27 @@ def test_split_naming_missing_image(copy_of):
         build(layout='DUTS-TR', data_root=root, ann_file='val.txt')
 
 
-def test_empty_split(copy_of):
+def test_empty_split_raises(copy_of):
     root = copy_of('DUTS-TR')
     open(osp.join(root, 'empty.txt'), 'w').write('\n')
     with pytest.raises(ValueError, match=r"empty.txt.* lists no image"):
         build(layout='DUTS-TR', data_root=root, ann_file='empty.txt')
 
 
-def test_empty_folder(tmp_path):
+def test_empty_folder_raises(tmp_path):
     (tmp_path / 'DUTS-TE-Image').mkdir()
     (tmp_path / 'DUTS-TE-Mask').mkdir()
     with pytest.raises(ValueError, match='no image with suffix'):
         build(layout='DUTS-TE', data_root=str(tmp_path))
 
 
-def test_missing_folder(tmp_path):
+def test_missing_folder_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match='DUTS-TE-Image'):
         build(layout='DUTS-TE', data_root=str(tmp_path))
 
 
 @pytest.mark.parametrize('content', [b'', b'this is not a jpeg'])
-def test_unreadable_image(copy_of, content):
+def test_unreadable_image_raises_naming_it(copy_of, content):
     root = copy_of('DUTS-TE')
     path = osp.join(root, 'DUTS-TE-Image', 'ILSVRC2012_demo_00003.jpg')
     open(path, 'wb').write(content)
@@ -156,13 +158,13 @@ def _rewrite_mask(root, fn):
     return build(layout='DUTS-TE', data_root=root)
 
 
-def test_mask_that_is_a_01_map(copy_of):
+def test_mask_that_is_a_01_map_raises(copy_of):
     ds = _rewrite_mask(copy_of('DUTS-TE'), lambda m: (m >= 128).astype(np.uint8))
     with pytest.raises(MaskFormatError, match=r'ILSVRC2012_demo_00000.png.*values are in \[0, 1\]'):
         ds[0]
 
 
-def test_mask_that_is_a_label_map(copy_of):
+def test_mask_that_is_a_label_map_raises(copy_of):
     def labels(m):
         out = np.zeros_like(m)
         out[:, :40], out[:, 40:80], out[:, 80:120] = 1, 2, 3
@@ -173,7 +175,7 @@ def test_mask_that_is_a_label_map(copy_of):
         ds[0]
 
 
-def test_mask_with_colour_channels(copy_of):
+def test_mask_with_colour_channels_raises(copy_of):
     def colour(m):
         out = np.stack([m, np.zeros_like(m), m], -1)
         return out
@@ -182,7 +184,7 @@ def test_mask_with_colour_channels(copy_of):
         ds[0]
 
 
-def test_mask_of_other_size(copy_of):
+def test_mask_of_other_size_raises(copy_of):
     ds = _rewrite_mask(copy_of('DUTS-TE'), lambda m: cv2.resize(m, (100, 90)))
     with pytest.raises(MaskFormatError, match=r'ILSVRC2012_demo_00000.png: mask size 100x90 .* differs .*128x128'):
         ds[0]

@@ -1,4 +1,5 @@
-"""Tests for uqseg.evaluation.accumulators: merge == one pass, and the histogram's error bounds."""
+"""uqseg.core.accumulators: merge == one pass, states round-trip through from_state, and the
+histogram's error bounds."""
 import math
 
 import pytest
@@ -6,9 +7,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from uqseg.evaluation import functional as F
-from uqseg.evaluation.accumulators import (CalibrationAccumulator, ConfidenceHistogram,
-                                           ScoreSumAccumulator)
+from uqseg.core import functional as F
+from uqseg.core.accumulators import CalibrationAccumulator, ConfidenceHistogram, ScoreSumAccumulator
 
 _SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -75,7 +75,7 @@ def test_score_sum_accumulator_matches_functional():
     assert out['Brier'] == pytest.approx(F.brier_score(probs, t), abs=1e-13)
 
 
-def test_merge_rules():
+def test_merge_needs_the_same_kind_and_bins_and_add_copies():
     a, b = CalibrationAccumulator(10), CalibrationAccumulator(15)
     with pytest.raises(ValueError, match='cannot merge'):
         a.merge(b)
@@ -163,7 +163,7 @@ def test_histogram_is_exact_when_each_bin_holds_one_confidence():
     _close(h.compute(), _exact(conf, correct), tol=1e-12)
 
 
-def test_histogram_empty_and_single_class():
+def test_histogram_is_nan_when_empty_and_for_a_single_class():
     h = ConfidenceHistogram(100)
     assert all(math.isnan(v) for v in h.compute().values())
     h.update(torch.tensor([0.2, 0.7]), torch.tensor([1, 1]))
@@ -231,12 +231,8 @@ def test_histogram_bounds_property(data, n_bins):
         assert abs(out['AUROC'] - exact['AUROC']) <= b['AUROC_apriori'][1] + 1e-12
 
 
-def test_large_count_closed_forms():
-    # E-AURC optimum for N above the exact-sum cut-off (digamma / asymptotic harmonic numbers)
-    n, e = 1_500_000, 400_000
-    k = torch.arange(n - e + 1, n + 1, dtype=torch.float64)
-    direct = float(((k - (n - e)) / k).sum() / n)
-    assert F._optimal_aurc_counts(float(n), float(e)) == pytest.approx(direct, abs=1e-12)
+def test_histogram_keeps_its_precision_at_a_billion_pixels():
+    # (the closed form of the optimal AURC for large counts: tests/core/test_ranking.py)
     # a histogram with ~1e9 pixels keeps its precision: scale the counts of a small one
     conf, correct = _random(2000, seed=4, ties=20)
     h = ConfidenceHistogram(20)
@@ -254,3 +250,90 @@ def test_large_count_closed_forms():
     assert big.compute()['AURC'] == pytest.approx(h.compute()['AURC'], abs=1e-2)
     lo, hi = big.bounds()['AURC']
     assert lo <= big.compute()['AURC'] <= hi
+
+
+# ----------------------------------------------------------------------------- state, masks
+def test_from_state_builds_an_accumulator_holding_the_state():
+    g = torch.Generator().manual_seed(5)
+    cases = [torch.zeros(2, 50), torch.stack([torch.rand(50, generator=g), torch.zeros(50)]).round()]
+    cases += [torch.randint(0, 4, (2, 200), generator=g).double() for _ in range(5)]
+    for state in cases:
+        h = ConfidenceHistogram(state.shape[1])
+        h.state = state.double()
+        got_h = ConfidenceHistogram.from_state(state, n_bins=state.shape[1])
+        assert got_h.state is not state and got_h.state.dtype == torch.float64
+        for tpr in (0.95, 0.8):
+            ref, got = h.compute(tpr), got_h.compute(tpr)
+            assert ref.keys() == got.keys()
+            _close(got, ref)
+    conf, correct = _random(300, seed=6)
+    cal = CalibrationAccumulator(12)
+    cal.update(conf, correct)
+    _close(CalibrationAccumulator.from_state(cal.state, n_bins=12).compute(), cal.compute())
+    scores = ScoreSumAccumulator(eps=1e-6)
+    scores.update(conf, correct.long())
+    again = ScoreSumAccumulator.from_state(scores.state, eps=1e-6)
+    assert again.eps == 1e-6
+    _close(again.compute(), scores.compute())
+    with pytest.raises(ValueError, match=r'state must have shape \(3, 10\), got \(3, 12\)'):
+        CalibrationAccumulator.from_state(cal.state, n_bins=10)
+
+
+def test_update_with_a_valid_mask_equals_update_with_the_selected_values():
+    g = torch.Generator().manual_seed(7)
+    conf = torch.rand(6, 9, generator=g, dtype=torch.float64)
+    correct = torch.rand(6, 9, generator=g, dtype=torch.float64) < conf
+    valid = torch.rand(6, 9, generator=g) < 0.7
+    probs = torch.randn(6, 3, 9, generator=g, dtype=torch.float64).softmax(1)
+    target = torch.randint(0, 3, (6, 9), generator=g)
+    for make in (lambda: CalibrationAccumulator(15), lambda: ConfidenceHistogram(64)):
+        ref, masked, unchecked = make(), make(), make()
+        ref.update(conf[valid], correct[valid])
+        masked.update(conf, correct, valid)
+        unchecked.update(conf, correct, valid, validate=False)
+        assert torch.equal(masked.state, ref.state) and torch.equal(unchecked.state, ref.state)
+    ref, masked = ScoreSumAccumulator(), ScoreSumAccumulator()
+    ref.update(probs.permute(0, 2, 1)[valid], target[valid])
+    masked.update(probs, target.masked_fill(~valid, 99), valid)  # anything where not valid
+    assert torch.allclose(masked.state, ref.state, rtol=1e-13, atol=0)
+    # validation still applies to the selected values
+    with pytest.raises(ValueError, match=r'conf must lie in \[0, 1\]'):
+        CalibrationAccumulator(10).update(conf + 1, correct, valid)
+
+
+def test_compute_batched_gives_each_state_its_own_errors():
+    states, refs = [], []
+    for seed in range(4):
+        conf, correct = _random(80 + seed, seed=seed)
+        acc = CalibrationAccumulator(10)
+        acc.update(conf, correct)
+        states.append(acc.state)
+        refs.append(acc.compute())
+    states.append(torch.zeros(3, 10, dtype=torch.float64))
+    refs.append(CalibrationAccumulator(10).compute())
+    got = CalibrationAccumulator.compute_batched(torch.stack(states))
+    for i, ref in enumerate(refs):
+        _close({k: float(v[i]) for k, v in got.items()}, ref, tol=1e-15)
+
+
+def test_risk_coverage_of_the_histogram_is_the_functional_curve_at_bin_ends():
+    # confidences on bin centres: each bin one tie group, so the curve at the bins' ends is exact
+    conf, correct = _random(500, seed=8, ties=20)
+    h = ConfidenceHistogram(20)
+    h.update(conf, correct)
+    rc = h.risk_coverage()
+    assert all(isinstance(rc[k], torch.Tensor) for k in ('coverage', 'risk', 'coverage_opt', 'risk_opt'))
+    cov, risk = F.risk_coverage_curve(conf, correct)
+    counts = torch.unique(conf, return_counts=True)[1].flip(0)  # tie-group sizes, highest confidence first
+    ends = counts.cumsum(0) - 1
+    assert rc['coverage'][0] == 0 and rc['coverage'][-1] == pytest.approx(1.0)
+    assert rc['coverage'][1:].tolist() == pytest.approx(cov[ends].tolist(), abs=1e-12)
+    assert rc['risk'][1:].tolist() == pytest.approx(risk[ends].tolist(), abs=1e-12)
+    assert rc['error_rate'] == pytest.approx(1 - float(correct.double().mean()), abs=1e-12)
+    # the perfect ordering: no risk until every correct sample is accepted
+    n_ok = int(correct.sum())
+    k = rc['coverage_opt'] * 500
+    assert (rc['risk_opt'][k <= n_ok + 1e-9] == 0).all()
+    assert rc['risk_opt'][-1].item() == pytest.approx(rc['error_rate'])
+    empty = ConfidenceHistogram(20).risk_coverage()
+    assert empty['coverage'].numel() == 0 and math.isnan(empty['error_rate'])

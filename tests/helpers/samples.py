@@ -1,11 +1,15 @@
-"""Build mmseg predictions the way the Evaluator hands them to metrics (``SegDataSample.to_dict()``)."""
+"""Build mmseg predictions the way the Evaluator hands them to metrics (``SegDataSample.to_dict()``),
+and evaluate metrics in two gloo processes as a distributed validation or test does."""
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 
-def make_sample(seg_logits: torch.Tensor, label: torch.Tensor, set_name: str = 'A', img_path: str = 'x.jpg') -> dict:
-    s = SegDataSample(metainfo=dict(set_name=set_name, img_path=img_path))
+def make_sample(seg_logits: torch.Tensor, label: torch.Tensor, set_name: str | None = 'A',
+                img_path: str = 'x.jpg') -> dict:
+    """A sample dict; ``set_name=None`` leaves ``set_name`` out of the metainfo."""
+    meta = dict(img_path=img_path) if set_name is None else dict(set_name=set_name, img_path=img_path)
+    s = SegDataSample(metainfo=meta)
     s.seg_logits = PixelData(data=seg_logits)
     s.gt_sem_seg = PixelData(data=label[None] if label.dim() == 2 else label)
     return s.to_dict()
@@ -21,9 +25,9 @@ def _free_port() -> int:
 def _rank_main(rank, world, port, metric_cfgs, samples, queue):
     import torch.distributed as dist
     from mmengine.registry import init_default_scope
+    from mmseg.registry import METRICS
 
     import uqseg  # noqa: F401
-    from mmseg.registry import METRICS
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
     init_default_scope('mmseg')
     # a DistributedSampler-like split: interleaved, with the first samples repeated as padding
@@ -41,7 +45,8 @@ def _rank_main(rank, world, port, metric_cfgs, samples, queue):
 def evaluate_on_two_ranks(metric_cfgs: list, samples: list, timeout: float = 180) -> dict:
     """Evaluate each metric config in 2 gloo processes (mmengine's collect_results path).
 
-    Returns ``{rank: [metrics dict per config]}``.
+    Returns ``{rank: [metrics dict per config]}``. The processes are spawned, so this module is
+    imported in them by its name ``tests.helpers.samples`` (spawn passes ``sys.path`` on).
     """
     import torch.multiprocessing as mp
     ctx = mp.get_context('spawn')

@@ -1,4 +1,5 @@
-"""Tests for the ASLP SC-BCE loss and alpha update rule (spec section 1)."""
+"""The SC-BCE loss of ASLP (uqseg.core.sc_bce; spec section 1): label perturbation, the expected
+and sampled forms, the alpha gradient, special cases and input checks."""
 import math
 
 import pytest
@@ -7,22 +8,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uqseg.models.aslp_rule import (DEFAULT_ETA, DEFAULT_LAMBDA, aslp_update,
-                                    default_alpha_max)
-from uqseg.models.losses.sc_bce_loss import (SCBCELoss, aslp_gradient, perturb_labels,
-                                             resolve_perturbation)
+from uqseg.core.sc_bce import SCBCELoss, aslp_gradient, perturb_labels, resolve_perturbation
 
+pytestmark = pytest.mark.usefixtures('one_thread')
 IGN = 255
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    """One intra-op thread (overrides conftest's ``_threads``): these tests loop over tiny tensors,
-    where a second OpenMP thread on a busy 2-core machine slows each call 20-50x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _data(n=3, h=6, w=5, seed=0, ignore_frac=0.2, scale=2.0, dtype=torch.float64):
@@ -38,12 +27,12 @@ def _data(n=3, h=6, w=5, seed=0, ignore_frac=0.2, scale=2.0, dtype=torch.float64
 
 def _bce_mean(z, t, valid):
     """Pooled mean over valid pixels of BCE(z, t)."""
-    l = F.binary_cross_entropy_with_logits(z[:, 0], t.to(z.dtype), reduction='none')
-    return (l * valid).sum() / valid.sum()
+    loss = F.binary_cross_entropy_with_logits(z[:, 0], t.to(z.dtype), reduction='none')
+    return (loss * valid).sum() / valid.sum()
 
 
 # ---------------------------------------------------------------------------- perturbation
-def test_perturb_labels_hand_cases():
+def test_perturb_labels_hand_worked_targets():
     y = torch.tensor([0.0, 1.0])
     assert perturb_labels(y).tolist() == [1.0, 0.0]  # HI default
     assert perturb_labels(y, perturbation='SI').tolist() == [0.75, 0.25]
@@ -117,7 +106,9 @@ def test_expected_closed_form_equals_mixture_and_is_stable(perturbation):
     y0 = torch.where(y == IGN, 0, y).double()
     p = perturb_labels(y0, beta)
     a = alpha.view(-1, 1, 1)
-    bce = lambda t: F.binary_cross_entropy_with_logits(z[:, 0], t, reduction='none')
+    def bce(t):
+        return F.binary_cross_entropy_with_logits(z[:, 0], t, reduction='none')
+
     ref = (((1 - a) * bce(y0) + a * bce(p)) * valid).sum() / valid.sum()
     assert torch.isfinite(loss)
     torch.testing.assert_close(loss, ref, rtol=1e-10, atol=1e-10)
@@ -229,123 +220,18 @@ def test_ignored_pixels_have_no_effect(mode, perturbation):
     torch.testing.assert_close(aslp_gradient(z, y), aslp_gradient(z2, y))
 
 
-def test_avg_non_ignore_and_weight():
+def test_avg_non_ignore_loss_weight_and_pixel_weight():
     z, y = _data(seed=8)
     valid = (y != IGN).double()
     w = torch.rand(y.shape, dtype=torch.float64)
     a = SCBCELoss(mode='expected')(z, y, weight=w)
     b = SCBCELoss(mode='expected', avg_non_ignore=False, loss_weight=2.0)(z, y, weight=w)
     y0 = torch.where(y == IGN, 0, y).double()
-    l = F.binary_cross_entropy_with_logits(z[:, 0], y0, reduction='none') * w * valid
-    torch.testing.assert_close(a, l.sum() / valid.sum())
-    torch.testing.assert_close(b, 2.0 * l.sum() / valid.numel())
+    loss = F.binary_cross_entropy_with_logits(z[:, 0], y0, reduction='none') * w * valid
+    torch.testing.assert_close(a, loss.sum() / valid.sum())
+    torch.testing.assert_close(b, 2.0 * loss.sum() / valid.numel())
     # (N, H, W) logits are accepted too
     torch.testing.assert_close(SCBCELoss()(z[:, 0], y, weight=w), a)
-
-
-# ---------------------------------------------------------------------------- mmseg
-def _mmseg_batch(n=2, h=16, w=16, seed=9):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        lab = torch.randint(0, 2, (1, h, w), generator=g)
-        lab[torch.rand(1, h, w, generator=g) < 0.1] = IGN
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=lab)
-        samples.append(s)
-    seg_logits = 3 * torch.randn(n, 1, h // 2, w // 2, generator=g)
-    return seg_logits, samples
-
-
-def _fcn_head(loss_decode):
-    import mmseg.models  # noqa: F401  (registers FCNHead, CrossEntropyLoss)
-    from mmseg.registry import MODELS
-    return MODELS.build(dict(type='FCNHead', in_channels=4, channels=4, num_convs=1,
-                             num_classes=2, out_channels=1, threshold=0.5,
-                             loss_decode=loss_decode))
-
-
-def test_build_from_registry():
-    import uqseg.models.losses.sc_bce_loss  # noqa: F401
-    from mmseg.registry import MODELS
-    loss = MODELS.build(dict(type='SCBCELoss', perturbation='SI', mode='expected', alpha=0.2,
-                             loss_weight=0.5, loss_name='loss_aslp'))
-    assert isinstance(loss, SCBCELoss)
-    assert loss.loss_name == 'loss_aslp' and loss.beta == 1.5 and loss.alpha == 0.2
-
-
-@pytest.mark.parametrize('avg_non_ignore', [True, False])
-@pytest.mark.parametrize('mode', ['sample', 'expected'])
-def test_fcn_head_loss_by_feat_matches_mmseg_bce_at_alpha_zero(mode, avg_non_ignore):
-    seg_logits, samples = _mmseg_batch()
-    head = _fcn_head(dict(type='SCBCELoss', mode=mode, alpha=0.0, loss_weight=0.7,
-                          avg_non_ignore=avg_non_ignore))
-    ref_head = _fcn_head(dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=0.7,
-                              avg_non_ignore=avg_non_ignore))
-    losses = head.loss_by_feat(seg_logits, samples)
-    ref = ref_head.loss_by_feat(seg_logits, samples)
-    assert set(losses) == {'loss_scbce', 'acc_seg'}
-    assert torch.isfinite(losses['loss_scbce'])
-    torch.testing.assert_close(losses['loss_scbce'], ref['loss_ce'], rtol=1e-5, atol=1e-7)
-
-
-def test_fcn_head_loss_by_feat_with_perturbation_is_finite_and_differs():
-    seg_logits, samples = _mmseg_batch(seed=10)
-    head = _fcn_head(dict(type='SCBCELoss', mode='expected', alpha=0.3))
-    ref_head = _fcn_head(dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True))
-    seg_logits.requires_grad_(True)
-    loss = head.loss_by_feat(seg_logits, samples)['loss_scbce']
-    assert torch.isfinite(loss)
-    loss.backward()
-    assert torch.isfinite(seg_logits.grad).all() and seg_logits.grad.abs().sum() > 0
-    assert abs(loss.item() - ref_head.loss_by_feat(seg_logits, samples)['loss_ce'].item()) > 1e-4
-
-
-# ---------------------------------------------------------------------------- update rule
-def test_update_rule_calibration_hand_worked():
-    kw = dict(beta=2.0, eta=0.1, lam=10.0, alpha_max=0.45)
-    # R = 1 - alpha - 0.9: image 0 R = 0 (no penalty) -> 0.1 + 0.1*0.5 = 0.15;
-    # image 1 R = -0.3 -> 0.4 + 0.1*(-2 - 3) = -0.1 -> clipped to 0
-    out = aslp_update(torch.tensor([0.1, 0.4]), torch.tensor([0.5, -2.0]), 0.9, **kw)
-    assert out.tolist() == pytest.approx([0.15, 0.0])
-    # acc 0.5: R > 0 for both; 0.3 + 0.2 = 0.5 -> clipped to 0.45; 0.05 + 0.1 = 0.15
-    out = aslp_update(torch.tensor([0.3, 0.05]), torch.tensor([2.0, 1.0]), 0.5, **kw)
-    assert out.tolist() == pytest.approx([0.45, 0.15])
-    # beta = 1 halves the alpha term of R: R = 1 - 0.5*0.4 - 0.9 = -0.1 -> 0.4 + 0.1*(0 - 1)
-    out = aslp_update([0.4, 0.0], [0.0, 0.0], 0.9, beta=1.0, eta=0.1, lam=10.0, alpha_max=1.0)
-    assert out.tolist() == pytest.approx([0.3, 0.0])
-
-
-def test_update_rule_conservative_hand_worked():
-    kw = dict(beta=2.0, eta=0.1, lam=10.0, alpha_max=0.45, mode='conservative')
-    # R = 0.8 - 0.85 = -0.05 -> penalty -0.5: 0.2 + 0.1*(1 - 0.5) = 0.25; 0.4 + 0.55 -> 0.45
-    out = aslp_update(torch.tensor([0.2, 0.4]), torch.tensor([1.0, 6.0]), 0.8, acc_ref=0.85, **kw)
-    assert out.tolist() == pytest.approx([0.25, 0.45])
-    # acc_val >= acc_ref (or acc_ref None): no penalty, alpha may hit 0
-    out = aslp_update(torch.tensor([0.2, 0.05]), torch.tensor([1.0, -1.0]), 0.9, acc_ref=0.85,
-                      **kw)
-    assert out.tolist() == pytest.approx([0.3, 0.0])
-    assert aslp_update([0.2], [1.0], 0.8, **kw).tolist() == pytest.approx([0.3])
-
-
-def test_update_rule_without_validation_and_defaults():
-    # acc_val None: pure gradient step, clipped
-    out = aslp_update(torch.tensor([0.2, 0.0]), torch.tensor([1.0, -1.0]), None,
-                      beta=2.0, eta=0.1, lam=10.0, alpha_max=0.45)
-    assert out.tolist() == pytest.approx([0.3, 0.0])
-    assert default_alpha_max(2.0) == pytest.approx(0.49)
-    assert default_alpha_max(1.5) == pytest.approx(1 / 1.5 - 0.01)
-    assert default_alpha_max(1.0) == pytest.approx(0.99)
-    assert default_alpha_max(0.5) == 1.0
-    # defaults: eta 2e-3, lambda 2000, alpha_max 0.49 at beta 2
-    a = torch.tensor([0.1, 0.48], dtype=torch.float64)
-    out = aslp_update(a, torch.tensor([1.0, 5.0]), 0.95)
-    r = (1 - a) - 0.95
-    ref = (a + DEFAULT_ETA * (torch.tensor([1.0, 5.0]) + DEFAULT_LAMBDA * r.clamp(max=0)))
-    torch.testing.assert_close(out, ref.clamp(0, 0.49))
-    assert out.dtype == torch.float64
 
 
 # ---------------------------------------------------------------------------- bad inputs
@@ -357,12 +243,12 @@ def test_update_rule_without_validation_and_defaults():
     (dict(mode='mean'), 'mean'),
     (dict(alpha=1.5), '1.5'),
 ])
-def test_bad_constructor_args(kwargs, match):
+def test_bad_constructor_args_raise_naming_the_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SCBCELoss(**kwargs)
 
 
-def test_bad_forward_inputs():
+def test_bad_forward_inputs_raise_naming_the_value():
     z, y = _data(n=2, dtype=torch.float32)
     loss = SCBCELoss()
     bad = y.clone()
@@ -390,23 +276,3 @@ def test_bad_forward_inputs():
         aslp_gradient(z, torch.full_like(y, -1))
     with pytest.raises(ValueError, match='1.2'):
         perturb_labels(torch.tensor([0.0, 1.2]))
-
-
-def test_bad_update_inputs():
-    a, g = torch.tensor([0.1, 0.2]), torch.tensor([0.0, 0.0])
-    with pytest.raises(ValueError, match='sideways'):
-        aslp_update(a, g, 0.9, mode='sideways')
-    with pytest.raises(ValueError, match='1.1'):
-        aslp_update(a, g, 1.1)
-    with pytest.raises(ValueError, match='1.3'):
-        aslp_update(a, g, 0.9, mode='conservative', acc_ref=1.3)
-    with pytest.raises(ValueError, match='1.5'):
-        aslp_update(a, g, 0.9, alpha_max=1.5)
-    with pytest.raises(ValueError, match=r'\(2,\).*\(3,\)'):
-        aslp_update(a, torch.zeros(3), 0.9)
-    with pytest.raises(ValueError, match='nan'):
-        aslp_update(a, torch.tensor([0.0, float('nan')]), 0.9)
-    with pytest.raises(ValueError, match='-0.5'):
-        aslp_update(torch.tensor([-0.5, 0.1]), g, 0.9)
-    with pytest.raises(ValueError, match='3.0'):
-        aslp_update(a, g, 0.9, beta=3.0)

@@ -3,7 +3,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: The repository root (configs/, tools/, benchmarks/ are read from here).
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def demo_cfg(data_root: str, work_dir: str, max_iters: int = 4, val_interval: int = 1000,

@@ -1,4 +1,7 @@
-"""ASLP decode heads: per-image alphas from sample_idx into SCBCELoss, for any mmseg decode head."""
+"""ASLPHead, ``dict(type='ASLPHead', head=dict(type=<any mmseg decode head>, ...))``: per-image alphas
+from sample_idx into SCBCELoss; the built head is the wrapped head class too."""
+import pickle
+
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -7,30 +10,25 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import uqseg  # noqa: F401
-from uqseg.models.heads import ASLPHeadMixin, aslp_head_class
-from uqseg.models.losses.sc_bce_loss import SCBCELoss, aslp_gradient
+from uqseg.core.sc_bce import SCBCELoss, aslp_gradient
+from uqseg.seg.models.heads import ASLPHead
 
+pytestmark = pytest.mark.usefixtures('one_thread')
 IGN = 255
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _fcn(**kw):
-    cfg = dict(type='ASLPHead', head_type='FCNHead', in_channels=8, channels=4, num_convs=1,
-               loss_decode=dict(type='SCBCELoss', mode='expected'), num_samples=6)
+    """An ASLP FCN head; ``kw`` beside ``head`` are ASLPHead's own or override the head's entries."""
+    cfg = dict(type='ASLPHead', head=dict(type='FCNHead', in_channels=8, channels=4, num_convs=1,
+                                          loss_decode=dict(type='SCBCELoss', mode='expected')), num_samples=6)
     cfg.update(kw)
     return MODELS.build(cfg)
 
 
 def _uper(**kw):
-    cfg = dict(type='ASLPHead', head_type='UPerHead', in_channels=[4, 8], in_index=[0, 1], channels=4,
-               pool_scales=(1, 2), loss_decode=dict(type='SCBCELoss', mode='expected'), num_samples=6)
+    cfg = dict(type='ASLPHead', head=dict(type='UPerHead', in_channels=[4, 8], in_index=[0, 1], channels=4,
+                                          pool_scales=(1, 2), loss_decode=dict(type='SCBCELoss', mode='expected')),
+               num_samples=6)
     cfg.update(kw)
     return MODELS.build(cfg)
 
@@ -58,8 +56,9 @@ def _feats(head, n, seed=1):
 @pytest.mark.parametrize('build,base', [(_fcn, FCNHead), (_uper, UPerHead)])
 def test_any_head_type_gets_alphas_from_sample_idx(build, base):
     head = build()
-    assert isinstance(head, base) and isinstance(head, ASLPHeadMixin)
+    assert isinstance(head, base) and isinstance(head, ASLPHead)
     assert type(head).__name__ == f'ASLP{base.__name__}'
+    assert type(build()) is type(head)  # the same base twice: the same class
     assert head.out_channels == 1 and head.threshold == 0.5
     plain = MODELS.build(dict(type=base.__name__, **head_cfg(head)))
     assert set(head.state_dict()) == set(plain.state_dict()) | {'alpha'}
@@ -123,24 +122,46 @@ def test_sample_mode_uses_the_batch_alphas():
     torch.testing.assert_close(head.loss_by_feat(seg_logits, samples)['loss_scbce'], ref0)
 
 
-def test_wrapper_style_and_static_subclass_and_extra_losses():
-    a = MODELS.build(dict(type='ASLPHead', num_samples=3, head=dict(
-        type='FCNHead', in_channels=8, channels=4, num_convs=1, loss_decode=dict(type='SCBCELoss'))))
-    assert type(a) is aslp_head_class(FCNHead)
-
-    class MyHead(ASLPHeadMixin, FCNHead):
-        pass
-
-    b = MyHead(in_channels=8, channels=4, num_convs=1, num_samples=3,
-               loss_decode=[dict(type='SCBCELoss', mode='expected'),
-                            dict(type='DiceLoss', use_sigmoid=True, loss_name='loss_dice')])
+def test_other_losses_beside_the_scbce_loss_are_called_as_usual():
+    head = _fcn(num_samples=3, loss_decode=[dict(type='SCBCELoss', mode='expected'),
+                                            dict(type='DiceLoss', use_sigmoid=True, loss_name='loss_dice')])
     samples = _samples([0, 2])
-    losses = b.loss_by_feat(b.forward(_feats(b, 2)), samples)
+    losses = head.loss_by_feat(head.forward(_feats(head, 2)), samples)
     assert {'loss_scbce', 'loss_dice'} <= set(losses)
-    assert aslp_head_class(MyHead) is MyHead
 
 
-def test_clear_errors():
+def test_keys_beside_head_override_its_entries_and_defaults_apply():
+    # the form an mmseg:: base config produces: the base's decode_head keys merged next to head
+    head = MODELS.build(dict(type='ASLPHead', head=dict(type='FCNHead', channels=16), in_channels=8, channels=4,
+                             num_convs=1, loss_decode=dict(type='SCBCELoss'), num_samples=3, init_alpha=0.1))
+    assert type(head) is type(_fcn())
+    assert head.in_channels == 8 and head.channels == 4 and head.num_convs == 1
+    assert head.out_channels == 1 and head.threshold == 0.5 and head.num_classes == 2  # ASLP's defaults
+    assert head.alpha.tolist() == pytest.approx([0.1] * 3)
+    assert type(head) is ASLPHead.wrapped_class(FCNHead)
+    with pytest.raises(TypeError, match='extensions do not nest'):
+        ASLPHead.wrapped_class(type(head))
+
+
+def test_built_head_pickles_to_an_equal_head_of_the_same_class():
+    head = _uper(init_alpha=0.2)
+    with torch.no_grad():
+        head.alpha[3] = 0.4
+    again = pickle.loads(pickle.dumps(head))
+    assert type(again) is type(head) and isinstance(again, UPerHead) and isinstance(again, ASLPHead)
+    ref, got = head.state_dict(), again.state_dict()
+    assert ref.keys() == got.keys()
+    for k in ref:
+        assert torch.equal(ref[k], got[k]), k
+    # and it still works: the same loss on the same batch
+    head.eval()
+    again.eval()
+    feats, samples = _feats(head, 2), _samples([3, 1])
+    torch.testing.assert_close(again.loss_by_feat(again.forward(feats), samples)['loss_scbce'],
+                               head.loss_by_feat(head.forward(feats), samples)['loss_scbce'])
+
+
+def test_bad_configs_and_batches_raise_clear_errors():
     head = _fcn()
     feats = _feats(head, 2)
     with pytest.raises(KeyError, match="'sample_idx' to the meta_keys of PackSegInputs"):
@@ -155,13 +176,17 @@ def test_clear_errors():
         _fcn(out_channels=2)
     with pytest.raises(ValueError, match='exactly one SCBCELoss'):
         _fcn(loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True))
-    with pytest.raises(KeyError, match='NoSuchHead'):
-        _fcn(head_type='NoSuchHead')
+    with pytest.raises(KeyError, match="head type 'NoSuchHead' is not a registered decode head"):
+        _fcn(head=dict(type='NoSuchHead'))
+    with pytest.raises(ValueError, match=r"needs the decode head to extend: head=dict\(type='FCNHead'"):
+        MODELS.build(dict(type='ASLPHead', in_channels=8, channels=4, num_samples=3))
+    with pytest.raises(ValueError, match='needs the decode head to extend'):
+        _fcn(head=dict(in_channels=8))
     with pytest.raises(ValueError, match='init_alpha'):
         _fcn(init_alpha=1.5)
 
 
-def test_state_sizing_and_loading():
+def test_alpha_state_is_sized_once_and_loads_only_matching_sizes():
     head = _fcn(num_samples=None, init_alpha=0.05)
     head.aslp_resize(4)
     assert head.alpha.tolist() == pytest.approx([0.05] * 4)

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from _cfg import demo_cfg
+from tests.helpers.cfg import demo_cfg
 
 pytestmark = pytest.mark.slow
 N = 10
@@ -50,7 +50,7 @@ def _cfg(root, work_dir, batch):
 
 
 def _result(runner):
-    from uqseg.hooks import ASLPHook
+    from uqseg.seg.hooks import ASLPHook
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     hook = next(h for h in runner.hooks if isinstance(h, ASLPHook))
     # numpy copies: tensors sent through a multiprocessing queue need their sender alive
@@ -64,10 +64,10 @@ def _rank_main(rank, world, port, root, work_dir, queue):
         os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank),
                           WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
         dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=world)
-        import uqseg  # noqa: F401
         from mmengine.runner import Runner
 
-        from uqseg.hooks.aslp_hook import combine_sample_updates
+        import uqseg  # noqa: F401
+        from uqseg.seg.hooks.aslp_hook import combine_sample_updates
         idx, g = _shards()
         seen, g_mean = combine_sample_updates(idx[rank], g[rank], N)
         cfg = _cfg(root, work_dir, batch=2)
@@ -92,10 +92,10 @@ def test_two_process_ddp_alphas_identical_and_equal_to_one_process(demo_root, tm
         p.start()
     try:
         # meanwhile, the single-process reference: the same samples in batches of 4
-        import uqseg  # noqa: F401
         from mmengine.runner import Runner
 
-        from uqseg.hooks.aslp_hook import combine_sample_updates
+        import uqseg  # noqa: F401
+        from uqseg.seg.hooks.aslp_hook import combine_sample_updates
         idx, g = _shards()
         ref_seen, ref_g = combine_sample_updates(torch.cat(idx), torch.cat(g), N)
         single = Runner.from_cfg(_cfg(demo_root, str(tmp_path / 'single'), batch=4))

@@ -1,17 +1,18 @@
+"""SODMetric: the saliency scores (MAE, S, F and E measures) equal pysodmetrics' evaluators."""
 import numpy as np
 import py_sod_metrics as sod
 import pytest
 import torch
+from mmseg.registry import METRICS
 
 import uqseg  # noqa: F401
-from mmseg.registry import METRICS
-from _samples import make_sample
+from tests.helpers.samples import make_sample
 
 
 def _maps(n=5, h=24, w=30, seed=0):
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(n):
+    for _ in range(n):
         gt = np.zeros((h, w), np.uint8)
         y0, x0 = rng.integers(0, h // 2), rng.integers(0, w // 2)
         gt[y0:y0 + h // 2, x0:x0 + w // 2] = 1
@@ -23,7 +24,7 @@ def _maps(n=5, h=24, w=30, seed=0):
 def test_matches_pysodmetrics_evaluators():
     pairs = _maps()
     m = METRICS.build(dict(type='SODMetric'))
-    for i, (p, gt) in enumerate(pairs):
+    for p, gt in pairs:
         m.process({}, [make_sample(torch.from_numpy(p)[None], torch.from_numpy(gt).long(), set_name='X')])
     out = m.compute_metrics(m.results)
 
@@ -50,7 +51,8 @@ def test_matches_pysodmetrics_evaluators():
         return np.abs(q - gt).mean()
     assert out['X/MAE'] == pytest.approx(np.mean([mae_by_hand(p, gt) for p, gt in pairs]), abs=1e-9)
 
-def test_perfect_prediction():
+
+def test_perfect_prediction_scores_perfectly():
     gt = np.zeros((16, 16), np.uint8)
     gt[4:12, 4:12] = 1
     m = METRICS.build(dict(type='SODMetric'))
@@ -62,7 +64,7 @@ def test_perfect_prediction():
     assert out['A/meanE'] > 0.99  # pysodmetrics' E curve can exceed 1 slightly at some thresholds
 
 
-def test_rejects_multiclass():
+def test_rejects_multiclass_predictions():
     m = METRICS.build(dict(type='SODMetric'))
     with pytest.raises(ValueError, match='binary prediction, got 3 classes'):
         m.process({}, [make_sample(torch.randn(3, 4, 4), torch.zeros(4, 4).long())])

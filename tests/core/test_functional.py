@@ -1,4 +1,5 @@
-"""Tests for uqseg.evaluation.functional (spec section 5 "Metric conventions").
+"""uqseg.core.functional against the spec's oracle, hand-worked cases and reference libraries
+(spec section 5 "Metric conventions").
 
 Reference libraries (torchmetrics, netcal, scikit-learn) are compared on random data; every
 hard-coded number below is either the spec's small oracle or worked out by hand in a comment.
@@ -12,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from uqseg.evaluation import functional as F
+from uqseg.core import functional as F
 
 # the spec's small oracle (section 5)
 ORACLE_CONF = [.99, .95, .91, .87, .83, .71, .62, .55, .43, .34]
@@ -55,7 +56,7 @@ def _orders_within_ties(conf, correct):
 
 # ------------------------------------------------------------------------------ spec oracle
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_spec_oracle(dtype):
+def test_spec_oracle_values(dtype):
     conf, correct = _oracle(dtype)
     tol = 1e-7 if dtype == torch.float64 else 1e-6
     assert F.aurc(conf, correct) == pytest.approx(0.3121825, abs=1e-7)
@@ -66,7 +67,7 @@ def test_spec_oracle(dtype):
     assert F.coverage_at_accuracy(conf, correct, 0.75) == pytest.approx(0.5)
 
 
-def test_oracle_hand_worked_extras():
+def test_oracle_hand_worked_values_of_every_metric():
     conf, correct = _oracle()
     # perfect order: 6 correct then 4 errors -> (1/7 + 2/8 + 3/9 + 4/10) / 10
     assert F.optimal_aurc(conf, correct) == pytest.approx((1 / 7 + 2 / 8 + 3 / 9 + 4 / 10) / 10, abs=1e-15)
@@ -101,7 +102,7 @@ def test_oracle_hand_worked_extras():
     assert F.overconfidence_error(conf, correct, n_bins=10) == pytest.approx(oe, abs=1e-12)
 
 
-def test_fpr_at_tpr_exact_hit():
+def test_fpr_at_tpr_takes_the_first_threshold_reaching_the_tpr():
     # 20 correct / 4 errors by descending conf: 10 ok, err, 9 ok, err, ok, err, err.
     # TPR reaches exactly 19/20 = 0.95 after the 9-run, with 1 error accepted -> FPR 1/4
     # (">=": the first threshold whose TPR >= 0.95); exactly 10/20 = 0.5 before any error.
@@ -114,7 +115,7 @@ def test_fpr_at_tpr_exact_hit():
 
 
 # ------------------------------------------------------------------------------------ ties
-def test_ties_hand_case():
+def test_tie_group_counts_its_errors_in_expectation():
     conf = torch.tensor([0.8, 0.8, 0.8, 0.8])
     # 2 errors in a group of 4: the first j contribute j/2 errors -> risk 1/2 at every k
     _, risk = F.risk_coverage_curve(conf, torch.tensor([1, 0, 1, 0]))
@@ -161,7 +162,7 @@ def test_ties_match_brute_force_average_over_orders(seed):
         assert F.eaurc(c, y) == pytest.approx(brute_aurc - perfect, abs=1e-12)
 
 
-def test_random_permutations_many_ties_monte_carlo():
+def test_ties_match_monte_carlo_mean_over_random_tie_breaks():
     # bigger tie groups than can be enumerated: mean over random tie-breaks -> expectation
     conf, correct = _random(60, seed=3, ties=4)
     g = torch.Generator().manual_seed(0)
@@ -304,7 +305,7 @@ def test_matches_sklearn_scoring_rules():
     assert F.nll(probs, t) == pytest.approx(skm.log_loss(t.numpy(), probs.numpy(), labels=range(6)), abs=1e-12)
 
 
-def test_scoring_rules_hand_and_dense():
+def test_scoring_rules_hand_worked_and_dense_equals_flat():
     # p = (.7, .2, .1), y = 0: (.3^2 + .2^2 + .1^2) = .14; nll = -ln .7
     probs = torch.tensor([[0.7, 0.2, 0.1]])
     assert F.brier_score(probs, torch.tensor([0])) == pytest.approx(0.14)
@@ -319,6 +320,46 @@ def test_scoring_rules_hand_and_dense():
     flat_p, flat_t = probs.permute(0, 2, 3, 1).reshape(-1, 3), t.reshape(-1)
     assert F.brier_score(probs, t) == pytest.approx(F.brier_score(flat_p, flat_t), abs=1e-14)
     assert F.nll(probs, t) == pytest.approx(F.nll(flat_p, flat_t), abs=1e-14)
+
+
+def test_score_sums_are_the_sums_behind_nll_and_brier_with_a_valid_mask():
+    g = torch.Generator().manual_seed(3)
+    # multiclass (N, C, H, W): sums over the valid pixels equal the means times their count
+    probs = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64).softmax(1)
+    t = torch.randint(0, 3, (2, 4, 5), generator=g)
+    valid = torch.rand(2, 4, 5, generator=g) < 0.7
+    junk = t.masked_fill(~valid, 77)  # anything where valid is False
+    nll_sum, brier_sum, n = F.score_sums(probs, junk, valid).tolist()
+    flat_p, flat_t = probs.permute(0, 2, 3, 1)[valid], t[valid]
+    assert n == int(valid.sum())
+    assert nll_sum / n == pytest.approx(F.nll(flat_p, flat_t), abs=1e-14)
+    assert brier_sum / n == pytest.approx(F.brier_score(flat_p, flat_t), abs=1e-14)
+    # binary (same shapes): positive-class probabilities; eps clamps the log
+    p = torch.tensor([0.0, 0.8, 0.3], dtype=torch.float64)
+    y = torch.tensor([1, 0, 0])
+    out = F.score_sums(p, y, eps=1e-6)
+    assert out.dtype == torch.float64 and out.tolist() == pytest.approx(
+        [-math.log(1e-6) - math.log(0.2) - math.log(0.7), 1 + 0.64 + 0.09, 3])
+    assert F.score_sums(p, y, torch.tensor([False, True, False]))[2].item() == 1
+
+
+def test_check_probs_target_tells_binary_from_multiclass_and_rejects_bad_shapes():
+    assert F.check_probs_target(torch.rand(4), torch.tensor([0, 1, 1, 0])) is True
+    assert F.check_probs_target(torch.full((4, 3), 1 / 3), torch.tensor([0, 2, 1, 0])) is False
+    with pytest.raises(ValueError, match=r'probs must be \(N, C, \.\.\.\) with target \(N, \.\.\.\)'):
+        F.check_probs_target(torch.full((4, 3), 1 / 3), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match='integer class indices'):
+        F.check_probs_target(torch.full((2, 3), 1 / 3), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match='floating-point'):
+        F.check_probs_target(torch.tensor([0, 1]), torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match='torch.Tensors'):
+        F.check_probs_target([0.5], torch.tensor([0]))
+
+
+def test_nanmean_skips_nan_and_is_nan_without_values():
+    assert F.nanmean([0.25, math.nan, 0.75]) == pytest.approx(0.5)
+    assert F.nanmean(torch.tensor([1.0, 2.0])) == pytest.approx(1.5)
+    assert math.isnan(F.nanmean([math.nan, math.nan])) and math.isnan(F.nanmean([]))
 
 
 # -------------------------------------------------------------------------------- validation
@@ -340,7 +381,7 @@ def test_invalid_conf_raises(fn):
         fn(torch.tensor([1, 0, 1]), y)
 
 
-def test_other_invalid_arguments_raise():
+def test_invalid_correct_bins_norm_and_targets_raise():
     c, y = _oracle()
     with pytest.raises(ValueError, match=r'correct.*0/1.*2'):
         F.aurc(c, y * 2)
@@ -442,7 +483,7 @@ def test_ranking_metrics_order_invariant_and_aurc_bounds(data, rnd):
 # ----------------------------------------------------------------------------------- device
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
-def test_cuda_matches_cpu():
+def test_cuda_results_match_cpu():
     conf, correct = _random(4000, seed=2, dtype=torch.float32, ties=50)
     fns = [F.aurc, F.eaurc, F.auroc, F.aupr, F.fpr_at_tpr, F.calibration_error,
            F.adaptive_calibration_error, F.overconfidence_error,

@@ -1,97 +1,22 @@
-"""What the pixel metrics write besides numbers: PNG pictures, the uncertainty-map hook, the
-tools/eval_maps.py command line tool on saved maps, and the configs' evaluators."""
+"""tools/eval_maps.py: calibration, misclassification and SOD scores of saved prediction maps, against
+independent references, and its errors on mismatched folders."""
 import importlib.util
 import json
 import math
 import os
 import os.path as osp
-import types
 
 import cv2
 import numpy as np
 import py_sod_metrics as sod
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.logging import MMLogger
-from mmengine.structures import PixelData
-from mmseg.registry import HOOKS, METRICS
-from mmseg.structures import SegDataSample
 from torchmetrics.classification import BinaryCalibrationError
 
-import uqseg  # noqa: F401
-from _samples import make_sample
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests.helpers.cfg import REPO
+from tests.helpers.files import assert_png
 
 
-def _samples(n=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(n):
-        p = torch.rand(1, 12, 10, generator=g)
-        y = (torch.rand(12, 10, generator=g) < p[0]).long()
-        out.append(make_sample(p, y, set_name='DUTS/TE' if i % 2 else 'ECSSD', img_path=f'{i}.jpg'))
-    return out
-
-
-def _png_ok(path):
-    assert osp.isfile(path) and osp.getsize(path) > 1000, path
-    img = cv2.imread(path)
-    assert img is not None and img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 1
-
-
-def test_reliability_and_risk_coverage_pngs(tmp_path):
-    for cfg in (dict(type='PixelCalibrationMetric', plot_dir=str(tmp_path)),
-                dict(type='PixelCalibrationMetric', confidence='positive', plot_dir=str(tmp_path / 'pos')),
-                dict(type='PixelUncertaintyMetric', plot_dir=str(tmp_path))):
-        m = METRICS.build(cfg)
-        for s in _samples():
-            m.process({}, [s])
-        m.evaluate(4)
-    for name in ('reliability_ECSSD.png', 'reliability_DUTS_TE.png', 'risk_coverage_ECSSD.png',
-                 'risk_coverage_DUTS_TE.png', 'pos/reliability_ECSSD.png'):
-        _png_ok(str(tmp_path / name))
-
-
-def test_plot_true_uses_the_runner_log_folder(tmp_path):
-    log_dir = tmp_path / 'work' / '20240101_000000'
-    os.makedirs(log_dir)
-    MMLogger.get_instance('uqseg_plot_test', log_file=str(log_dir / '20240101_000000.log'))
-    m = METRICS.build(dict(type='PixelCalibrationMetric', plot=True, prefix='val'))
-    for s in _samples(2):
-        m.process({}, [s])
-    m.evaluate(2)
-    _png_ok(str(log_dir / 'uq_plots' / 'val_reliability_ECSSD.png'))
-
-
-def test_uncertainty_map_hook_writes_first_n_per_set(tmp_path):
-    img_path = str(tmp_path / 'img.jpg')
-    cv2.imwrite(img_path, (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8))
-    hook = HOOKS.build(dict(type='UncertaintyMapHook', num_samples=2, score_field='seg_uncertainty'))
-    runner = types.SimpleNamespace(log_dir=str(tmp_path / 'log'), iter=0)
-    outputs = []
-    for i in range(3):
-        s = SegDataSample(metainfo=dict(set_name='DUTS-TE', img_path=img_path if i == 0 else f'/none/{i}.jpg'))
-        s.seg_logits = PixelData(data=torch.rand(1, 10, 12))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 2, (1, 10, 12)))
-        s.seg_uncertainty = PixelData(data=torch.rand(1, 10, 12) * 3)
-        outputs.append(s)
-    multi = SegDataSample(metainfo=dict(set_name='ADE', img_path='/none/m.jpg'))
-    multi.seg_logits = PixelData(data=torch.randn(5, 8, 8))
-    multi.seg_uncertainty = PixelData(data=torch.rand(1, 8, 8))  # no ground truth: panels without it
-    hook.before_test_epoch(runner)
-    hook.after_test_iter(runner, 0, None, outputs[:2])
-    hook.after_test_iter(runner, 1, None, outputs[2:] + [multi])
-    folder = tmp_path / 'log' / 'uncertainty_maps'
-    assert sorted(os.listdir(folder / 'DUTS-TE')) == ['1.png', 'img.png']  # first 2 only
-    _png_ok(str(folder / 'DUTS-TE' / 'img.png'))
-    _png_ok(str(folder / 'ADE' / 'm.png'))
-
-
-# ----------------------------------------------------------------------------------------------
-# tools/eval_maps.py
-# ----------------------------------------------------------------------------------------------
 def _load_tool():
     spec = importlib.util.spec_from_file_location('eval_maps', osp.join(REPO, 'tools', 'eval_maps.py'))
     mod = importlib.util.module_from_spec(spec)
@@ -102,7 +27,7 @@ def _load_tool():
 @pytest.fixture(scope='module')
 def maps(tmp_path_factory):
     """Ground truth from the demo generator and prediction PNGs written here (noisy masks)."""
-    from uqseg.datasets.demo_data import make_demo_data
+    from uqseg.seg.datasets.demo_data import make_demo_data
     root = str(tmp_path_factory.mktemp('maps'))
     sets = make_demo_data(osp.join(root, 'demo'), n_train=1, n_val=1, n_test=5, n_test2=1, n_ood=1, seed=3)
     gt_dir = osp.join(sets['DUTS-TE'], 'DUTS-TE-Mask')
@@ -126,7 +51,7 @@ def test_eval_maps_matches_independent_references(maps, tmp_path, capsys):
     assert 'X/ECE' in printed and 'X/maxF' in printed and 'X/AUROC' in printed
     with open(out_json) as f:
         assert json.load(f) == pytest.approx(res, nan_ok=True)
-    _png_ok(str(tmp_path / 'plots' / 'reliability_X.png'))
+    assert_png(str(tmp_path / 'plots' / 'reliability_X.png'))
     names = sorted(os.listdir(gt_dir))
     ps, ys = [], []
     mae, sm, fm = sod.MAE(), sod.Smeasure(), sod.Fmeasure()
@@ -161,7 +86,7 @@ def _write(path, arr):
     cv2.imwrite(path, arr)
 
 
-def test_eval_maps_errors(maps, tmp_path, capsys):
+def test_eval_maps_errors_name_the_problem(maps, tmp_path, capsys):
     pred_dir, gt_dir = maps
     tool = _load_tool()
     names = sorted(os.listdir(gt_dir))
@@ -199,12 +124,3 @@ def test_eval_maps_errors(maps, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool.main(['--pred', str(tmp_path / 'nope'), '--gt', gt_dir])
     assert 'does not exist' in capsys.readouterr().err
-
-
-def test_configs_build_the_new_evaluators():
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'bce_sod_demo.py'))
-    types_ = [e['type'] for e in cfg.test_evaluator]
-    assert types_ == ['PixelCalibrationMetric', 'PixelUncertaintyMetric', 'OODDetectionMetric', 'SODMetric']
-    for e in cfg.test_evaluator + cfg.val_evaluator:
-        METRICS.build(e)
-    assert [e['type'] for e in Config.fromfile(osp.join(REPO, 'configs', 'bce_sod.py')).test_evaluator] == types_

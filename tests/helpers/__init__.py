@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules (``from tests.helpers.samples import make_sample``)."""
