@@ -1,17 +1,12 @@
 """Smoke test of ``benchmarks/bench_calibration.py`` (figures are not checked: speed targets are
 read from the benchmark's own output, not asserted in unit tests)."""
-import importlib.util
 import math
-import os
 
-from tests.helpers.cfg import REPO
+from tests.helpers.scripts import load_script
 
 
 def test_bench_calibration_runs_and_methods_agree(capsys):
-    spec = importlib.util.spec_from_file_location('bench_calibration',
-                                                  os.path.join(REPO, 'benchmarks', 'bench_calibration.py'))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script('benchmarks/bench_calibration.py')
     rows = bench.main(['--pixels', '3e5', '--image-size', '128', '--methods', 'sum,bincount,uqseg,torchmetrics',
                        '--scales', '1'])
     by = {r['method']: r for r in rows}

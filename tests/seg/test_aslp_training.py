@@ -1,7 +1,6 @@
 """ASLP in mmengine's Runner on the demo data: checkpoint round trip, exact resume, logs, Acc_val from
 the validation metrics, dump tool, config errors."""
 import csv
-import importlib.util
 import json
 import os.path as osp
 
@@ -11,6 +10,7 @@ from mmengine.runner import Runner
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO, demo_cfg
+from tests.helpers.scripts import load_script
 from uqseg.seg.hooks import ASLPHook
 
 pytestmark = pytest.mark.slow
@@ -97,9 +97,7 @@ def test_alpha_statistics_and_acc_val_are_logged(runs):
 
 
 def test_dump_alphas_tool_lists_the_checkpoint_alphas(runs, demo_root, tmp_path):
-    spec = importlib.util.spec_from_file_location('dump_alphas', osp.join(REPO, 'tools/dump_alphas.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script('tools/dump_alphas.py')
     out = tmp_path / 'alphas'
     root = osp.join(demo_root, 'DUTS-TR')
     report = tool.main([runs['ckpt'], osp.join(REPO, CONFIG), '--out', str(out), '--top', '4',

@@ -1,6 +1,5 @@
 """tools/eval_maps.py: calibration, misclassification and SOD scores of saved prediction maps, against
 independent references, and its errors on mismatched folders."""
-import importlib.util
 import json
 import math
 import os
@@ -13,15 +12,12 @@ import pytest
 import torch
 from torchmetrics.classification import BinaryCalibrationError
 
-from tests.helpers.cfg import REPO
 from tests.helpers.files import assert_png
+from tests.helpers.scripts import load_script
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location('eval_maps', osp.join(REPO, 'tools', 'eval_maps.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script('tools/eval_maps.py')
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,4 @@
 """tools/test.py: --show-dir draws every test image and says where; --out writes every map."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -7,16 +6,14 @@ import cv2
 import pytest
 from mmengine.runner import Runner
 
-from tests.helpers.cfg import REPO, demo_cfg
+from tests.helpers.cfg import demo_cfg
+from tests.helpers.scripts import load_script
 
 pytestmark = pytest.mark.slow
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('uqseg_test_tool', osp.join(REPO, 'tools', 'test.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script('tools/test.py')
 
 
 @pytest.fixture(scope='module')
