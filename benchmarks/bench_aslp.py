@@ -65,8 +65,11 @@ def build_variants(cfg, num_samples: int, device: str) -> dict:
 
     from uqseg.seg.hooks import ASLPHook
     head = copy.deepcopy(cfg.model.decode_head)
-    base_type = head.pop('head_type', None) or head.type
-    head.pop('init_alpha', None)
+    if head.type == 'ASLPHead':  # the ASLP configs: the wrapped head's config, merged as ASLPHead does
+        inner = dict(head.pop('head'))
+        inner.update({k: v for k, v in head.items() if k not in ('type', 'num_samples', 'init_alpha')})
+        head = inner
+    base_type = head.pop('type')
     variants = {}
     bce_cfg = copy.deepcopy(cfg.model)
     bce_cfg.decode_head = dict(head, type=base_type,
@@ -78,7 +81,7 @@ def build_variants(cfg, num_samples: int, device: str) -> dict:
     variants['bce'] = dict(model=bce, hook=None)
     for mode in ('sample', 'expected'):
         m_cfg = copy.deepcopy(cfg.model)
-        m_cfg.decode_head = dict(head, type='ASLPHead', head_type=base_type, num_samples=num_samples,
+        m_cfg.decode_head = dict(type='ASLPHead', head=dict(head, type=base_type), num_samples=num_samples,
                                  loss_decode=dict(type='SCBCELoss', perturbation='HI', mode=mode))
         model = MODELS.build(m_cfg)
         missing = model.load_state_dict(weights, strict=False)

@@ -28,6 +28,7 @@ def test_show_dir_draws_every_test_image_and_says_where(demo_root, checkpoint, t
     show = tmp_path / 'show'
     roots = [f'test_dataloader.dataset.datasets.{i}.data_root={osp.join(demo_root, s)}'
              for i, s in enumerate(('DUTS-TE', 'ECSSD', 'DTD'))]
+    roots += [f'{split}_dataloader.dataset.data_root={osp.join(demo_root, "DUTS-TR")}' for split in ('train', 'val')]
     _tool().main(['configs/bce_sod_demo.py', checkpoint, '--work-dir', str(tmp_path / 'work'),
                   '--show-dir', str(show), '--out', str(tmp_path / 'maps'), '--cfg-options', *roots])
     images = sorted(os.listdir(show / 'vis_data' / 'vis_image'))
