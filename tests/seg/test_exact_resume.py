@@ -66,3 +66,52 @@ def test_validates_at_follows_the_train_loop(demo_root, tmp_path):
     runner._val_loop = runner.build_val_loop(runner._val_loop)
     loop = runner.train_loop
     assert [it for it in range(1, 8) if resume_hook.validates_at(loop, it)] == [3, 4, 6, 7]
+
+
+def _epoch_cfg(root, work_dir, epochs):
+    cfg = demo_cfg(root, work_dir, config='configs/aslp_sod_demo.py')
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=1)
+    cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
+    cfg.train_dataloader.dataset.ann_file = 'train.txt'
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=-1)
+    cfg.log_processor = dict(by_epoch=True)
+    cfg.param_scheduler = []
+    return cfg
+
+
+def test_epoch_based_resume_at_a_validation_checkpoint_is_bit_exact(demo_root, tmp_path):
+    full = Runner.from_cfg(_epoch_cfg(demo_root, str(tmp_path / 'full'), 3))
+    full.train()
+    part = Runner.from_cfg(_epoch_cfg(demo_root, str(tmp_path / 'part'), 2))
+    part.train()
+    cfg = _epoch_cfg(demo_root, str(tmp_path / 'resumed'), 3)
+    cfg.resume, cfg.load_from = True, str(tmp_path / 'part' / 'epoch_2.pth')
+    resumed = Runner.from_cfg(cfg)
+    resumed.train()
+    assert resumed.epoch == full.epoch == 3
+    assert _differing(full, resumed) == []
+    assert _hook(resumed, 'ASLPHook').state_dict() == _hook(full, 'ASLPHook').state_dict()
+
+
+def test_resume_from_a_checkpoint_written_after_its_validation_does_not_validate_again(demo_root, tmp_path):
+    """With save_best, mmengine writes iter_N.pth again after validation N (and best_*.pth): such a
+    checkpoint is marked validated, and resuming from it must not run validation N twice."""
+    def cfg(work_dir, iters):
+        c = _cfg(demo_root, str(tmp_path / work_dir), iters, 'configs/aslp_sod_demo.py')
+        c.default_hooks.checkpoint.save_best = 'DUTS-TR-val/PixelAcc'
+        c.default_hooks.checkpoint.rule = 'greater'
+        return c
+    full = Runner.from_cfg(cfg('full', 6))
+    full.train()
+    part = Runner.from_cfg(cfg('part', 4))
+    part.train()
+    from uqseg.compat import load_local_checkpoint
+    best = next(p for p in (tmp_path / 'part').iterdir() if p.name.startswith('best_'))
+    assert load_local_checkpoint(str(best))[resume_hook.KEY]['validated'] is True
+    assert load_local_checkpoint(str(tmp_path / 'part' / 'iter_4.pth'))[resume_hook.KEY]['validated'] is True
+    c = cfg('resumed', 6)
+    c.resume, c.load_from = True, str(tmp_path / 'part' / 'iter_4.pth')
+    resumed = Runner.from_cfg(c)
+    resumed.train()
+    assert _differing(full, resumed) == []
+    assert _hook(resumed, 'ASLPHook').state_dict() == _hook(full, 'ASLPHook').state_dict()

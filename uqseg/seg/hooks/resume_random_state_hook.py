@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.runner import BaseLoop, IterBasedTrainLoop
+from mmengine.runner import BaseLoop, EpochBasedTrainLoop, IterBasedTrainLoop
 from mmseg.registry import HOOKS
 
 KEY = 'uqseg_random_state'
@@ -39,10 +39,13 @@ class ResumeRandomStateHook(Hook):
     resumed run: the state hooks take from it (ASLP's ``Acc_val``; any hook reading
     ``after_val_epoch``) and the torch random draw that building the validation loader's
     iterator makes. So the hook records in the checkpoint whether the validation of its
-    iteration had run, and on resume, after restoring the generators, runs that validation
-    (``runner.val_loop.run()``, with every hook) when the train loop would have run it there.
-    A resumed run then ends on the same weights and hook state as the uninterrupted one, whatever
-    the checkpoint interval (tested with checkpoint interval == validation interval).
+    iteration (epoch, for an ``EpochBasedTrainLoop``, whose checkpoints come in
+    ``after_train_epoch``, likewise before the validation) had run, and on resume, after restoring
+    the generators, runs that validation (``runner.val_loop.run()``, with every hook) when the
+    train loop would have run it there. A checkpoint written after the validation (``save_best``
+    in ``after_val_epoch``) is marked as validated and resumes without it. A resumed run then ends
+    on the same weights and hook state as the uninterrupted one, whatever the checkpoint interval
+    (tested with checkpoint interval == validation interval, iteration- and epoch-based).
 
     With it, a run resumed from a checkpoint ends on the same weights as the uninterrupted run
     (tested), for the same number of processes and dataloader workers. Checkpoints without the
@@ -53,17 +56,20 @@ class ResumeRandomStateHook(Hook):
 
     def __init__(self) -> None:
         self._loaded: Optional[dict] = None
-        self._val_iter: Optional[int] = None  # train-loop iteration of the last validation
+        self._val_at: Optional[int] = None  # train-loop progress (iteration / epoch) of the last validation
 
-    def after_val_epoch(self, runner, metrics=None) -> None:
+    def before_val_epoch(self, runner) -> None:
+        # before the other hooks' after_val_epoch, where CheckpointHook writes a save_best checkpoint
         if isinstance(runner._train_loop, BaseLoop):  # a validation inside training
-            self._val_iter = runner.train_loop.iter
+            self._val_at = progress(runner.train_loop)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        resume_at = checkpoint.get('meta', {}).get('iter', runner.iter)
+        loop = runner._train_loop
+        by_epoch = isinstance(loop, EpochBasedTrainLoop)
+        resume_at = checkpoint.get('meta', {}).get('epoch' if by_epoch else 'iter')
         checkpoint[KEY] = dict(
             iter=runner.iter,
-            validated=self._val_iter == resume_at,  # the validation of the resume iteration ran
+            validated=self._val_at is not None and self._val_at == resume_at,  # the resume point's validation ran
             torch=torch.get_rng_state(),
             cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             numpy=np.random.get_state(),
@@ -84,20 +90,30 @@ class ResumeRandomStateHook(Hook):
         torch.set_rng_state(state['torch'])
         if state['cuda'] and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state['cuda'])
-        if not isinstance(runner.train_loop, IterBasedTrainLoop):
+        loop = runner.train_loop
+        if not isinstance(loop, IterBasedTrainLoop):
             np.random.set_state(state['numpy'])
             random.setstate(state['python'])
-        elif not state.get('validated', False) and validates_at(runner.train_loop, runner.iter):
+        at = progress(loop)
+        if not state.get('validated', False) and validates_at(loop, at):
+            unit = 'epoch' if isinstance(loop, EpochBasedTrainLoop) else 'iteration'
             runner.logger.info(f'ResumeRandomStateHook: the checkpoint was written before the validation of '
-                               f'iteration {runner.iter}; running it now, as the uninterrupted run did')
+                               f'{unit} {at}; running it now, as the uninterrupted run did')
             runner.val_loop.run()
 
 
-def validates_at(loop, it: int) -> bool:
-    """Whether an ``IterBasedTrainLoop`` runs a validation after iteration ``it`` (1-based count),
-    as its ``run`` decides."""
-    if loop.runner._val_loop is None:
+def progress(loop) -> int:
+    """Iterations (``IterBasedTrainLoop``) or epochs (``EpochBasedTrainLoop``) done: the counter the
+    loop's validation schedule is written in."""
+    return loop.epoch if isinstance(loop, EpochBasedTrainLoop) else loop.iter
+
+
+def validates_at(loop, at: int) -> bool:
+    """Whether the train loop runs a validation once ``at`` iterations (epochs, epoch-based) are done,
+    as its ``run`` decides; False for loops of other kinds or without validation."""
+    if not isinstance(loop, (IterBasedTrainLoop, EpochBasedTrainLoop)) or loop.runner._val_loop is None:
         return False
-    # the interval in force then, as IterBasedTrainLoop._decide_current_val_interval sets it
-    interval = loop.dynamic_intervals[bisect.bisect(loop.dynamic_milestones, it + 1) - 1]
-    return it >= loop.val_begin and (it % interval == 0 or it == loop.max_iters)
+    # the interval in force then, as the loop's _decide_current_val_interval sets it
+    interval = loop.dynamic_intervals[bisect.bisect(loop.dynamic_milestones, at + 1) - 1]
+    last = loop.max_epochs if isinstance(loop, EpochBasedTrainLoop) else loop.max_iters
+    return at >= loop.val_begin and (at % interval == 0 or at == last)
