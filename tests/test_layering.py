@@ -99,3 +99,24 @@ def test_import_uqseg_registers_the_mmseg_front_end():
                            (METRICS, 'PixelCalibrationMetric'), (HOOKS, 'ASLPHook'), (DATASETS, 'SODDataset'),
                            (TRANSFORMS, 'LoadSaliencyMask')):
         assert registry.get(name) is not None, f'{name} is not registered in {registry.name}'
+
+
+def test_core_imports_and_computes_without_any_openmmlab_package():
+    """At run time too: with mmseg, mmengine, mmcv and mmpretrain unimportable, ``uqseg.core``
+    imports (``import uqseg`` then registers nothing) and computes a metric."""
+    import subprocess
+    import sys
+    code = (
+        'import sys\n'
+        f'for name in {OPENMMLAB!r}:\n'
+        '    sys.modules[name] = None\n'
+        'import torch, uqseg\n'
+        'from uqseg.core import accumulators, functional, binning, scores, sc_bce, aslp_rule, plots\n'
+        'ece = functional.calibration_error(torch.tensor([0.9, 0.6], dtype=torch.float64), torch.tensor([1.0, 0.0]))\n'
+        'assert abs(ece - 0.35) < 1e-12, ece\n'
+        'assert not hasattr(uqseg, "seg")\n'
+        'loaded = [m for m in sys.modules if m.split(".")[0] in %r and sys.modules[m] is not None]\n'
+        'assert not loaded, loaded\n'
+        'print("core ok")\n' % (OPENMMLAB,))
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0 and 'core ok' in out.stdout, out.stderr[-2000:]

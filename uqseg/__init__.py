@@ -9,14 +9,27 @@ Layers (``docs/architecture.md``):
 
 ``import uqseg`` (or ``custom_imports = dict(imports=['uqseg'])`` in an mmseg config) applies the
 fixes of :mod:`uqseg.compat` and registers every component of the mmseg front end in mmseg's
-registries (DATASETS, TRANSFORMS, MODELS, METRICS, HOOKS).
+registries (DATASETS, TRANSFORMS, MODELS, METRICS, HOOKS). Both need mmengine / mmseg, which
+uqseg's install brings; where they are absent (a torch-only use of :mod:`uqseg.core`) the
+package imports without them and registers nothing.
 """
+import importlib.util
+
 __version__ = '0.1.0'
 
-from . import (  # noqa: F401  (seg registers the mmseg components)
-    compat,  # noqa: F401  (first: checkpoint loading on torch >= 2.6)
-    core,
-    seg,
-)
 
-__all__ = ['compat', 'core', 'seg']
+def _installed(name: str) -> bool:
+    """Whether the package ``name`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a sys.modules entry without a spec (blocked)
+        return False
+
+
+from . import core  # noqa: E402
+
+__all__ = ['core']
+if _installed('mmengine') and _installed('mmseg'):
+    # compat first (checkpoint loading on torch >= 2.6), then the front end, which registers
+    from . import compat, seg  # noqa: E402, I001
+    __all__ += ['compat', 'seg']

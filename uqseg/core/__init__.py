@@ -1,7 +1,7 @@
 """uqseg's torch-only core: metric functions, binning, mergeable accumulators, scores and the math
 of every method, as functions and ``nn.Module`` s on a channel dimension.
 
-Imports torch and numpy only (matplotlib when :mod:`.plots` draws), never mmseg, mmengine or
+Imports torch and numpy only (and matplotlib in :mod:`.plots`), never mmseg, mmengine or
 mmpretrain (``tests/test_layering.py`` checks it), so one implementation serves the mmseg front
 end (:mod:`uqseg.seg`), per pixel, and the classification front end (:mod:`uqseg.cls`), per image.
 Layout and rules: ``docs/architecture.md``.
