@@ -26,17 +26,19 @@ import sys
 
 import numpy as np
 import py_sod_metrics as sod
-import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 sys.path.insert(0, ROOT)
 
-from eval_maps import list_maps, read_gt, read_pred  # noqa: E402
+from dump_alphas import alpha_cap  # noqa: E402
+from eval_maps import list_maps, make_sample, read_gt, read_pred  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from uqseg.compat import load_local_checkpoint  # noqa: E402
 from uqseg.core.accumulators import CalibrationAccumulator  # noqa: E402
-from uqseg.core.aslp_rule import AT_CAP_TOL, default_alpha_max  # noqa: E402
+from uqseg.core.aslp_rule import AT_CAP_TOL  # noqa: E402
+from uqseg.seg.metrics.prediction import read_prediction  # noqa: E402
 
 GT = {'DUTS-TE': 'DUTS-TE/DUTS-TE-Mask', 'ECSSD': 'ECSSD/ground_truth_mask'}
 
@@ -51,13 +53,13 @@ def write_maps(run_dir: str, config: str) -> str:
     return maps
 
 
-def alpha_stats(run_dir: str) -> dict:
+def alpha_stats(run_dir: str, config: str) -> dict:
     with open(osp.join(run_dir, 'last_checkpoint')) as f:
         state = load_local_checkpoint(f.read().strip())['state_dict']
     alpha = state.get('decode_head.alpha')
     if alpha is None:
         return {}
-    cap = default_alpha_max(2.0)
+    cap = alpha_cap(Config.fromfile(osp.join(ROOT, config)))
     return dict(alpha_mean=float(alpha.mean()), alpha_max=float(alpha.max()),
                 at_cap=float((alpha >= cap - AT_CAP_TOL).double().mean()))
 
@@ -72,9 +74,10 @@ def set_stats(pred_dir: str, gt_dir: str) -> dict:
     fg_p = fg_n = bg_p = bg_n = 0.0
     for name in sorted(set(preds) & set(gts)):
         v, y = read_pred(preds[name]), read_gt(gts[name])
-        p = torch.from_numpy(v.astype(np.float32) / 255)
-        lab = torch.from_numpy(y.astype(np.int64))
-        cal.update(torch.maximum(p, 1 - p), ((p > 0.5).long() == lab).float())
+        pred = read_prediction(make_sample(v.astype(np.float32) / 255, y, 'set', preds[name]))
+        p, lab = pred.p, pred.label
+        conf, correct = pred.top_label()  # max(p, 1 - p) and p > 0.5, as the metrics read it
+        cal.update(conf, correct)
         fm.step(pred=v, gt=y * 255)
         fg_p, fg_n = fg_p + float(p[lab == 1].double().sum()), fg_n + float((lab == 1).sum())
         bg_p, bg_n = bg_p + float(p[lab == 0].double().sum()), bg_n + float((lab == 0).sum())
@@ -107,7 +110,7 @@ def main(argv=None) -> None:
         for name in names:
             run = osp.join(args.work_dir, f'seed{seed}', name)
             maps = write_maps(run, f'configs/{name}.py')
-            stats[seed, name] = dict(alpha_stats(run), **{
+            stats[seed, name] = dict(alpha_stats(run, f'configs/{name}.py'), **{
                 s: set_stats(osp.join(maps, s), osp.join(args.data_root, GT[s])) for s in args.sets})
     lines = []
     keys = ('ece', 'p_fg', 'p_bg', 'max_f', 'f_threshold', 'precision', 'recall')

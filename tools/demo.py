@@ -46,11 +46,11 @@ def table(results: dict) -> str:
     return '\n'.join(lines)
 
 
-def train_and_test(py: str, config: str, work_dir: str, extra: list) -> dict:
-    """Train ``config`` into ``work_dir``, test its last checkpoint, return the test metrics (a
-    finished run's ``test_metrics.json`` is reused)."""
+def train_and_test(py: str, config: str, work_dir: str, extra: list, reuse: bool = False) -> dict:
+    """Train ``config`` into ``work_dir``, test its last checkpoint, return the test metrics (with
+    ``reuse``, a finished run's ``test_metrics.json`` is taken instead: the seed study resumes)."""
     out = osp.join(ROOT, work_dir, 'test_metrics.json')
-    if not osp.isfile(out):
+    if not (reuse and osp.isfile(out)):
         start = time.time()
         run([py, 'tools/train.py', config, '--work-dir', work_dir, *extra])
         print(f'{config}: trained in {time.time() - start:.0f} s', flush=True)
@@ -108,7 +108,7 @@ def main(argv=None):
                 name = osp.splitext(osp.basename(config))[0]
                 work_dir = osp.join(args.work_dir, f'seed{seed}', name)
                 opts = ['--cfg-options', *args.cfg_options, f'randomness.seed={seed}']
-                runs.setdefault(name, {})[seed] = train_and_test(py, config, work_dir, opts)
+                runs.setdefault(name, {})[seed] = train_and_test(py, config, work_dir, opts, reuse=True)
         md, data = seed_table(runs, args.seeds)
         with open(osp.join(ROOT, args.work_dir, 'seeds.md'), 'w') as f:
             f.write(md + '\n')

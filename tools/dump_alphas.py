@@ -61,7 +61,9 @@ def alpha_cap(cfg: Config) -> float:
     for hook in cfg.get('custom_hooks', None) or []:
         if hook.get('type') == 'ASLPHook' and hook.get('alpha_max') is not None:
             return float(hook['alpha_max'])
-    losses = cfg.model.decode_head.get('loss_decode', {})
+    head = cfg.model.decode_head
+    # the loss sits beside head=dict(...) (on an mmseg:: base) or inside it
+    losses = head.get('loss_decode') or (head.get('head') or {}).get('loss_decode', {})
     for loss in losses if isinstance(losses, (list, tuple)) else [losses]:
         if loss.get('type') == 'SCBCELoss':
             beta, _ = resolve_perturbation(loss.get('perturbation', 'HI'), loss.get('beta'))

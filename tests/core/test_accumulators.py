@@ -337,3 +337,11 @@ def test_risk_coverage_of_the_histogram_is_the_functional_curve_at_bin_ends():
     assert rc['risk_opt'][-1].item() == pytest.approx(rc['error_rate'])
     empty = ConfidenceHistogram(20).risk_coverage()
     assert empty['coverage'].numel() == 0 and math.isnan(empty['error_rate'])
+
+
+def test_hard_calibration_update_refuses_soft_correctness():
+    acc = CalibrationAccumulator(10)
+    with pytest.raises(ValueError, match='correct must be bool or 0/1'):
+        acc.update(torch.tensor([0.7, 0.8]), torch.tensor([0.5, 1.0]), hard=True)
+    acc.update(torch.tensor([0.7, 0.8]), torch.tensor([0.5, 1.0]))  # soft: inferred, accepted
+    assert float(acc.state[2].sum()) == 1.5

@@ -138,8 +138,8 @@ class CalibrationAccumulator(_BinnedAccumulator):
                hard: Optional[bool] = None, validate: bool = True) -> None:
         """Add values: ``conf`` in [0, 1], ``correct`` 0/1 or soft in [0, 1] (``hard``: see
         :func:`.binning.bin_sums`), only where the bool map ``valid`` is True (None: all)."""
-        if validate:
-            conf, correct, valid = self._checked(conf, correct, valid, binary=False)
+        if validate:  # hard=True counts correct as 0/1: check that it is
+            conf, correct, valid = self._checked(conf, correct, valid, binary=bool(hard))
         self._match_device(conf)
         self.state += bin_sums(conf, correct, self.n_bins, valid, hard)
 

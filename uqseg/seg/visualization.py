@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Optional
 
+import matplotlib
 import numpy as np
 import torch
 
@@ -82,5 +83,4 @@ def save_uncertainty_figure(image: Optional[np.ndarray], panels: Mapping[str, di
 
 
 def _cmap(name: str):
-    import matplotlib
     return matplotlib.colormaps[name].with_extremes(bad='#888888')  # ignored pixels grey

@@ -233,3 +233,21 @@ def test_combine_sample_updates_averages_repeated_samples_in_one_process():
     seen, _ = combine_sample_updates(torch.zeros(0, dtype=torch.long), torch.zeros(0), 3)
     assert not seen.any()
     assert math.isfinite(float(g_mean.sum()))
+
+
+def test_acc_val_is_found_behind_a_metric_prefix():
+    model, runner, hook = _setup()
+    hook.after_val_epoch(runner, {'acc/held-out/PixelAcc': 0.6, 'acc/other/PixelAcc': 0.2})
+    assert hook.acc_val == 0.6
+
+
+def test_before_run_requires_set_name_in_the_validation_pipeline():
+    from mmseg.datasets.transforms import PackSegInputs
+    acc = METRICS.build(dict(type='PixelAccuracyMetric'))
+    unpacked = types.SimpleNamespace(set_name='held-out', pipeline=types.SimpleNamespace(
+        transforms=[PackSegInputs(meta_keys=('img_path', 'ori_shape'))]))
+    with pytest.raises(ValueError, match=r"does not pack 'set_name' \(meta_keys=\('img_path', 'ori_shape'\)\)"):
+        ASLPHook(val_set='held-out').before_run(_runner_with_loops([acc], unpacked))
+    packed = types.SimpleNamespace(set_name='held-out', pipeline=types.SimpleNamespace(
+        transforms=[PackSegInputs(meta_keys=('img_path', 'set_name'))]))
+    ASLPHook(val_set='held-out').before_run(_runner_with_loops([acc], packed))

@@ -63,6 +63,7 @@ from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, IterBasedTrainLoop
+from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import HOOKS
 
 from ...core.aslp_rule import (
@@ -126,6 +127,19 @@ def dataset_set_names(dataset) -> set:
         return dataset_set_names(dataset.dataset)
     name = getattr(dataset, 'set_name', None)
     return {name} if name else set()
+
+
+def packed_meta_keys(dataset) -> Optional[tuple]:
+    """The ``meta_keys`` of the ``PackSegInputs`` in a dataset's pipeline (the first part's, for a
+    concatenated dataset), or None where there is no such step to read."""
+    if hasattr(dataset, 'datasets'):
+        return packed_meta_keys(dataset.datasets[0]) if len(dataset.datasets) else None
+    if hasattr(dataset, 'dataset'):
+        return packed_meta_keys(dataset.dataset)
+    for t in getattr(getattr(dataset, 'pipeline', None), 'transforms', []):
+        if isinstance(t, PackSegInputs):
+            return tuple(t.meta_keys)
+    return None
 
 
 def _unwrap(model):
@@ -314,7 +328,13 @@ class ASLPHook(Hook):
         if not any(isinstance(m, PixelAccuracyMetric) for m in metrics):
             raise ValueError("ASLPHook reads Acc_val from the validation metrics: add dict(type='PixelAccuracyMetric') "
                              f'to val_evaluator (it has {[type(m).__name__ for m in metrics]})')
-        names = dataset_set_names(loop.dataloader.dataset)
+        dataset = loop.dataloader.dataset
+        packed = packed_meta_keys(dataset)
+        if packed is not None and 'set_name' not in packed:
+            raise ValueError("ASLPHook: the validation pipeline's PackSegInputs does not pack 'set_name' (meta_keys="
+                             f"{tuple(packed)}), so every validation sample falls into the set 'all'; add "
+                             "'set_name' to its meta_keys")
+        names = dataset_set_names(dataset)
         if self.val_set is not None and names and self.val_set not in names:
             raise ValueError(f'ASLPHook: val_set={self.val_set!r} is not a set of the validation dataset '
                              f'(its sets: {sorted(names)}); set ASLPHook.val_set to the set_name of the '
@@ -325,9 +345,10 @@ class ASLPHook(Hook):
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
         metrics = metrics or {}
+        # a metric prefix (PixelAccuracyMetric(prefix=...)) puts '<prefix>/' in front of the key
         if self.val_set is not None:
             key = f'{self.val_set}/{ACC_KEY}'
-            found = [key] if key in metrics else []
+            found = [k for k in metrics if k == key or k.endswith(f'/{key}')]
         else:
             found = [k for k in metrics if k.endswith(f'/{ACC_KEY}')]
         if len(found) != 1:

@@ -47,10 +47,10 @@ class PixelAccuracyMetric(BaseMetric):
     @staticmethod
     def image_counts(pred) -> tuple[int, int]:
         """``(correct, valid)`` pixel counts of one :class:`.prediction.DensePrediction`."""
-        _, correct = pred.top_label()
-        if pred.mask is None:
-            return int(correct.sum()), pred.num_valid
-        return int((correct.bool() & pred.mask).sum()), pred.num_valid
+        correct = pred.top_label()[1].bool()  # a count of bools is exact (a float32 sum is not past 2**24)
+        if pred.mask is not None:
+            correct &= pred.mask
+        return int(correct.sum()), pred.num_valid
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:

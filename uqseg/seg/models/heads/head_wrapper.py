@@ -78,12 +78,17 @@ class DecodeHeadWrapper(BaseDecodeHead):
             raise KeyError(f'{cls.__name__}: head type {kind!r} is not a registered decode head')
         return base
 
-    def __new__(cls, *args, head: Optional[dict] = None, **kwargs):
-        if cls._wrapped is not None:  # a made class, built directly
+    def __new__(cls, head: Optional[dict] = None, *args, **kwargs):
+        if cls._wrapped is not None:  # a made class (or a subclass of one), built directly
             return super().__new__(cls)
         return super().__new__(cls.wrapped_class(cls.resolve_head(head)))
 
     def __init__(self, head: dict, **overrides: Any) -> None:
+        if 'head_type' in overrides:
+            raise TypeError(f"{type(self).__name__}: head_type= is no longer accepted; write "
+                            f"head=dict(type={overrides['head_type']!r}, ...)")
+        if self.resolve_head(head) is not self._wrapped:
+            raise TypeError(f"{type(self).__name__} wraps {self._wrapped.__name__}, not head={head.get('type')!r}")
         cfg = {k: v for k, v in head.items() if k != 'type'}
         cfg.update(overrides)
         for key, value in self.head_defaults.items():
@@ -102,4 +107,6 @@ class DecodeHeadWrapper(BaseDecodeHead):
                                   f'{type(self).__name__} ({exc})', exc.sample, exc.value) from exc
 
     def __reduce_ex__(self, protocol):
+        if type(self) is not self._extension._made.get(self._wrapped):  # a class of its own: by reference
+            return super().__reduce_ex__(protocol)
         return _rebuild, (self._extension, self._wrapped), self.__getstate__()
