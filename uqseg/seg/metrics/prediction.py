@@ -100,7 +100,7 @@ class DensePrediction:
         class index map as uint8 (multi-class heads)."""
         if self.binary:
             return (self.p * 255).round().to(torch.uint8)
-        return self.probs.argmax(dim=0).to(torch.uint8)
+        return self.prediction().to(torch.uint8)
 
     def prediction(self) -> torch.Tensor:
         """The top-label prediction (H, W) as class indices (bool for binary)."""
