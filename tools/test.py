@@ -6,7 +6,10 @@
 The metrics are logged and also written to ``<work_dir>/test_metrics.json``. ``--out DIR`` saves
 every prediction as a uint8 PNG of the foreground probability (binary heads; ``round(255 p)``)
 or of the predicted class (multi-class heads) under ``DIR/<set name>/``, the form in which SOD
-papers publish their maps. ``--show-dir DIR`` draws *every* test image with its ground truth and
+papers publish their maps, and beside each the map of the model's own uncertainty score as
+float32 ``<image name>_<score>.npy`` (EDL ``vacuity``, DisMax ``MMLES``, IsoMax+ ``MDS``; none for a
+plain head); ``--out-scores NAME ...`` chooses the scores (any of ``uqseg.core.scores.SCORES``
+the head has, e.g. ``max-prob entropy vacuity``). ``--show-dir DIR`` draws *every* test image with its ground truth and
 prediction (mmseg's ``SegVisualizationHook`` at interval 1; its default, 50, drew every 50th
 batch only) to ``DIR/vis_data/vis_image/test_<image name>_0.png``, and says so at the end.
 """
@@ -29,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='directory for logs and test_metrics.json')
     parser.add_argument('--out', type=str, help='directory to save prediction maps (PNG) for offline evaluation')
+    parser.add_argument('--out-scores', nargs='+', metavar='SCORE',
+                        help="with --out: the scores whose maps to write (default: the head's own score)")
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='draw every test image (ground truth beside prediction) into '
                         'SHOW_DIR/vis_data/vis_image/')
@@ -40,6 +45,8 @@ def parse_args(argv=None):
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.out_scores and not args.out:
+        parser.error('--out-scores needs --out DIR')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -87,7 +94,7 @@ def build_cfg(args) -> Config:
         cfg.model = cfg.tta_model
     if args.out is not None:
         cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
-            dict(type='SavePredictionMapsHook', out_dir=args.out)]
+            dict(type='SavePredictionMapsHook', out_dir=args.out, scores=args.out_scores)]
     return cfg
 
 

@@ -6,9 +6,29 @@ mmpretrain (``tests/test_layering.py`` checks it), so one implementation serves 
 end (:mod:`uqseg.seg`), per pixel, and the classification front end (:mod:`uqseg.cls`), per image.
 Layout and rules: ``docs/architecture.md``.
 """
-from . import accumulators, aslp_rule, binning, checks, functional, ranking, sc_bce, scores
+from . import (
+               accumulators,
+               aslp_rule,
+               binning,
+               checks,
+               dismax_loss,
+               edl_loss,
+               evidential,
+               functional,
+               loss_reduction,
+               output_layers,
+               prototype_distance,
+               ranking,
+               sc_bce,
+               scores,
+)
 from .accumulators import CalibrationAccumulator, ConfidenceHistogram, ScoreSumAccumulator
+from .dismax_loss import DisMaxLoss
+from .edl_loss import EDLLoss
+from .output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer, PrototypeDistanceLayer
 from .sc_bce import SCBCELoss
 
-__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'functional', 'ranking', 'sc_bce', 'scores',
-           'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss']
+__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional',
+           'loss_reduction', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce', 'scores',
+           'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss', 'EDLLoss', 'DisMaxLoss',
+           'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']

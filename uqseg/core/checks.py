@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 __all__ = ['LabelRangeError', 'reject_unknown_kwargs', 'check_unit', 'check_binary', 'check_n_bins', 'check_tpr',
-           'flat_pair', 'fpr_key']
+           'flat_pair', 'fpr_key', 'class_labels']
 
 
 def check_unit(x: torch.Tensor, name: str) -> None:
@@ -108,3 +108,27 @@ class LabelRangeError(ValueError):
     def __init__(self, message: str, sample: int, value) -> None:
         super().__init__(message)
         self.sample, self.value = sample, value
+
+
+def class_labels(label: torch.Tensor, shape: torch.Size, num_classes: int, ignore_index: int,
+                 owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check integer class labels against scores of ``shape`` ``(N, K, ...)``; return (labels with
+    ignored pixels set to 0, valid mask). ``label`` may carry a singleton channel ``(N, 1, ...)``.
+    A label outside ``0..K-1`` that is not ``ignore_index`` raises :class:`LabelRangeError`
+    naming ``owner`` and the sample."""
+    if label.dim() == len(shape) and label.shape[1] == 1:
+        label = label[:, 0]
+    want = (shape[0],) + tuple(shape[2:])
+    if tuple(label.shape) != want:
+        raise ValueError(f'{owner}: label shape {tuple(label.shape)} does not match the scores '
+                         f'{tuple(shape)} (expected {want})')
+    if label.is_floating_point():
+        raise ValueError(f'{owner}: labels must be integer class indices, got dtype {label.dtype}')
+    valid = label != ignore_index
+    bad = valid & ((label < 0) | (label >= num_classes))
+    if bool(bad.any()):
+        vals = label[bad].unique()[:8].tolist()
+        first = int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0, 0])
+        raise LabelRangeError(f'{owner}: labels must be 0..{num_classes - 1} or ignore_index={ignore_index}; '
+                              f'got {vals} (sample {first} of the batch)', sample=first, value=vals[0])
+    return torch.where(valid, label, torch.zeros_like(label)).long(), valid

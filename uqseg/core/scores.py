@@ -5,8 +5,16 @@ One implementation serves per-pixel maps (``(C, H, W)``, ``dim=0``) and per-imag
 
 * ``max-prob``: ``max_c p_c`` (binary ``max(p, 1 - p)``), Hendrycks & Gimpel 2017;
 * ``entropy``: the confidence ``1 - H(p) / log C`` (C = 2 for a binary map);
-* a head's own map (e.g. EDL's vacuity) is mapped onto a [0, 1] confidence by
+* the named scores of an output layer's channels (:data:`SCORES`): EDL's ``vacuity`` and
+  DisMax's ``MPS``, ``ES``, ``MDS``, ``MMLS``, ``MMLES``, each a function of the layer's output
+  ``z`` (:func:`raw_score`, the definition) and mapped onto a [0, 1] confidence by
+  :func:`score_confidence`, order-preserving, for the histogram metrics;
+* a map a head puts in the data sample is mapped onto a [0, 1] confidence by
   :func:`confidence_from_score`.
+
+What the channels of a layer are (:data:`OUTPUT_KINDS`) decides which scores exist:
+``logits`` (any plain head; softmax = p), ``log_alpha`` (EDL: ``z = log alpha``, ``S = sum
+exp z``), ``distance_logits`` (DisMax / IsoMax+: ``z = L / T <= 0``).
 """
 from __future__ import annotations
 
@@ -15,11 +23,25 @@ from typing import Optional, Sequence
 
 import torch
 
-__all__ = ['BUILTIN_SCORES', 'normalised_entropy', 'binary_normalised_entropy', 'confidence_from_score',
-           'check_score_args']
+__all__ = ['BUILTIN_SCORES', 'OUTPUT_KINDS', 'SCORES', 'SCORE_KINDS', 'normalised_entropy',
+           'binary_normalised_entropy', 'confidence_from_score', 'check_score_args', 'check_score_name',
+           'scores_of', 'check_score_available', 'raw_score', 'score_confidence']
 
-#: Built-in confidence scores, higher = more confident, all in [0, 1].
+#: Built-in confidence scores of every head, higher = more confident, all in [0, 1].
 BUILTIN_SCORES = ('max-prob', 'entropy')
+#: What an output layer's channels are, and the layers that produce them.
+OUTPUT_KINDS = {'logits': 'a plain head (softmax of the channels = p)',
+                'log_alpha': "an EDL layer (channels = log alpha; output_layer=dict(type='EDLLayer'))",
+                'distance_logits': "a DisMax / IsoMax+ layer (channels = L / T <= 0; "
+                                   "output_layer=dict(type='DisMaxLayer'))"}
+#: Every named score and the output kinds it is defined for (``max-prob`` / ``entropy`` /
+#: ``MPS`` / ``ES`` are functions of ``p`` alone: every kind).
+SCORE_KINDS: dict[str, tuple[str, ...]] = {
+    'max-prob': tuple(OUTPUT_KINDS), 'entropy': tuple(OUTPUT_KINDS),
+    'MPS': tuple(OUTPUT_KINDS), 'ES': tuple(OUTPUT_KINDS),
+    'vacuity': ('log_alpha',),
+    'MDS': ('distance_logits',), 'MMLS': ('distance_logits',), 'MMLES': ('distance_logits',)}
+SCORES = tuple(SCORE_KINDS)
 
 
 def normalised_entropy(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -36,13 +58,98 @@ def binary_normalised_entropy(p: torch.Tensor) -> torch.Tensor:
     return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)) / math.log(2)
 
 
+def check_score_name(score: str, key: str = 'score') -> str:
+    """Return ``score`` if it names a score of :data:`SCORES`, else raise naming ``key``."""
+    if score not in SCORE_KINDS:
+        raise ValueError(f'{key}={score!r} is not a score; the scores are {SCORES} (vacuity: EDL; '
+                         'MDS / MMLS / MMLES: DisMax / IsoMax+)')
+    return score
+
+
+def scores_of(kind: str) -> tuple[str, ...]:
+    """The scores defined for an output kind (see :data:`OUTPUT_KINDS`)."""
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f'unknown output kind {kind!r}; known: {tuple(OUTPUT_KINDS)}')
+    return tuple(name for name, kinds in SCORE_KINDS.items() if kind in kinds)
+
+
+def check_score_available(score: str, kind: str, key: str = 'score', model: str = 'the model') -> None:
+    """Raise ``ValueError`` naming ``key`` when ``score`` is not defined for ``kind``."""
+    check_score_name(score, key)
+    if kind not in SCORE_KINDS[score]:
+        need = ' or '.join(OUTPUT_KINDS[k] for k in SCORE_KINDS[score])
+        raise ValueError(f'{key}={score!r} needs {need}, but {model} outputs {kind} ({OUTPUT_KINDS[kind]}); '
+                         f'its scores are {scores_of(kind)}')
+
+
+def raw_score(score: str, z: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """The score as its paper defines it, from a layer's output channels ``z`` on ``dim``
+    (float64 where it matters; higher = more confident except ``entropy`` and ``vacuity``)::
+
+        max-prob, MPS  max_j p_j                 entropy  H(p) / log K      ES  sum_j p_j log p_j
+        vacuity        K / sum_j exp(z_j)        (z = log alpha)
+        MDS            max_j z_j                 MMLS     max_j z_j + mean_j z_j
+        MMLES          max_j z_j + mean_j z_j + sum_j p_j log p_j          (z = L / T)
+
+    with ``p = softmax(z)``. Binary one-channel (sigmoid) outputs have only ``max-prob`` /
+    ``entropy`` (see :func:`binary_normalised_entropy`).
+    """
+    check_score_name(score)
+    if score == 'vacuity':
+        k = z.shape[dim]
+        return (math.log(k) - torch.logsumexp(z.double(), dim)).exp().clamp(max=1.0)
+    if score in ('MDS', 'MMLS', 'MMLES'):
+        zd = z.double()
+        out = zd.amax(dim)
+        if score != 'MDS':
+            out = out + zd.mean(dim)
+        if score == 'MMLES':
+            out = out + _neg_entropy(zd, dim)
+        return out
+    if score in ('max-prob', 'MPS'):
+        return z.softmax(dim).amax(dim)
+    if score == 'ES':
+        return _neg_entropy(z.double(), dim)
+    return normalised_entropy(z.softmax(dim), dim)
+
+
+def _neg_entropy(z: torch.Tensor, dim: int) -> torch.Tensor:
+    """``sum_j p_j log p_j`` of ``p = softmax(z)`` (from ``log_softmax``: exact where p underflows)."""
+    logp = z.log_softmax(dim)
+    return (logp.exp() * logp).sum(dim)
+
+
+def score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Map a :func:`raw_score` onto a confidence in [0, 1], higher = more confident, preserving
+    the order of confidence (so AUROC / AURC are unchanged up to binning)::
+
+        max-prob, MPS           as is                      entropy   1 - H / log K
+        ES                      1 + ES / log K             vacuity   1 - u
+        MDS, MMLS, MMLES (<= 0) 1 / (1 - x)
+
+    ``1 / (1 - x)`` keeps the resolution of a 10,000-bin histogram at about one score unit
+    at x = -100 and 4e-4 units at x = -1: the DisMax scores have no fixed lower bound (they
+    scale with the learnt ``|s|`` and ``1 / T``).
+    """
+    check_score_name(score)
+    if score in ('max-prob', 'MPS'):
+        out = raw
+    elif score == 'entropy' or score == 'vacuity':
+        out = 1 - raw
+    elif score == 'ES':
+        out = 1 + raw / math.log(num_classes) if num_classes > 1 else torch.ones_like(raw)
+    else:
+        out = 1 / (1 - raw.clamp(max=0))
+    return out.clamp(0, 1)
+
+
 def check_score_args(score: str, score_field: Optional[str], score_is: Optional[str],
                      score_range: Sequence[float]) -> str:
-    """Check the options that choose a score (built-in ``score`` or a map ``score_field`` with
+    """Check the options that choose a score (a named ``score`` or a map ``score_field`` with
     its direction ``score_is`` and ``score_range``); return ``score_is`` (its default is
-    'confidence' for a built-in score and 'uncertainty' for a field)."""
-    if score_field is None and score not in BUILTIN_SCORES:
-        raise ValueError(f'score must be one of {BUILTIN_SCORES} (or give score_field), got {score!r}')
+    'confidence' for a named score and 'uncertainty' for a field)."""
+    if score_field is None:
+        check_score_name(score)
     if score_is is None:
         score_is = 'confidence' if score_field is None else 'uncertainty'
     if score_is not in ('confidence', 'uncertainty'):

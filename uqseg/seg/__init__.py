@@ -5,11 +5,18 @@ METRICS, HOOKS); ``import uqseg`` (``custom_imports = dict(imports=['uqseg'])``)
 lives in :mod:`uqseg.core`; this layer reads mmseg's data samples and fits mmseg's interfaces.
 """
 from . import datasets, hooks, metrics, models, visualization
-from .hooks import ASLPHook, CheckFiniteLossHook, ResumeRandomStateHook, SavePredictionMapsHook, UncertaintyMapHook
+from .hooks import (
+                    ASLPHook,
+                    CheckFiniteLossHook,
+                    ResumeRandomStateHook,
+                    SavePredictionMapsHook,
+                    TEDLHook,
+                    UncertaintyMapHook,
+)
 from .metrics import OODDetectionMetric, PixelAccuracyMetric, PixelCalibrationMetric, PixelUncertaintyMetric, SODMetric
-from .models import ASLPHead, SCBCELoss
+from .models import ASLPHead, DisMaxLoss, EDLLoss, OutputLayerHead, SCBCELoss
 
 __all__ = ['datasets', 'hooks', 'metrics', 'models', 'visualization', 'ASLPHead', 'SCBCELoss', 'ASLPHook',
            'CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook', 'UncertaintyMapHook',
            'OODDetectionMetric', 'PixelAccuracyMetric', 'PixelCalibrationMetric', 'PixelUncertaintyMetric',
-           'SODMetric']
+           'SODMetric', 'OutputLayerHead', 'EDLLoss', 'DisMaxLoss', 'TEDLHook']

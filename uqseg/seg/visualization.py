@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import matplotlib
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 
 from ..core.plots import new_figure, save_figure
 from ..core.scores import binary_normalised_entropy, normalised_entropy
-from .metrics.prediction import DensePrediction, field_tensor
+from .metrics.prediction import DensePrediction, field_tensor, raw_score_map
 
 __all__ = ['uncertainty_panels', 'save_uncertainty_figure']
 
@@ -20,15 +20,16 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 
 def uncertainty_panels(pred: DensePrediction, sample: Optional[dict] = None, score_field: Optional[str] = None,
-                       has_gt: bool = True) -> dict[str, dict]:
+                       has_gt: bool = True, scores: Sequence[str] = ()) -> dict[str, dict]:
     """Panels for :func:`save_uncertainty_figure` from a
     :class:`~uqseg.seg.metrics.prediction.DensePrediction`.
 
     Returns an ordered ``{title: dict(data=(H, W) array, cmap=..., vmin=..., vmax=...)}``:
     ground truth (ignored pixels grey) and errors (when ``has_gt``), the prediction (binary:
     foreground probability; multi-class: predicted class), the top-label confidence
-    ``max_c p_c``, the normalised entropy ``H(p) / log C`` and, with ``score_field``, that field
-    of the data sample (e.g. EDL's ``u``) on its own colour scale.
+    ``max_c p_c``, the normalised entropy ``H(p) / log C``, each named score of ``scores``
+    (e.g. EDL's ``vacuity``, DisMax's ``MMLES``; :func:`.metrics.prediction.raw_score_map`) and,
+    with ``score_field``, that field of the data sample, each on its own colour scale.
     """
     panels: dict[str, dict] = {}
     valid = _np(pred.valid) > 0
@@ -49,11 +50,13 @@ def uncertainty_panels(pred: DensePrediction, sample: Optional[dict] = None, sco
     if has_gt:
         err = np.where(valid, 1.0 - _np(correct), np.nan)
         panels['errors'] = dict(data=err, cmap='Reds', vmin=0, vmax=1)
+    extra = [(name, _np(raw_score_map(pred, name))) for name in scores]
     if score_field is not None:
         m = field_tensor(sample or {}, score_field, pred.path)
-        m = _np(m[0] if m.dim() == 3 else m)
+        extra.append((score_field, _np(m[0] if m.dim() == 3 else m)))
+    for name, m in extra:
         lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
-        panels[score_field] = dict(data=m, cmap='magma', vmin=lo, vmax=hi if hi > lo else lo + 1)
+        panels[name] = dict(data=m, cmap='magma', vmin=lo, vmax=hi if hi > lo else lo + 1)
     return panels
 
 

@@ -18,7 +18,7 @@ def test_uncertainty_map_hook_writes_first_n_per_set(tmp_path):
     img_path = str(tmp_path / 'img.jpg')
     cv2.imwrite(img_path, (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8))
     hook = HOOKS.build(dict(type='UncertaintyMapHook', num_samples=2, score_field='seg_uncertainty'))
-    runner = types.SimpleNamespace(log_dir=str(tmp_path / 'log'), iter=0)
+    runner = types.SimpleNamespace(log_dir=str(tmp_path / 'log'), iter=0, model=None)  # a plain model
     outputs = []
     for i in range(3):
         s = SegDataSample(metainfo=dict(set_name='DUTS-TE', img_path=img_path if i == 0 else f'/none/{i}.jpg'))
@@ -48,7 +48,7 @@ def _unnamed_sample(img_path, label=True):
 
 def test_uncertainty_map_hook_puts_samples_without_set_name_into_all(tmp_path):
     hook = HOOKS.build(dict(type='UncertaintyMapHook', num_samples=1, out_dir=str(tmp_path / 'maps')))
-    runner = types.SimpleNamespace(log_dir=str(tmp_path / 'log'), iter=0)
+    runner = types.SimpleNamespace(log_dir=str(tmp_path / 'log'), iter=0, model=None)  # a plain model
     hook.before_test_epoch(runner)
     hook.after_test_iter(runner, 0, None, [_unnamed_sample('/none/a.jpg'), _unnamed_sample('/none/b.jpg')])
     assert os.listdir(tmp_path / 'maps') == ['all'] and os.listdir(tmp_path / 'maps' / 'all') == ['a.png']

@@ -107,7 +107,7 @@ def test_bad_inputs_and_undefined_values():
     s['seg_uncertainty'] = dict(data=torch.zeros(1, 3, 2))
     with pytest.raises(ValueError, match=r'has shape \(3, 2\) but the ground truth has \(2, 3\)'):
         build('PixelUncertaintyMetric', score_field='seg_uncertainty').process({}, [s])
-    with pytest.raises(ValueError, match='score must be one of'):
+    with pytest.raises(ValueError, match="score='variance' is not a score"):
         build('PixelUncertaintyMetric', score='variance')
     with pytest.raises(ValueError, match='score_range'):
         build('PixelUncertaintyMetric', score_field='u', score_range=(1, 1))

@@ -80,5 +80,5 @@ def test_field_tensor_and_score_map_of_a_field():
     conf = score_map(pred, s, score_field='seg_uncertainty', score_is='uncertainty', score_range=(0, 4))
     assert conf.flatten().tolist() == pytest.approx([1.0, 0.75, 0.5, 0.0])
     assert score_map(pred, s).flatten().tolist() == pytest.approx([0.9] * 4)
-    with pytest.raises(ValueError, match='score must be one of'):
+    with pytest.raises(ValueError, match="score='variance' is not a score"):
         score_map(pred, s, score='variance')

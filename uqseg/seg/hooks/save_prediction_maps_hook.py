@@ -1,4 +1,5 @@
-"""Write test predictions as PNG maps, the form in which SOD methods publish their results."""
+"""Write test predictions as PNG maps, the form in which SOD methods publish their results, and the
+uncertainty maps of the model's scores beside them."""
 from __future__ import annotations
 
 import os
@@ -6,28 +7,45 @@ import os.path as osp
 from typing import Optional, Sequence
 
 import cv2
+import numpy as np
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ..metrics.plot_files import safe_name
-from ..metrics.prediction import read_prediction, set_name_of
+from ..metrics.prediction import raw_score_map, read_prediction, set_name_of
+from ..outputs import resolve_scores, score_names
 
 
 @HOOKS.register_module()
 class SavePredictionMapsHook(Hook):
-    """Save each test prediction to ``out_dir/<set name>/<image name>.png``.
+    """Save each test prediction to ``out_dir/<set name>/<image name>.png`` and, for every score
+    of ``scores``, its map to ``out_dir/<set name>/<image name>_<score>.npy``.
 
     Binary heads (one channel; mmseg stores sigmoid probabilities in ``seg_logits``): the
     foreground probability as uint8 ``round(255 p)``. Multi-class heads: the predicted class
     index (:meth:`~uqseg.seg.metrics.prediction.DensePrediction.saliency_map`). The set name is
     the sample's ``set_name`` (default ``'all'``). Used by ``tools/test.py --out``.
+
+    Args:
+        out_dir: the folder.
+        scores: named scores (:data:`uqseg.core.scores.SCORES`) to write as float32 ``(H, W)``
+            arrays of their definition (:func:`uqseg.core.scores.raw_score`: EDL's vacuity ``u``,
+            DisMax's MMLES, ...). None (default): the model's own score (EDL 'vacuity', DisMax
+            'MMLES', IsoMax+ 'MDS'; none for a plain head). A score the model's head does not
+            have is an error naming it, before the first image.
+        ignore_index: label value(s) of ignored pixels.
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: str, ignore_index: int = 255) -> None:
+    def __init__(self, out_dir: str, scores: Optional[Sequence[str]] = None, ignore_index=255) -> None:
         self.out_dir = out_dir
+        self.scores = score_names(scores)
         self.ignore_index = ignore_index
+        self._scores: list[str] = []
+
+    def before_test(self, runner) -> None:
+        self._scores = resolve_scores(runner.model, self.scores)
 
     def after_test_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
                         outputs: Optional[Sequence] = None) -> None:
@@ -37,3 +55,6 @@ class SavePredictionMapsHook(Hook):
             os.makedirs(folder, exist_ok=True)
             name = osp.splitext(osp.basename(pred.path))[0]
             cv2.imwrite(osp.join(folder, name + '.png'), pred.saliency_map().cpu().numpy())
+            for score in self._scores:
+                m = raw_score_map(pred, score).float().cpu().numpy()
+                np.save(osp.join(folder, f'{name}_{score}.npy'), m)

@@ -12,6 +12,7 @@ from mmseg.registry import HOOKS
 
 from ..metrics.plot_files import safe_name
 from ..metrics.prediction import as_dict, read_prediction, set_name_of
+from ..outputs import resolve_scores, score_names
 from ..visualization import save_uncertainty_figure, uncertainty_panels
 
 
@@ -19,7 +20,8 @@ from ..visualization import save_uncertainty_figure, uncertainty_panels
 class UncertaintyMapHook(Hook):
     """Save, for the first ``num_samples`` test images of each set, one PNG with the image, the
     ground-truth mask, the prediction, the top-label confidence ``max_c p_c``, the normalised
-    entropy, the error map and (with ``score_field``) a head's own uncertainty map.
+    entropy, the error map, the maps of ``scores`` (default: the model's own score, e.g. EDL's
+    vacuity or DisMax's MMLES) and (with ``score_field``) a map from the data sample.
 
     Files: ``<out_dir>/<set name>/<image name>.png``; ``out_dir`` defaults to
     ``<work_dir>/<timestamp>/uncertainty_maps`` (the runner's log folder). Only the main process
@@ -29,20 +31,25 @@ class UncertaintyMapHook(Hook):
     Args:
         num_samples: images per set (0 draws nothing).
         out_dir: output folder (see above).
-        score_field: a data-sample field with an extra per-pixel map to show (e.g.
-            ``'seg_uncertainty'``), drawn on its own colour scale.
+        scores: named scores to draw (:data:`uqseg.core.scores.SCORES`), each on its own
+            colour scale; None: the model's own (none for a plain head). A score the model
+            does not have is an error naming it.
+        score_field: a data-sample field with an extra per-pixel map to show, drawn on its
+            own colour scale.
         ignore_index: label value of ignored pixels (drawn grey).
         on_val: also draw during validation (into ``<out_dir>/val_<iter>/``), off by default.
     """
 
     priority = 'LOW'
 
-    def __init__(self, num_samples: int = 4, out_dir: Optional[str] = None, score_field: Optional[str] = None,
-                 ignore_index: int = 255, on_val: bool = False) -> None:
+    def __init__(self, num_samples: int = 4, out_dir: Optional[str] = None, scores: Optional[Sequence[str]] = None,
+                 score_field: Optional[str] = None, ignore_index=255, on_val: bool = False) -> None:
         if num_samples < 0:
             raise ValueError(f'num_samples must be >= 0, got {num_samples}')
         self.num_samples = num_samples
         self.out_dir = out_dir
+        self.scores = score_names(scores)
+        self._scores: list[str] = []
         self.score_field = score_field
         self.ignore_index = ignore_index
         self.on_val = on_val
@@ -51,11 +58,17 @@ class UncertaintyMapHook(Hook):
     def _folder(self, runner) -> str:
         return self.out_dir or osp.join(runner.log_dir, 'uncertainty_maps')
 
+    def _resolve_scores(self, runner) -> None:
+        self._scores = resolve_scores(runner.model, self.scores)
+
     def before_test_epoch(self, runner) -> None:
         self._seen = {}
+        self._resolve_scores(runner)
 
     def before_val_epoch(self, runner) -> None:
         self._seen = {}
+        if self.on_val:
+            self._resolve_scores(runner)
 
     def after_test_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
                         outputs: Optional[Sequence] = None) -> None:
@@ -77,7 +90,7 @@ class UncertaintyMapHook(Hook):
             self._seen[set_name] = self._seen.get(set_name, 0) + 1
             has_gt = 'gt_sem_seg' in d
             pred = read_prediction(d, self.ignore_index, require_label=False)
-            panels = uncertainty_panels(pred, d, self.score_field, has_gt=has_gt)
+            panels = uncertainty_panels(pred, d, self.score_field, has_gt=has_gt, scores=self._scores)
             path = d.get('img_path')
             image = None
             if path and osp.isfile(path):

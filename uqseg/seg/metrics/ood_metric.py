@@ -15,7 +15,7 @@ from ...core.functional import aupr, auroc, fpr_at_tpr
 from ...core.scores import check_score_args
 from .arguments import check_metric_kwargs
 from .folding import FoldingMetric
-from .prediction import read_prediction, score_map, set_name_of
+from .prediction import ignored_labels, read_prediction, score_map, set_name_of
 
 __all__ = ['OODDetectionMetric']
 
@@ -44,6 +44,13 @@ class OODDetectionMetric(FoldingMetric):
     ``<ood>/OOD_AUROC_px``, ``/OOD_FPR@95TPR_px``, ``/OOD_AUPR_px``. NaN (with a warning) when the
     OOD set or the ID data were not seen, or have no valid pixel; images without valid pixels are
     left out of the image level.
+
+    **OOD pixels inside images** (``ood_index``, e.g. 254 in the shapes demo, whose ``ood`` set
+    holds objects of an unseen class): in the ``ood_sets``, the pixels labelled ``ood_index``
+    are OOD and every other valid pixel of the same set is ID (the anomaly-segmentation protocol
+    of Fishyscapes / SegmentMeIfYouCan); only the pixel-level keys (``_px``) are reported for
+    such a set. Other metrics reading that set leave the OOD pixels out with
+    ``ignore_index=(255, 254)``.
     """
 
     default_prefix: Optional[str] = None
@@ -51,8 +58,8 @@ class OODDetectionMetric(FoldingMetric):
     def __init__(self, ood_sets: Sequence[str] = ('DTD',), id_sets: Optional[Sequence[str]] = None,
                  score: str = 'max-prob', score_field: Optional[str] = None, score_is: Optional[str] = None,
                  score_range: Sequence[float] = (0.0, 1.0), image_score: str = 'mean', n_bins: int = 10000,
-                 tpr: float = 0.95, ignore_index: int = 255, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None, **kwargs) -> None:
+                 tpr: float = 0.95, ignore_index=255, ood_index: Optional[int] = None,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None, **kwargs) -> None:
         check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         if isinstance(ood_sets, str):
@@ -72,12 +79,25 @@ class OODDetectionMetric(FoldingMetric):
         self.ood_sets, self.id_sets = list(ood_sets), id_sets
         self.score, self.score_field, self.score_range = score, score_field, tuple(score_range)
         self.image_score, self.n_bins, self.tpr, self.ignore_index = image_score, n_bins, tpr, ignore_index
+        ignored = ignored_labels(ignore_index)
+        if ood_index is not None and (isinstance(ood_index, bool) or not isinstance(ood_index, int)
+                                      or ood_index in ignored):
+            raise ValueError(f'ood_index must be an int label other than ignore_index={ignore_index!r}, '
+                             f'got {ood_index!r}')
+        self.ood_index = ood_index
+        self._read_ignore = ignored if ood_index is None else ignored + (ood_index,)
         self._fpr = fpr_key(tpr)
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
-            pred = read_prediction(sample, self.ignore_index)
+            pred = read_prediction(sample, self._read_ignore)
             conf = score_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
+            name = set_name_of(sample)
+            if self.ood_index is not None and name in self.ood_sets:  # ID and OOD pixels of one image
+                ood = pred.label == self.ood_index
+                self.add_result(name, None, torch.stack([histogram(conf, self.n_bins, pred.valid & ~ood),
+                                                         histogram(conf, self.n_bins, ood)]).cpu())
+                continue
             vals = conf.reshape(-1) if pred.mask is None else conf[pred.mask]
             if vals.numel() == 0:
                 img = math.nan
@@ -85,11 +105,13 @@ class OODDetectionMetric(FoldingMetric):
                 img = float(vals.double().mean())
             else:
                 img = float(vals.median())
-            self.add_result(set_name_of(sample), img, histogram(conf, self.n_bins, pred.mask).cpu())
+            self.add_result(name, img, histogram(conf, self.n_bins, pred.mask).cpu())
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         sums, lights = self.heavy_sums(results)
         logger = MMLogger.get_current_instance()
+        if self.ood_index is not None:
+            return self._pixel_ood_metrics(sums, logger)
         id_names = self.id_sets if self.id_sets is not None else [n for n in sums if n not in self.ood_sets]
         id_names = [n for n in id_names if n in sums]
         id_hist = sum((sums[n] for n in id_names), torch.zeros(self.n_bins, dtype=torch.float64))
@@ -119,4 +141,18 @@ class OODDetectionMetric(FoldingMetric):
             metrics[f'{ood}/OOD_AUROC_px'] = px['AUROC']
             metrics[f'{ood}/OOD_{self._fpr}_px'] = px[self._fpr]
             metrics[f'{ood}/OOD_AUPR_px'] = px['AUPR']
+        return metrics
+
+    def _pixel_ood_metrics(self, sums: dict, logger) -> dict[str, float]:
+        """``ood_index`` mode: per OOD set, its OOD-labelled pixels against its other valid pixels."""
+        metrics = {}
+        for ood in self.ood_sets:
+            state = sums.get(ood)
+            if state is None or state[0].sum() == 0 or state[1].sum() == 0:
+                logger.warning(f'OODDetectionMetric: set {ood!r} not seen, or without ID or OOD (label '
+                               f'{self.ood_index}) pixels; its OOD metrics are NaN')
+                state = torch.zeros(2, self.n_bins, dtype=torch.float64)
+            px = ConfidenceHistogram.from_state(state, n_bins=self.n_bins).compute(self.tpr)
+            for key in ('AUROC', self._fpr, 'AUPR'):
+                metrics[f'{ood}/OOD_{key}_px'] = px[key]
         return metrics

@@ -16,10 +16,18 @@ from typing import Optional
 
 import torch
 
-from ...core.scores import BUILTIN_SCORES, binary_normalised_entropy, confidence_from_score, normalised_entropy
+from ...core.scores import (
+    binary_normalised_entropy,
+    check_score_name,
+    confidence_from_score,
+    normalised_entropy,
+    raw_score,
+    score_confidence,
+)
+from ..outputs import check_model_score
 
-__all__ = ['DEFAULT_SET_NAME', 'DensePrediction', 'read_prediction', 'as_dict', 'set_name_of', 'field_tensor',
-           'score_map']
+__all__ = ['DEFAULT_SET_NAME', 'DensePrediction', 'read_prediction', 'ignored_labels', 'raw_score_map', 'as_dict',
+           'set_name_of', 'field_tensor', 'score_map']
 
 #: Set name of a sample whose metainfo has no ``set_name`` (metrics, hooks and tools alike).
 DEFAULT_SET_NAME = 'all'
@@ -44,12 +52,15 @@ class DensePrediction:
     ``p`` is the (H, W) foreground probability and ``probs`` is None. Multi-class heads:
     ``probs`` is the (C, H, W) softmax of the logits and ``p`` is None. ``mask`` is the bool map
     of valid (not ignored) pixels, or None when every pixel is valid (the common case, which
-    then needs no masking pass); :attr:`valid` always gives a map.
+    then needs no masking pass); :attr:`valid` always gives a map. ``logits`` are the head's
+    channels as the sample holds them (the named scores are functions of them).
     """
 
     def __init__(self, path: str, label: torch.Tensor, mask: Optional[torch.Tensor],
-                 p: Optional[torch.Tensor] = None, probs: Optional[torch.Tensor] = None) -> None:
+                 p: Optional[torch.Tensor] = None, probs: Optional[torch.Tensor] = None,
+                 logits: Optional[torch.Tensor] = None) -> None:
         self.path, self.label, self.mask, self.p, self.probs = path, label, mask, p, probs
+        self.logits = logits
         self._top: Optional[tuple[torch.Tensor, torch.Tensor]] = None
         self._label_f: Optional[torch.Tensor] = None
 
@@ -113,23 +124,34 @@ def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> str:
     return f'{x[bad][0].item()}'
 
 
-def read_prediction(sample, ignore_index: int = 255, require_label: bool = True) -> DensePrediction:
+def ignored_labels(ignore_index) -> tuple[int, ...]:
+    """``ignore_index`` (an int or a sequence of ints, e.g. ``(255, 254)`` to leave out the OOD
+    pixels of the shapes demo too) as a tuple."""
+    values = (ignore_index,) if isinstance(ignore_index, int) else tuple(ignore_index)
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f'ignore_index must be an int or a sequence of ints, got {ignore_index!r}')
+    return values
+
+
+def read_prediction(sample, ignore_index=255, require_label: bool = True) -> DensePrediction:
     """Read and check ``seg_logits`` / ``gt_sem_seg`` of one mmseg sample (``SegDataSample`` or dict).
 
-    ``require_label=False`` reads a sample without ``gt_sem_seg`` (testing without annotations)
-    as if every pixel were ``ignore_index``.
+    ``ignore_index``: the label of pixels left out everywhere, or several (see
+    :func:`ignored_labels`). ``require_label=False`` reads a sample without ``gt_sem_seg``
+    (testing without annotations) as if every pixel were ignored.
 
     Raises ``ValueError`` naming the image for: seg_logits not (C, H, W), prediction and label of
     different sizes, NaN/Inf in seg_logits, binary probabilities outside [0, 1], labels outside
     ``0..C-1`` that are not ``ignore_index``.
     """
+    ignore = ignored_labels(ignore_index)
     sample = as_dict(sample)
     path = sample.get('img_path') or sample.get('metainfo', {}).get('img_path') or '<unknown image>'
     logits = sample['seg_logits']['data']
     if 'gt_sem_seg' in sample or require_label:
         label = sample['gt_sem_seg']['data']
     else:
-        label = torch.full(logits.shape[1:], ignore_index, dtype=torch.long, device=logits.device)
+        label = torch.full(logits.shape[1:], ignore[0], dtype=torch.long, device=logits.device)
     if logits.dim() != 3:
         raise ValueError(f'{path}: seg_logits must be (C, H, W), got shape {tuple(logits.shape)}')
     label = label.squeeze(0) if label.dim() == 3 else label
@@ -153,15 +175,18 @@ def read_prediction(sample, ignore_index: int = 255, require_label: bool = True)
     valid = None  # every pixel valid
     if label.numel():
         lmin, lmax = (v.item() for v in torch.aminmax(label))
-        if lmin <= ignore_index <= lmax:  # there may be ignored pixels
-            valid = label != ignore_index
-        if lmin < 0 or lmax >= c:  # labels out of range, unless all of them are ignore_index
-            valid = label != ignore_index if valid is None else valid
+        hit = [v for v in ignore if lmin <= v <= lmax]
+        if hit:  # there may be ignored pixels
+            valid = label != hit[0]
+            for v in hit[1:]:
+                valid &= label != v
+        if lmin < 0 or lmax >= c:  # labels out of range, unless all of them are ignored
+            valid = torch.ones_like(label, dtype=torch.bool) if valid is None else valid
             bad = valid & ((label < 0) | (label >= c))
             if bool(bad.any()):
                 mask = sample.get('seg_map_path') or sample.get('metainfo', {}).get('seg_map_path')
                 raise ValueError(f'{path}: ground truth has label {label[bad][0].item()} outside 0..{c - 1} '
-                                 f'and not ignore_index={ignore_index}'
+                                 f'and not ignore_index={ignore_index!r}'
                                  + (f' (mask file {mask})' if mask else '')
                                  + f'; the model has {logits.shape[0]} output channel(s)')
     if label.dtype != torch.long:
@@ -172,7 +197,7 @@ def read_prediction(sample, ignore_index: int = 255, require_label: bool = True)
             raise ValueError(f'{path}: binary seg_logits must be sigmoid probabilities in [0, 1], got range '
                              f'[{lo.item():.4g}, {hi.item():.4g}]')
         return DensePrediction(path, label, valid, p=p)
-    return DensePrediction(path, label, valid, probs=logits.softmax(dim=0))
+    return DensePrediction(path, label, valid, probs=logits.softmax(dim=0), logits=logits)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,27 +225,50 @@ def field_tensor(sample: dict, field: str, path: str) -> torch.Tensor:
     return v
 
 
+def raw_score_map(pred: DensePrediction, score: str) -> torch.Tensor:
+    """The named score's map as its paper defines it (:func:`uqseg.core.scores.raw_score`), (H, W);
+    a binary (one-channel sigmoid) head has ``max-prob`` / ``MPS`` (``max(p, 1 - p)``),
+    ``entropy`` (``H / log 2``) and ``ES`` (``-H``), nothing else."""
+    check_score_name(score)
+    if not pred.binary:
+        return raw_score(score, pred.logits, dim=0)
+    if score in ('max-prob', 'MPS'):
+        return pred.top_label()[0]
+    if score in ('entropy', 'ES'):
+        ent = binary_normalised_entropy(pred.p)
+        return ent if score == 'entropy' else -ent * math.log(2)
+    raise ValueError(f'{pred.path}: score={score!r} needs the channels of a softmax head, but seg_logits has '
+                     'one (sigmoid) channel')
+
+
 def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', score_field: Optional[str] = None,
               score_is: str = 'uncertainty', score_range: tuple = (0.0, 1.0)) -> torch.Tensor:
     """Per-pixel confidence in [0, 1], higher = more confident, (H, W) on the prediction's device.
 
-    * ``score_field=None``: ``score='max-prob'`` is the top-label probability ``max_c p_c``
-      (binary ``max(p, 1 - p)``); ``score='entropy'`` is ``1 - H(p) / log C`` (C = 2 for a binary
-      head).
+    * ``score_field=None``: the named ``score`` (:data:`uqseg.core.scores.SCORES`), a function of
+      the head's channels: ``'max-prob'`` (= DisMax's ``'MPS'``) is ``max_c p_c`` (binary
+      ``max(p, 1 - p)``), ``'entropy'`` (``'ES'``) is ``1 - H(p) / log C`` (C = 2 for a binary
+      head); ``'vacuity'`` (EDL) and ``'MDS'`` / ``'MMLS'`` / ``'MMLES'`` (DisMax, IsoMax+) are
+      mapped onto [0, 1] by :func:`uqseg.core.scores.score_confidence` and exist only for the
+      model whose head announced that output (:func:`uqseg.seg.outputs.check_model_score`:
+      otherwise a ``ValueError`` naming ``score``).
     * ``score_field='seg_uncertainty'`` (any field of the data sample holding a (1, H, W) or
-      (H, W) tensor or PixelData, e.g. EDL's uncertainty ``u`` or a DisMax score): the map is
-      mapped linearly from ``score_range = (lo, hi)`` onto [0, 1] and, for
-      ``score_is='uncertainty'`` (higher = less confident), flipped (``1 - x``). Values outside
-      ``score_range`` or non-finite raise ``ValueError`` (ranking metrics only depend on the
-      order, so any range that holds the values gives the same AUROC/AURC up to binning).
+      (H, W) tensor or PixelData): the map is mapped linearly from ``score_range = (lo, hi)``
+      onto [0, 1] and, for ``score_is='uncertainty'`` (higher = less confident), flipped
+      (``1 - x``). Values outside ``score_range`` or non-finite raise ``ValueError`` (ranking
+      metrics only depend on the order, so any range that holds the values gives the same
+      AUROC/AURC up to binning).
     """
     if score_field is None:
-        if score == 'max-prob':
+        check_score_name(score)
+        if score in ('max-prob', 'MPS'):
             return pred.top_label()[0]
-        if score == 'entropy':
+        if score in ('entropy', 'ES'):
             ent = binary_normalised_entropy(pred.p) if pred.binary else normalised_entropy(pred.probs, dim=0)
             return (1 - ent).clamp_(0, 1).to(pred.p.dtype if pred.binary else pred.probs.dtype)
-        raise ValueError(f'score must be one of {BUILTIN_SCORES}, got {score!r}')
+        check_model_score(score)
+        conf = score_confidence(score, raw_score_map(pred, score), pred.num_classes)
+        return conf.to(pred.probs.dtype)
     m = field_tensor(sample, score_field, pred.path)
     if m.dim() == 3 and m.shape[0] == 1:
         m = m[0]

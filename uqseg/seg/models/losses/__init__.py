@@ -2,8 +2,11 @@
 ``forward(cls_score, label, weight=None, ignore_index=255)`` and a ``loss_name``)."""
 from mmseg.registry import MODELS
 
+from ....core.dismax_loss import DisMaxLoss
+from ....core.edl_loss import EDLLoss
 from ....core.sc_bce import SCBCELoss
 
-MODELS.register_module(module=SCBCELoss)
+for _loss in (SCBCELoss, EDLLoss, DisMaxLoss):
+    MODELS.register_module(module=_loss)
 
-__all__ = ['SCBCELoss']
+__all__ = ['SCBCELoss', 'EDLLoss', 'DisMaxLoss']

@@ -1,0 +1,127 @@
+"""Evidential deep learning (EDL): Dirichlet outputs, their data terms and KL regulariser.
+
+Source: M. Sensoy, L. Kaplan, M. Kandemir, "Evidential Deep Learning to Quantify Classification
+Uncertainty", NeurIPS 2018. Conventions: ``docs/edl.md``. ``K`` classes on the channel ``dim``
+(1 for ``(N, K)`` rows and ``(N, K, H, W)`` maps), logits ``f``::
+
+    evidence  e = act(f),  act in {relu, softplus, exp(clamp(f, -c, c)), elu + 1}
+    alpha = e + 1,   S = sum_k alpha_k,   p = alpha / S,   vacuity u = K / S  (in (0, 1])
+
+An EDL layer outputs ``log alpha`` (:func:`log_alpha`), so ``softmax`` of its output is
+``alpha / S`` and mmseg's argmax / softmax / resizing stay right; everything here reads it back.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ['EVIDENCE_FUNCTIONS', 'DATA_TERMS', 'DEFAULT_EXP_CLAMP', 'check_evidence', 'evidence', 'log_alpha',
+           'strength', 'vacuity', 'data_term', 'kl_to_uniform', 'kl_anneal', 'edl_loss_map']
+
+Tensor = torch.Tensor
+
+#: Evidence functions (``elu`` is ``ELU(f) + 1``, TEDL's choice).
+EVIDENCE_FUNCTIONS = ('relu', 'softplus', 'exp', 'elu')
+#: Data terms of the EDL loss.
+DATA_TERMS = ('mse', 'log', 'digamma')
+#: ``exp`` evidence clamps the logits to ``[-c, c]`` (spec: 10).
+DEFAULT_EXP_CLAMP = 10.0
+_F32_MAX_LOG = math.log(torch.finfo(torch.float32).max)
+
+
+def check_evidence(kind: str, exp_clamp: float = DEFAULT_EXP_CLAMP, num_classes: int = 2) -> None:
+    """Raise ``ValueError`` naming the key for an unknown evidence function or an ``exp_clamp``
+    that lets ``S = sum_k (exp(f_k) + 1)`` overflow float32 for ``num_classes`` classes."""
+    if kind not in EVIDENCE_FUNCTIONS:
+        raise ValueError(f'evidence must be one of {EVIDENCE_FUNCTIONS}, got {kind!r}')
+    c = float(exp_clamp)
+    if not (math.isfinite(c) and c > 0):
+        raise ValueError(f'exp_clamp must be a positive finite number, got {exp_clamp!r}')
+    if kind == 'exp' and c + math.log(num_classes + 1) >= _F32_MAX_LOG:
+        raise ValueError(f'exp_clamp={exp_clamp!r}: exp evidence overflows float32 (S = sum of {num_classes} '
+                         f'values up to exp({c:g})); use exp_clamp < {_F32_MAX_LOG - math.log(num_classes + 1):.1f} '
+                         f'(the spec uses {DEFAULT_EXP_CLAMP:g})')
+
+
+def evidence(f: Tensor, kind: str = 'relu', exp_clamp: float = DEFAULT_EXP_CLAMP) -> Tensor:
+    """Non-negative evidence ``e = act(f)`` (see the module docstring)."""
+    if kind == 'relu':
+        return F.relu(f)
+    if kind == 'softplus':
+        return F.softplus(f)
+    if kind == 'exp':
+        return torch.exp(f.clamp(-exp_clamp, exp_clamp))
+    if kind == 'elu':
+        return F.elu(f) + 1
+    raise ValueError(f'evidence must be one of {EVIDENCE_FUNCTIONS}, got {kind!r}')
+
+
+def log_alpha(f: Tensor, kind: str = 'relu', exp_clamp: float = DEFAULT_EXP_CLAMP) -> Tensor:
+    """``log(act(f) + 1)``, computed without forming large ``alpha`` (>= 0 everywhere)."""
+    if kind == 'relu':
+        return torch.log1p(F.relu(f))
+    if kind == 'softplus':
+        return torch.log1p(F.softplus(f))
+    if kind == 'exp':
+        return F.softplus(f.clamp(-exp_clamp, exp_clamp))  # log(1 + exp(x))
+    if kind == 'elu':
+        return torch.log1p(F.elu(f) + 1)
+    raise ValueError(f'evidence must be one of {EVIDENCE_FUNCTIONS}, got {kind!r}')
+
+
+def strength(log_alpha: Tensor, dim: int = 1) -> Tensor:
+    """Dirichlet strength ``S = sum_k alpha_k`` from ``log alpha``."""
+    return torch.logsumexp(log_alpha, dim).exp()
+
+
+def vacuity(log_alpha: Tensor, dim: int = 1) -> Tensor:
+    """EDL uncertainty ``u = K / S`` from ``log alpha`` (in (0, 1]; 1 = no evidence)."""
+    k = log_alpha.shape[dim]
+    return (math.log(k) - torch.logsumexp(log_alpha, dim)).exp().clamp(max=1.0)
+
+
+def data_term(alpha: Tensor, y: Tensor, kind: str = 'mse', dim: int = 1) -> Tensor:
+    """EDL data term per sample (``dim`` summed out), ``y`` one-hot (same shape as ``alpha``)::
+
+        mse      sum_k (y_k - p_k)^2 + p_k (1 - p_k) / (S + 1)     (Sensoy et al. eq. 5)
+        log      sum_k y_k (log S - log alpha_k)                     (type II maximum likelihood, eq. 3)
+        digamma  sum_k y_k (digamma(S) - digamma(alpha_k))           (Bayes risk of cross-entropy, eq. 4)
+    """
+    s = alpha.sum(dim, keepdim=True)
+    if kind == 'mse':
+        p = alpha / s
+        return ((y - p) ** 2 + p * (1 - p) / (s + 1)).sum(dim)
+    if kind == 'log':
+        return (y * (torch.log(s) - torch.log(alpha))).sum(dim)
+    if kind == 'digamma':
+        return (y * (torch.digamma(s) - torch.digamma(alpha))).sum(dim)
+    raise ValueError(f'data_term must be one of {DATA_TERMS}, got {kind!r}')
+
+
+def kl_to_uniform(alpha: Tensor, dim: int = 1) -> Tensor:
+    """``KL(Dir(alpha) || Dir(1))`` per sample::
+
+        lgamma(S) - lgamma(K) - sum_k lgamma(alpha_k) + sum_k (alpha_k - 1)(digamma(alpha_k) - digamma(S))
+    """
+    k = alpha.shape[dim]
+    s = alpha.sum(dim, keepdim=True)
+    return (torch.lgamma(s.squeeze(dim)) - math.lgamma(k) - torch.lgamma(alpha).sum(dim)
+            + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(s))).sum(dim))
+
+
+def kl_anneal(step: float, anneal_iters: float) -> float:
+    """The annealing factor ``min(1, t / T)`` (1 for ``T = 0``, 0 before ``t = 0``)."""
+    if anneal_iters <= 0:
+        return 1.0
+    return float(min(1.0, max(0.0, step / anneal_iters)))
+
+
+def edl_loss_map(alpha: Tensor, y: Tensor, kind: str = 'mse', kl_factor: float = 0.0, dim: int = 1) -> Tensor:
+    """Data term plus ``kl_factor * KL(Dir(alpha~) || Dir(1))`` with ``alpha~ = y + (1 - y) alpha``
+    (the true class's evidence removed), per sample."""
+    loss = data_term(alpha, y, kind, dim)
+    if kl_factor:
+        loss = loss + kl_factor * kl_to_uniform(y + (1 - y) * alpha, dim)
+    return loss

@@ -1,0 +1,91 @@
+"""What the model's output channels are, told by the head to the metrics and hooks that read them.
+
+A decode head with a uqseg output layer (:class:`~uqseg.seg.models.heads.OutputLayerHead`)
+announces, at every ``predict``, its layer and output kind (``logits``, ``log_alpha``,
+``distance_logits``; :data:`uqseg.core.scores.OUTPUT_KINDS`) in mmengine's ``MessageHub`` (the
+runner's runtime information, not saved in checkpoints). The metrics read it to check that a
+score they are asked for (``score='vacuity'``) exists for the model that produced the samples;
+without an announcement the head is a plain one (``logits``). mmseg's ``postprocess_result``
+builds the data samples from the head's tensor alone, so the samples cannot carry it.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence, Union
+
+from mmengine.logging import MessageHub
+from mmengine.model import is_model_wrapper
+
+from ..core.scores import check_score_available, check_score_name
+
+__all__ = ['OUTPUT_INFO_KEY', 'ModelOutput', 'announce_output', 'announced_output', 'check_model_score', 'model_output',
+           'head_score', 'score_names', 'resolve_scores']
+
+#: Runtime-information key of the announcement.
+OUTPUT_INFO_KEY = 'uqseg/output'
+
+
+class ModelOutput(NamedTuple):
+    kind: str    # 'logits', 'log_alpha' or 'distance_logits'
+    source: str  # who produced it, for messages, e.g. 'EDLLayer in OutputLayerFCNHead'
+
+
+PLAIN = ModelOutput('logits', 'a plain decode head')
+
+
+def announce_output(kind: str, source: str) -> None:
+    MessageHub.get_current_instance().update_info(OUTPUT_INFO_KEY, ModelOutput(kind, source), resumed=False)
+
+
+def announced_output() -> ModelOutput:
+    """The latest announcement in the current MessageHub, or a plain head's."""
+    return MessageHub.get_current_instance().get_info(OUTPUT_INFO_KEY, PLAIN)
+
+
+def check_model_score(score: str, key: str = 'score') -> None:
+    """Raise naming ``key`` if the model that produced the current samples has no ``score``."""
+    out = announced_output()
+    check_score_available(score, out.kind, key, model=out.source)
+
+
+def _output_layer(model):
+    model = model.module if is_model_wrapper(model) else model
+    model = getattr(model, 'module', model)  # a TTA model's segmentor
+    head = getattr(model, 'decode_head', None)
+    layer = getattr(head, 'conv_seg', None)
+    return head, layer if hasattr(layer, 'output_kind') else None
+
+
+def model_output(model) -> ModelOutput:
+    """What a segmentor's decode head outputs (for hooks and tools, which hold the model)."""
+    head, layer = _output_layer(model)
+    if layer is None:
+        return PLAIN
+    return ModelOutput(layer.output_kind, f'{type(layer).__name__} in {type(head).__name__}')
+
+
+def head_score(model) -> Optional[str]:
+    """The score of the model's own output layer (EDL: 'vacuity', DisMax: 'MMLES', IsoMax+: 'MDS'),
+    or None for a plain head (or TEDL in stage 1)."""
+    _, layer = _output_layer(model)
+    if layer is None or layer.output_kind == 'logits':
+        return None
+    return layer.default_score
+
+
+def score_names(scores: Union[str, Sequence[str], None], key: str = 'scores') -> Optional[list[str]]:
+    """A hook's ``scores`` argument (a name, names or None) checked against the known scores."""
+    if scores is None:
+        return None
+    return [check_score_name(s, key) for s in ([scores] if isinstance(scores, str) else scores)]
+
+
+def resolve_scores(model, scores: Optional[list[str]], key: str = 'scores') -> list[str]:
+    """The scores a hook draws / writes for ``model``: ``scores`` checked against its head (an
+    error naming ``key`` for one it does not have), or, for None, the head's own score."""
+    if scores is None:
+        own = head_score(model)
+        return [] if own is None else [own]
+    out = model_output(model)
+    for s in scores:
+        check_score_available(s, out.kind, key, model=out.source)
+    return list(scores)
