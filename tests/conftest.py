@@ -23,6 +23,16 @@ def demo_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory):
+    """A small copy of the shapes demo (same generator and layout as `make_demo_data.py --only shapes`),
+    6 images per split."""
+    from uqseg.seg.datasets.shapes_demo import make_shapes_demo
+    root = str(tmp_path_factory.mktemp('demo_shapes'))
+    make_shapes_demo(root, n_train=6, n_val=6, n_test=6, n_shift=6, n_ood=6, seed=1)
+    return root
+
+
 @pytest.fixture(scope='session', autouse=True)
 def _mmseg_scope():
     """Build components as mmseg configs do (default_scope='mmseg')."""

@@ -53,8 +53,11 @@ class DisMaxLoss(nn.Module):
         if cls_score.dim() < 2 or not cls_score.is_floating_point():
             raise ValueError(f'DisMaxLoss: cls_score must be float (N, K, ...) channels, got '
                              f'{tuple(cls_score.shape)} {cls_score.dtype}')
-        z = cls_score.float()
+        z = cls_score.float() if cls_score.dtype in (torch.float16, torch.bfloat16) else cls_score
         y, valid = class_labels(label, z.shape, z.shape[1], ignore_index, 'DisMaxLoss')
+        if not bool(torch.isfinite(z).all()):
+            raise ValueError(f'DisMaxLoss: cls_score holds {int((~torch.isfinite(z)).sum())} non-finite values '
+                             '(a diverged model)')
         if z.numel() and float(z.detach().amax()) > _LOGIT_TOL:
             raise ValueError(
                 f'DisMaxLoss needs distance logits (<= 0), the output of a DisMaxLayer or IsoMaxPlusLayer, but got '

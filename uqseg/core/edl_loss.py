@@ -83,7 +83,7 @@ class EDLLoss(nn.Module):
         if cls_score.dim() < 2 or not cls_score.is_floating_point():
             raise ValueError(f'EDLLoss: cls_score must be float (N, K, ...) channels, got {tuple(cls_score.shape)} '
                              f'{cls_score.dtype}')
-        z = cls_score.float()
+        z = cls_score.float() if cls_score.dtype in (torch.float16, torch.bfloat16) else cls_score
         k = z.shape[1]
         y, valid = class_labels(label, z.shape, k, ignore_index, 'EDLLoss')
         if not bool(torch.isfinite(z).all()):

@@ -33,16 +33,25 @@ _F32_MAX_LOG = math.log(torch.finfo(torch.float32).max)
 
 def check_evidence(kind: str, exp_clamp: float = DEFAULT_EXP_CLAMP, num_classes: int = 2) -> None:
     """Raise ``ValueError`` naming the key for an unknown evidence function or an ``exp_clamp``
-    that lets ``S = sum_k (exp(f_k) + 1)`` overflow float32 for ``num_classes`` classes."""
+    with which the loss overflows float32 for ``num_classes`` classes: the KL term holds
+    ``lgamma(S) ~ S log S`` with ``S`` up to ``K (exp(c) + 1)``, so ``c + log K + log(c + log K)``
+    must stay below ``log(float32 max) = 88.7``."""
     if kind not in EVIDENCE_FUNCTIONS:
         raise ValueError(f'evidence must be one of {EVIDENCE_FUNCTIONS}, got {kind!r}')
     c = float(exp_clamp)
     if not (math.isfinite(c) and c > 0):
         raise ValueError(f'exp_clamp must be a positive finite number, got {exp_clamp!r}')
-    if kind == 'exp' and c + math.log(num_classes + 1) >= _F32_MAX_LOG:
-        raise ValueError(f'exp_clamp={exp_clamp!r}: exp evidence overflows float32 (S = sum of {num_classes} '
-                         f'values up to exp({c:g})); use exp_clamp < {_F32_MAX_LOG - math.log(num_classes + 1):.1f} '
-                         f'(the spec uses {DEFAULT_EXP_CLAMP:g})')
+    if kind == 'exp' and _log_s_log_s(c, num_classes) >= _F32_MAX_LOG:
+        limit = next(x / 10 for x in range(int(c * 10), 0, -1) if _log_s_log_s(x / 10, num_classes) < _F32_MAX_LOG)
+        raise ValueError(f'exp_clamp={exp_clamp!r}: exp evidence overflows float32 in the EDL loss (S = sum of '
+                         f'{num_classes} values up to exp({c:g}), and its KL term holds S log S); use exp_clamp <= '
+                         f'{limit:.1f} (the spec uses {DEFAULT_EXP_CLAMP:g})')
+
+
+def _log_s_log_s(c: float, k: int) -> float:
+    """``log(S log S)`` for the largest ``S = k (exp(c) + 1)``."""
+    log_s = c + math.log(k) + math.log1p(math.exp(-c))
+    return log_s + math.log(max(log_s, 1e-12))
 
 
 def evidence(f: Tensor, kind: str = 'relu', exp_clamp: float = DEFAULT_EXP_CLAMP) -> Tensor:
@@ -112,10 +121,12 @@ def kl_to_uniform(alpha: Tensor, dim: int = 1) -> Tensor:
 
 
 def kl_anneal(step: float, anneal_iters: float) -> float:
-    """The annealing factor ``min(1, t / T)`` (1 for ``T = 0``, 0 before ``t = 0``)."""
+    """The annealing factor ``min(1, t / T)``: 0 before ``t = 0``, then 1 at once for ``T = 0``."""
+    if step < 0:
+        return 0.0
     if anneal_iters <= 0:
         return 1.0
-    return float(min(1.0, max(0.0, step / anneal_iters)))
+    return float(min(1.0, step / anneal_iters))
 
 
 def edl_loss_map(alpha: Tensor, y: Tensor, kind: str = 'mse', kl_factor: float = 0.0, dim: int = 1) -> Tensor:

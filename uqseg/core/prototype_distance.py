@@ -8,8 +8,9 @@ Conventions: ``docs/dismax.md``. Features ``f`` on the channel ``dim`` (``(N, D)
     d_j = |s| * || f/|f| - P_j/|P_j| ||_2 / sqrt(2)          (in [0, sqrt(2) |s|])
     IsoMax+ logits  L_j = -d_j          DisMax logits  L_j = -(d_j + mean_k d_k)
 
-Both are <= 0. A zero feature vector normalises to zero (no NaN): its distance to every
-prototype is ``|s| / sqrt(2)``.
+Both are <= 0. A feature vector of norm below :data:`NORM_EPS` (e.g. all zero after a ReLU)
+normalises to zero with zero gradient (no NaN, and no 1 / eps gradient as ``F.normalize``
+gives): its distance to every prototype is ``|s| / sqrt(2)``.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ __all__ = ['NORM_EPS', 'prototype_distances', 'isomax_plus_logits', 'dismax_logi
 
 Tensor = torch.Tensor
 
-#: Norms below this count as zero when normalising (``F.normalize``'s ``eps``).
-NORM_EPS = 1e-12
+#: Feature norms at or below this count as zero when normalising.
+NORM_EPS = 1e-6
 _SQ_EPS = 1e-12  # squared distances are clamped here before the square root (finite gradient)
 
 
@@ -36,14 +37,14 @@ def prototype_distances(features: Tensor, prototypes: Tensor, scale: Tensor, dim
     """
     x = features.movedim(dim, 1) if dim != 1 else features
     norm = x.norm(dim=1, keepdim=True)
-    denom = norm.clamp(min=NORM_EPS)
-    xh = x / denom
-    ph = F.normalize(prototypes, dim=1, eps=NORM_EPS)
+    nonzero = norm > NORM_EPS
+    xh = torch.where(nonzero, x / norm.clamp(min=NORM_EPS), torch.zeros_like(x))
+    ph = F.normalize(prototypes, dim=1, eps=1e-12)
     if xh.dim() == 4:
         dot = F.conv2d(xh, ph[:, :, None, None])
     else:
         dot = torch.einsum('nd...,kd->nk...', xh, ph)
-    x_sq = (norm / denom) ** 2  # 1, or 0 for a zero vector
+    x_sq = nonzero.to(xh.dtype)  # |x^|^2: 1, or 0 for a zero vector
     p_sq = (ph * ph).sum(1).view((1, -1) + (1,) * (dot.dim() - 2))
     d = (x_sq + p_sq - 2 * dot).clamp(min=_SQ_EPS).sqrt() * (scale.abs() / math.sqrt(2.0))
     return d.movedim(1, dim) if dim != 1 else d

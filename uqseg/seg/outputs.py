@@ -15,25 +15,30 @@ from typing import NamedTuple, Optional, Sequence, Union
 from mmengine.logging import MessageHub
 from mmengine.model import is_model_wrapper
 
-from ..core.scores import check_score_available, check_score_name
+from ..core.scores import check_score_args, check_score_available, check_score_name
 
-__all__ = ['OUTPUT_INFO_KEY', 'ModelOutput', 'announce_output', 'announced_output', 'check_model_score', 'model_output',
-           'head_score', 'score_names', 'resolve_scores']
+__all__ = ['OUTPUT_INFO_KEY', 'OWN_SCORE', 'ModelOutput', 'announce_output', 'announced_output', 'check_model_score',
+           'model_output', 'score_names', 'resolve_scores', 'check_metric_score']
 
 #: Runtime-information key of the announcement.
 OUTPUT_INFO_KEY = 'uqseg/output'
 
 
+#: The score name that stands for the model's own score (``score='own'`` in a metric).
+OWN_SCORE = 'own'
+
+
 class ModelOutput(NamedTuple):
     kind: str    # 'logits', 'log_alpha' or 'distance_logits'
     source: str  # who produced it, for messages, e.g. 'EDLLayer in OutputLayerFCNHead'
+    score: str   # its own score: 'vacuity' (EDL), 'MMLES' (DisMax), 'MDS' (IsoMax+), 'max-prob' (plain)
 
 
-PLAIN = ModelOutput('logits', 'a plain decode head')
+PLAIN = ModelOutput('logits', 'a plain decode head', 'max-prob')
 
 
-def announce_output(kind: str, source: str) -> None:
-    MessageHub.get_current_instance().update_info(OUTPUT_INFO_KEY, ModelOutput(kind, source), resumed=False)
+def announce_output(kind: str, source: str, score: str) -> None:
+    MessageHub.get_current_instance().update_info(OUTPUT_INFO_KEY, ModelOutput(kind, source, score), resumed=False)
 
 
 def announced_output() -> ModelOutput:
@@ -41,10 +46,14 @@ def announced_output() -> ModelOutput:
     return MessageHub.get_current_instance().get_info(OUTPUT_INFO_KEY, PLAIN)
 
 
-def check_model_score(score: str, key: str = 'score') -> None:
-    """Raise naming ``key`` if the model that produced the current samples has no ``score``."""
+def check_model_score(score: str, key: str = 'score') -> str:
+    """The score to compute for the model that produced the current samples: ``score``, or its own
+    for ``'own'``; raise naming ``key`` if the model has no such score."""
     out = announced_output()
+    if score == OWN_SCORE:
+        return out.score
     check_score_available(score, out.kind, key, model=out.source)
+    return score
 
 
 def _output_layer(model):
@@ -60,32 +69,31 @@ def model_output(model) -> ModelOutput:
     head, layer = _output_layer(model)
     if layer is None:
         return PLAIN
-    return ModelOutput(layer.output_kind, f'{type(layer).__name__} in {type(head).__name__}')
-
-
-def head_score(model) -> Optional[str]:
-    """The score of the model's own output layer (EDL: 'vacuity', DisMax: 'MMLES', IsoMax+: 'MDS'),
-    or None for a plain head (or TEDL in stage 1)."""
-    _, layer = _output_layer(model)
-    if layer is None or layer.output_kind == 'logits':
-        return None
-    return layer.default_score
+    return ModelOutput(layer.output_kind, f'{type(layer).__name__} in {type(head).__name__}', layer.default_score)
 
 
 def score_names(scores: Union[str, Sequence[str], None], key: str = 'scores') -> Optional[list[str]]:
     """A hook's ``scores`` argument (a name, names or None) checked against the known scores."""
     if scores is None:
         return None
-    return [check_score_name(s, key) for s in ([scores] if isinstance(scores, str) else scores)]
+    names = [scores] if isinstance(scores, str) else list(scores)
+    return [s if s == OWN_SCORE else check_score_name(s, key) for s in names]
 
 
 def resolve_scores(model, scores: Optional[list[str]], key: str = 'scores') -> list[str]:
     """The scores a hook draws / writes for ``model``: ``scores`` checked against its head (an
-    error naming ``key`` for one it does not have), or, for None, the head's own score."""
-    if scores is None:
-        own = head_score(model)
-        return [] if own is None else [own]
+    error naming ``key`` for one it does not have), or, for None, the head's own score (none for
+    a plain head). ``'own'`` stands for the head's own score."""
     out = model_output(model)
+    if scores is None:
+        return [] if out.kind == 'logits' else [out.score]
     for s in scores:
-        check_score_available(s, out.kind, key, model=out.source)
-    return list(scores)
+        if s != OWN_SCORE:
+            check_score_available(s, out.kind, key, model=out.source)
+    return list(dict.fromkeys(out.score if s == OWN_SCORE else s for s in scores))
+
+
+def check_metric_score(score: str, score_field, score_is, score_range) -> str:
+    """A metric's score options checked (:func:`uqseg.core.scores.check_score_args`, plus ``'own'``:
+    the score of the head that produced the samples); returns ``score_is``."""
+    return check_score_args('max-prob' if score == OWN_SCORE else score, score_field, score_is, score_range)

@@ -23,15 +23,22 @@ SIZE = 128
 _SS = 4  # supersampling factor for anti-aliased (soft) mask edges
 
 
-def _smooth_noise(rng: np.random.Generator, size: int, scale: int, channels: int = 3) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, size: int, scale: int, channels: int = 3) -> np.ndarray:
+    """``(size, size, channels)`` float32 noise in [0, 1], smooth over about ``scale`` pixels."""
     small = rng.random((max(2, size // scale), max(2, size // scale), channels)).astype(np.float32)
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
-def _texture(rng: np.random.Generator, size: int, kind: str, c1, c2) -> np.ndarray:
+def texture(rng: np.random.Generator, size: int, kind: str, c1, c2,
+            period: tuple[float, float] = (5, 14)) -> np.ndarray:
+    """A ``(size, size, 3)`` float32 texture blending colours ``c1`` and ``c2``.
+
+    ``kind`` is one of 'stripes', 'checks', 'dots', 'waves' or 'noise' (smooth blobs); the
+    orientation and the period (drawn from the range ``period``, in pixels) are random.
+    """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     theta = rng.uniform(0, np.pi)
-    period = rng.uniform(5, 14)
+    period = rng.uniform(*period)
     u = xx * np.cos(theta) + yy * np.sin(theta)
     v = -xx * np.sin(theta) + yy * np.cos(theta)
     if kind == 'stripes':
@@ -43,13 +50,19 @@ def _texture(rng: np.random.Generator, size: int, kind: str, c1, c2) -> np.ndarr
     elif kind == 'waves':
         t = 0.5 + 0.5 * np.sin(2 * np.pi * (u + 4 * np.sin(2 * np.pi * v / (3 * period))) / period)
     else:  # 'noise'
-        t = _smooth_noise(rng, size, int(rng.integers(2, 6)), 1)[..., 0]
+        t = smooth_noise(rng, size, int(rng.integers(2, 6)), 1)[..., 0]
     t = t[..., None]
     return t * np.asarray(c1, np.float32) + (1 - t) * np.asarray(c2, np.float32)
 
 
-def _saturated_colour(rng: np.random.Generator) -> np.ndarray:
-    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(170, 256), rng.integers(150, 256)]]])
+def saturated_colour(rng: np.random.Generator, hue: tuple[int, int] = (0, 180),
+                     sat: tuple[int, int] = (170, 256), val: tuple[int, int] = (150, 256)) -> np.ndarray:
+    """A random BGR colour in [0, 1] (float32), drawn in OpenCV's HSV space (hue 0-179).
+
+    ``hue``, ``sat`` and ``val`` are half-open ranges; a hue range may run past 180 and wraps
+    round (``(170, 190)`` is red). The defaults give any hue, saturated and bright.
+    """
+    hsv = np.uint8([[[rng.integers(*hue) % 180, rng.integers(*sat), rng.integers(*val)]]])
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32) / 255
 
 
@@ -80,11 +93,11 @@ def make_sod_sample(rng: np.random.Generator, size: int = SIZE, shift: float = 0
     ``shift`` in [0, 1] moves the distribution away from the training one, as the SOD test sets
     differ from DUTS-TR: more and larger distractors, fainter objects, more noise.
     """
-    bg = 0.35 + 0.3 * _smooth_noise(rng, size, int(rng.integers(8, 32)))
+    bg = 0.35 + 0.3 * smooth_noise(rng, size, int(rng.integers(8, 32)))
     bg = bg * rng.uniform(0.6, 1.0, 3).astype(np.float32)
     for _ in range(int(rng.integers(3, 8 + round(4 * shift)))):  # low-contrast clutter, sometimes in object colours
         blob = _shape_mask(rng, size)[..., None] * rng.uniform(0.25, 0.6)
-        colour = _saturated_colour(rng) if rng.random() < 0.5 else rng.random(3).astype(np.float32)
+        colour = saturated_colour(rng) if rng.random() < 0.5 else rng.random(3).astype(np.float32)
         bg = bg * (1 - blob) + colour * blob
     for _ in range(int(rng.integers(2, 6))):
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
@@ -102,8 +115,8 @@ def make_sod_sample(rng: np.random.Generator, size: int = SIZE, shift: float = 0
         m = _shape_mask(rng, size, scale=1.0 if salient else 0.7 + 0.3 * shift)
         while salient and (m >= 0.5).sum() < 40:  # no sliver-thin salient objects
             m = _shape_mask(rng, size)
-        tex = _texture(rng, size, str(rng.choice(['stripes', 'checks', 'dots', 'waves'])),
-                       _saturated_colour(rng), _saturated_colour(rng) * rng.uniform(0.2, 0.7))
+        tex = texture(rng, size, str(rng.choice(['stripes', 'checks', 'dots', 'waves'])),
+                      saturated_colour(rng), saturated_colour(rng) * rng.uniform(0.2, 0.7))
         strength = rng.uniform(0.55 - 0.2 * shift, 1.0)  # faint objects make the task uncertain
         a = (m * strength)[..., None]
         img = img * (1 - a) + tex * a
@@ -115,8 +128,8 @@ def make_sod_sample(rng: np.random.Generator, size: int = SIZE, shift: float = 0
 
 
 def make_texture_sample(rng: np.random.Generator, kind: str, size: int = SIZE) -> np.ndarray:
-    img = _texture(rng, size, kind, _saturated_colour(rng), _saturated_colour(rng) * rng.uniform(0.2, 0.8))
-    img = img * (0.7 + 0.3 * _smooth_noise(rng, size, 16)) + rng.normal(0, 0.03, (size, size, 3))
+    img = texture(rng, size, kind, saturated_colour(rng), saturated_colour(rng) * rng.uniform(0.2, 0.8))
+    img = img * (0.7 + 0.3 * smooth_noise(rng, size, 16)) + rng.normal(0, 0.03, (size, size, 3))
     return (img.clip(0, 1) * 255).round().astype(np.uint8)
 
 

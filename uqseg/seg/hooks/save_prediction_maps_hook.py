@@ -33,15 +33,13 @@ class SavePredictionMapsHook(Hook):
             DisMax's MMLES, ...). None (default): the model's own score (EDL 'vacuity', DisMax
             'MMLES', IsoMax+ 'MDS'; none for a plain head). A score the model's head does not
             have is an error naming it, before the first image.
-        ignore_index: label value(s) of ignored pixels.
     """
 
     priority = 'LOW'
 
-    def __init__(self, out_dir: str, scores: Optional[Sequence[str]] = None, ignore_index=255) -> None:
+    def __init__(self, out_dir: str, scores: Optional[Sequence[str]] = None) -> None:
         self.out_dir = out_dir
         self.scores = score_names(scores)
-        self.ignore_index = ignore_index
         self._scores: list[str] = []
 
     def before_test(self, runner) -> None:
@@ -50,7 +48,7 @@ class SavePredictionMapsHook(Hook):
     def after_test_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
                         outputs: Optional[Sequence] = None) -> None:
         for sample in outputs or ():
-            pred = read_prediction(sample, self.ignore_index, require_label=False)
+            pred = read_prediction(sample, use_label=False)
             folder = osp.join(self.out_dir, safe_name(set_name_of(sample)))
             os.makedirs(folder, exist_ok=True)
             name = osp.splitext(osp.basename(pred.path))[0]

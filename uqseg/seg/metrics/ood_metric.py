@@ -12,7 +12,7 @@ from ...core.accumulators import ConfidenceHistogram
 from ...core.binning import histogram
 from ...core.checks import check_n_bins, check_tpr, fpr_key
 from ...core.functional import aupr, auroc, fpr_at_tpr
-from ...core.scores import check_score_args
+from ..outputs import check_metric_score
 from .arguments import check_metric_kwargs
 from .folding import FoldingMetric
 from .prediction import ignored_labels, read_prediction, score_map, set_name_of
@@ -71,7 +71,7 @@ class OODDetectionMetric(FoldingMetric):
             both = set(id_sets) & set(ood_sets)
             if both:
                 raise ValueError(f'sets {sorted(both)} are in both id_sets and ood_sets')
-        self.score_is = check_score_args(score, score_field, score_is, score_range)
+        self.score_is = check_metric_score(score, score_field, score_is, score_range)
         if image_score not in ('mean', 'median'):
             raise ValueError(f"image_score must be 'mean' or 'median', got {image_score!r}")
         check_n_bins(n_bins)

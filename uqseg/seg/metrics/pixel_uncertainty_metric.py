@@ -11,7 +11,7 @@ from ...core.accumulators import ConfidenceHistogram
 from ...core.checks import check_n_bins, check_tpr, fpr_key
 from ...core.functional import nanmean
 from ...core.plots import plot_risk_coverage
-from ...core.scores import check_score_args
+from ..outputs import check_metric_score
 from .arguments import check_metric_kwargs
 from .folding import FoldingMetric
 from .plot_files import plot_path, resolve_plot_dir
@@ -78,7 +78,7 @@ class PixelUncertaintyMetric(FoldingMetric):
                  prefix: Optional[str] = None, **kwargs) -> None:
         check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
-        self.score_is = check_score_args(score, score_field, score_is, score_range)
+        self.score_is = check_metric_score(score, score_field, score_is, score_range)
         check_n_bins(n_bins)
         check_tpr(tpr)
         if prediction not in ('argmax', 'pred_sem_seg'):

@@ -133,12 +133,13 @@ def ignored_labels(ignore_index) -> tuple[int, ...]:
     return values
 
 
-def read_prediction(sample, ignore_index=255, require_label: bool = True) -> DensePrediction:
+def read_prediction(sample, ignore_index=255, require_label: bool = True, use_label: bool = True) -> DensePrediction:
     """Read and check ``seg_logits`` / ``gt_sem_seg`` of one mmseg sample (``SegDataSample`` or dict).
 
     ``ignore_index``: the label of pixels left out everywhere, or several (see
     :func:`ignored_labels`). ``require_label=False`` reads a sample without ``gt_sem_seg``
-    (testing without annotations) as if every pixel were ignored.
+    (testing without annotations) as if every pixel were ignored; ``use_label=False`` reads it so
+    whatever its ``gt_sem_seg`` (a prediction writer, which needs no label).
 
     Raises ``ValueError`` naming the image for: seg_logits not (C, H, W), prediction and label of
     different sizes, NaN/Inf in seg_logits, binary probabilities outside [0, 1], labels outside
@@ -148,7 +149,7 @@ def read_prediction(sample, ignore_index=255, require_label: bool = True) -> Den
     sample = as_dict(sample)
     path = sample.get('img_path') or sample.get('metainfo', {}).get('img_path') or '<unknown image>'
     logits = sample['seg_logits']['data']
-    if 'gt_sem_seg' in sample or require_label:
+    if use_label and ('gt_sem_seg' in sample or require_label):
         label = sample['gt_sem_seg']['data']
     else:
         label = torch.full(logits.shape[1:], ignore[0], dtype=torch.long, device=logits.device)
@@ -251,7 +252,8 @@ def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', scor
       head); ``'vacuity'`` (EDL) and ``'MDS'`` / ``'MMLS'`` / ``'MMLES'`` (DisMax, IsoMax+) are
       mapped onto [0, 1] by :func:`uqseg.core.scores.score_confidence` and exist only for the
       model whose head announced that output (:func:`uqseg.seg.outputs.check_model_score`:
-      otherwise a ``ValueError`` naming ``score``).
+      otherwise a ``ValueError`` naming ``score``); ``'own'`` is the head's own score (EDL
+      vacuity, DisMax MMLES, IsoMax+ MDS, max-prob for a plain head).
     * ``score_field='seg_uncertainty'`` (any field of the data sample holding a (1, H, W) or
       (H, W) tensor or PixelData): the map is mapped linearly from ``score_range = (lo, hi)``
       onto [0, 1] and, for ``score_is='uncertainty'`` (higher = less confident), flipped
@@ -260,13 +262,12 @@ def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', scor
       AUROC/AURC up to binning).
     """
     if score_field is None:
-        check_score_name(score)
+        score = check_model_score(score)
         if score in ('max-prob', 'MPS'):
             return pred.top_label()[0]
         if score in ('entropy', 'ES'):
             ent = binary_normalised_entropy(pred.p) if pred.binary else normalised_entropy(pred.probs, dim=0)
             return (1 - ent).clamp_(0, 1).to(pred.p.dtype if pred.binary else pred.probs.dtype)
-        check_model_score(score)
         conf = score_confidence(score, raw_score_map(pred, score), pred.num_classes)
         return conf.to(pred.probs.dtype)
     m = field_tensor(sample, score_field, pred.path)

@@ -146,7 +146,8 @@ class OutputLayerHead(DecodeHeadWrapper):
         return self.conv_seg.output_kind
 
     def predict(self, inputs, batch_img_metas, test_cfg) -> torch.Tensor:
-        announce_output(self.output_kind, f'{self.output_layer_name} in {type(self).__name__}')
+        announce_output(self.output_kind, f'{self.output_layer_name} in {type(self).__name__}',
+                        self.conv_seg.default_score)
         return super().predict(inputs, batch_img_metas, test_cfg)
 
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
