@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.uqseg-setup-done
 
-.PHONY: setup demo test lint gpu-check clean-data
+.PHONY: setup demo compare-heads test lint gpu-check clean-data
 
 $(STAMP): tools/setup_env.sh pyproject.toml
 	bash tools/setup_env.sh
@@ -10,8 +10,14 @@ $(STAMP): tools/setup_env.sh pyproject.toml
 
 setup: $(STAMP)
 
+# the SOD demo (BCE vs ASLP) and one seed of the heads comparison (CE, EDL, TEDL, DisMax, IsoMax+)
 demo: $(STAMP)
 	$(PY) tools/demo.py
+	OMP_NUM_THREADS=1 $(PY) tools/compare_heads.py --seeds 0 --work-dir work_dirs/heads_demo
+
+# the heads comparison over 3 seeds (README "Uncertainty heads"): 15 trainings of ~3 minutes each
+compare-heads: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) tools/compare_heads.py --seeds 0 1 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -25,4 +31,4 @@ gpu-check: $(STAMP)
 	$(PY) tools/gpu_check.py
 
 clean-data:
-	rm -rf data/demo work_dirs/demo
+	rm -rf data/demo data/demo_shapes work_dirs/demo work_dirs/heads_demo

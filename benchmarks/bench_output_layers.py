@@ -211,7 +211,7 @@ def setup(args):
     MessageHub.get_instance('bench_output_layers')
     MessageHub.get_current_instance().update_info('iter', _HUB_ITER)
     variants = build_variants(args)
-    batches = make_batches(4, args.batch, args.size, args.num_classes, args.seed)
+    batches = make_batches(1, args.batch, args.size, args.num_classes, args.seed)  # one fixed batch
     return variants, batches
 
 

@@ -39,8 +39,9 @@ def _with_layer(cfg, layer: str, head: str):
     output_layer, loss = LAYERS[layer]
     if head != 'FCNHead':  # a head of its own: replace the base's decode_head entries
         cfg.model.decode_head = dict(HEADS[head], loss_decode=dict(type='CrossEntropyLoss'))
+    loss = {k: v for k, v in loss.items() if k != '_delete_'}
     cfg.model.decode_head = dict(type='OutputLayerHead', head=dict(cfg.model.decode_head),
-                                 output_layer=output_layer, loss_decode={k: v for k, v in loss.items() if k != '_delete_'})
+                                 output_layer=output_layer, loss_decode=loss)
     return cfg
 
 
@@ -193,7 +194,7 @@ def test_a_score_the_head_does_not_have_is_refused_naming_it(shapes_root, tmp_pa
     cfg = shapes_cfg(shapes_root, str(tmp_path), max_iters=1)
     cfg.test_evaluator = [dict(type='PixelUncertaintyMetric', score='vacuity', ignore_index=(255, 254))]
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(ValueError, match=r"score='vacuity' needs an EDL layer .* but a plain decode head outputs logits"):
+    with pytest.raises(ValueError, match=r"score='vacuity' needs an EDL layer .* a plain decode head outputs logits"):
         runner.test()
     cfg = shapes_cfg(shapes_root, str(tmp_path / 'd'), 'configs/dismax_shapes_demo.py', max_iters=1)
     cfg.custom_hooks = [dict(type='UncertaintyMapHook', scores=['vacuity'])]

@@ -57,3 +57,23 @@ def test_own_project_example_on_an_mmseg_base_builds(tmp_path):
     assert model.decode_head.out_channels == 1 and model.decode_head.threshold == 0.5
     for metric in cfg.test_evaluator:
         METRICS.build(metric)
+
+
+@pytest.mark.parametrize('marker, layer, wrapped, hook', [
+    ("type='EDLLayer', evidence='relu'", 'EDLLayer', 'DepthwiseSeparableASPPHead', None),
+    ("type='TEDLHook', switch_iter=40000", 'EDLLayer', 'DepthwiseSeparableASPPHead', 'TEDLHook'),
+    ("type='DisMaxLayer'", 'DisMaxLayer', 'SegformerHead', None),
+])
+def test_output_layer_examples_on_mmseg_bases_build_as_written(tmp_path, marker, layer, wrapped, hook):
+    cfg = _config(tmp_path, marker)
+    assert "_base_ = ['mmseg::" in (tmp_path / 'readme_config.py').read_text()
+    head = MODELS.build(cfg.model.decode_head)
+    assert type(head).__name__ == f'OutputLayer{wrapped}' and type(head.conv_seg).__name__ == layer
+    assert head.conv_seg.in_channels == head.channels and head.conv_seg.num_classes == head.out_channels
+    assert 'use_sigmoid' not in cfg.model.decode_head.loss_decode
+    for h in cfg.get('custom_hooks', []):
+        HOOKS.build(h)
+    assert hook is None or hook in [h['type'] for h in cfg.custom_hooks]
+    evaluators = cfg.get('test_evaluator', [])
+    for metric in evaluators if isinstance(evaluators, list) else [evaluators]:
+        METRICS.build(metric)

@@ -2,10 +2,12 @@
 ``E`` (10 in both papers), on the output ``z = L / T`` of a
 :class:`~uqseg.core.output_layers.PrototypeDistanceLayer` (``T = 1`` while training), averaged
 over valid pixels (``ignore_index`` excluded). As the papers' code, ``E`` scales the layer's
-output, and inference uses ``softmax(z)`` without it. Conventions: ``docs/dismax.md``.
+output, and inference uses ``softmax(z)`` without it; a layer built with a temperature other
+than 1 trains on ``E L / T``. Conventions: ``docs/dismax.md``.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -55,13 +57,14 @@ class DisMaxLoss(nn.Module):
                              f'{tuple(cls_score.shape)} {cls_score.dtype}')
         z = cls_score.float() if cls_score.dtype in (torch.float16, torch.bfloat16) else cls_score
         y, valid = class_labels(label, z.shape, z.shape[1], ignore_index, 'DisMaxLoss')
-        if not bool(torch.isfinite(z).all()):
+        lo, hi = (float(v) for v in torch.aminmax(z.detach())) if z.numel() else (0.0, 0.0)  # NaN propagates
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f'DisMaxLoss: cls_score holds {int((~torch.isfinite(z)).sum())} non-finite values '
                              '(a diverged model)')
-        if z.numel() and float(z.detach().amax()) > _LOGIT_TOL:
+        if hi > _LOGIT_TOL:
             raise ValueError(
                 f'DisMaxLoss needs distance logits (<= 0), the output of a DisMaxLayer or IsoMaxPlusLayer, but got '
-                f"values up to {float(z.detach().amax()):.4g}: give the head output_layer=dict(type='DisMaxLayer') "
+                f"values up to {hi:.4g}: give the head output_layer=dict(type='DisMaxLayer') "
                 "(decode_head=dict(type='OutputLayerHead', head=dict(...), output_layer=...))")
         loss = F.cross_entropy(self.entropic_scale * z, y, reduction='none')
         out = reduce_loss_map(loss, valid, weight, self.avg_non_ignore, 'DisMaxLoss')

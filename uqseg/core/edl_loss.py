@@ -14,6 +14,7 @@ call, so it survives resume). Conventions: ``docs/edl.md``.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -86,15 +87,16 @@ class EDLLoss(nn.Module):
         z = cls_score.float() if cls_score.dtype in (torch.float16, torch.bfloat16) else cls_score
         k = z.shape[1]
         y, valid = class_labels(label, z.shape, k, ignore_index, 'EDLLoss')
-        if not bool(torch.isfinite(z).all()):
+        lo, hi = (float(v) for v in torch.aminmax(z.detach())) if z.numel() else (0.0, 0.0)  # NaN propagates
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f'EDLLoss: cls_score holds {int((~torch.isfinite(z)).sum())} non-finite values '
                              '(an exp-evidence overflow or a diverged model); lower exp_clamp of the EDLLayer '
                              "or use evidence='softplus'")
         if self.evidential:
-            if z.numel() and float(z.detach().amin()) < 0:
+            if lo < 0:
                 raise ValueError(
                     f'EDLLoss needs log-alpha channels (>= 0), the output of an EDLLayer, but got values down to '
-                    f"{float(z.detach().amin()):.4g}: give the head output_layer=dict(type='EDLLayer') "
+                    f"{lo:.4g}: give the head output_layer=dict(type='EDLLayer') "
                     "(decode_head=dict(type='OutputLayerHead', head=dict(...), output_layer=...))")
             alpha = z.exp()
             onehot = F.one_hot(y, k).movedim(-1, 1).to(alpha.dtype)

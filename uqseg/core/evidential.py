@@ -113,11 +113,31 @@ def kl_to_uniform(alpha: Tensor, dim: int = 1) -> Tensor:
     """``KL(Dir(alpha) || Dir(1))`` per sample::
 
         lgamma(S) - lgamma(K) - sum_k lgamma(alpha_k) + sum_k (alpha_k - 1)(digamma(alpha_k) - digamma(S))
+
+    with its closed-form gradient ``(alpha_j - 1) trigamma(alpha_j) - (S - K) trigamma(S)``
+    (:class:`_KLToUniform`): autograd through digamma and lgamma evaluates each special function
+    several times, the slowest part of an EDL iteration on a CPU (``benchmarks/bench_output_layers.py``).
     """
-    k = alpha.shape[dim]
-    s = alpha.sum(dim, keepdim=True)
-    return (torch.lgamma(s.squeeze(dim)) - math.lgamma(k) - torch.lgamma(alpha).sum(dim)
-            + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(s))).sum(dim))
+    return _KLToUniform.apply(alpha, dim)
+
+
+class _KLToUniform(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, alpha: Tensor, dim: int) -> Tensor:
+        k = alpha.shape[dim]
+        s = alpha.sum(dim, keepdim=True)
+        dig_s = torch.digamma(s)
+        kl = (torch.lgamma(s.squeeze(dim)) - math.lgamma(k) - torch.lgamma(alpha).sum(dim)
+              + ((alpha - 1) * (torch.digamma(alpha) - dig_s)).sum(dim))
+        ctx.save_for_backward(alpha, s)
+        ctx.dim, ctx.k = dim, k
+        return kl
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        alpha, s = ctx.saved_tensors
+        g = (alpha - 1) * torch.polygamma(1, alpha) - (s - ctx.k) * torch.polygamma(1, s)
+        return g * grad.unsqueeze(ctx.dim), None
 
 
 def kl_anneal(step: float, anneal_iters: float) -> float:

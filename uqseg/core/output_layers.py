@@ -67,6 +67,9 @@ class EDLLayer(nn.Module):
         self.weight = nn.Parameter(torch.empty(self.num_classes, self.in_channels, 1, 1))
         self.bias = nn.Parameter(torch.empty(self.num_classes))
         self.register_buffer('evidential', torch.tensor(bool(evidential)))
+        #: set by a schedule that switches the stage (TEDL); a front end warns when a layer trains
+        #: in the cross-entropy stage without one
+        self.stage_scheduled = False
         self.reset_parameters()
 
     @property

@@ -37,14 +37,14 @@ def prototype_distances(features: Tensor, prototypes: Tensor, scale: Tensor, dim
     """
     x = features.movedim(dim, 1) if dim != 1 else features
     norm = x.norm(dim=1, keepdim=True)
-    nonzero = norm > NORM_EPS
-    xh = torch.where(nonzero, x / norm.clamp(min=NORM_EPS), torch.zeros_like(x))
+    nonzero = (norm > NORM_EPS).to(x.dtype)
+    xh = x * (nonzero / norm.clamp(min=NORM_EPS))  # one pass over x; 0 (and no gradient) at zero vectors
     ph = F.normalize(prototypes, dim=1, eps=1e-12)
     if xh.dim() == 4:
         dot = F.conv2d(xh, ph[:, :, None, None])
     else:
         dot = torch.einsum('nd...,kd->nk...', xh, ph)
-    x_sq = nonzero.to(xh.dtype)  # |x^|^2: 1, or 0 for a zero vector
+    x_sq = nonzero  # |x^|^2: 1, or 0 for a zero vector
     p_sq = (ph * ph).sum(1).view((1, -1) + (1,) * (dot.dim() - 2))
     d = (x_sq + p_sq - 2 * dot).clamp(min=_SQ_EPS).sqrt() * (scale.abs() / math.sqrt(2.0))
     return d.movedim(1, dim) if dim != 1 else d

@@ -5,6 +5,7 @@ METRICS, HOOKS); ``import uqseg`` (``custom_imports = dict(imports=['uqseg'])``)
 lives in :mod:`uqseg.core`; this layer reads mmseg's data samples and fits mmseg's interfaces.
 """
 from . import datasets, hooks, metrics, models, visualization
+from .datasets import ShapesDataset, SODDataset
 from .hooks import (
                     ASLPHook,
                     CheckFiniteLossHook,
@@ -13,10 +14,17 @@ from .hooks import (
                     TEDLHook,
                     UncertaintyMapHook,
 )
-from .metrics import OODDetectionMetric, PixelAccuracyMetric, PixelCalibrationMetric, PixelUncertaintyMetric, SODMetric
+from .metrics import (
+                    OODDetectionMetric,
+                    PerSetIoUMetric,
+                    PixelAccuracyMetric,
+                    PixelCalibrationMetric,
+                    PixelUncertaintyMetric,
+                    SODMetric,
+)
 from .models import ASLPHead, DisMaxLoss, EDLLoss, OutputLayerHead, SCBCELoss
 
-__all__ = ['datasets', 'hooks', 'metrics', 'models', 'visualization', 'ASLPHead', 'SCBCELoss', 'ASLPHook',
-           'CheckFiniteLossHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook', 'UncertaintyMapHook',
-           'OODDetectionMetric', 'PixelAccuracyMetric', 'PixelCalibrationMetric', 'PixelUncertaintyMetric',
-           'SODMetric', 'OutputLayerHead', 'EDLLoss', 'DisMaxLoss', 'TEDLHook']
+__all__ = ['datasets', 'hooks', 'metrics', 'models', 'visualization', 'ASLPHead', 'OutputLayerHead', 'SCBCELoss',
+           'EDLLoss', 'DisMaxLoss', 'ASLPHook', 'TEDLHook', 'CheckFiniteLossHook', 'ResumeRandomStateHook',
+           'SavePredictionMapsHook', 'UncertaintyMapHook', 'OODDetectionMetric', 'PerSetIoUMetric', 'PixelAccuracyMetric',
+           'PixelCalibrationMetric', 'PixelUncertaintyMetric', 'SODMetric', 'SODDataset', 'ShapesDataset']

@@ -23,15 +23,17 @@ class TEDLHook(Hook):
     The stage follows the iteration: before every training iteration the hook sets it from
     ``runner.iter`` (so a run resumed after the switch stays in stage 2, and one resumed before
     it switches at the same iteration), logs the switch, and logs ``train/tedl_stage``. The EDL
-    loss's KL annealing starts at the switch (``kl_anneal_start``). The layer's buffer is saved
+    loss's KL annealing starts at the switch (the hook sets its ``kl_anneal_start`` to it,
+    replacing a configured value). The layer's buffer is saved
     in checkpoints, so testing a checkpoint reads its channels as the stage that wrote it; a
     plain cross-entropy checkpoint (``load_from``) starts stage 2 with ``switch_iter=0``.
 
     Args:
         switch_iter / switch_epoch: the schedule point (exactly one; an epoch is
             ``len(train_dataloader)`` iterations).
-        freeze_backbone: in stage 2, stop the backbone's gradients and keep its normalisation
-            layers in eval mode (the paper freezes nothing; off by default). Under DDP this needs
+        freeze_backbone: in stage 2, stop the backbone's gradients and keep the whole backbone in
+            eval mode (normalisation statistics and dropout frozen; the paper freezes nothing; off
+            by default). Under DDP this needs
             ``model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)``.
     """
 
@@ -74,6 +76,7 @@ class TEDLHook(Hook):
         if layer.evidence != 'elu':
             runner.logger.warning(f"TEDLHook: the EDLLayer uses evidence={layer.evidence!r}; TEDL's stage 2 uses "
                                   "'elu' (ELU + 1)")
+        layer.stage_scheduled = True
         self._apply(runner, layer, first=True)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:

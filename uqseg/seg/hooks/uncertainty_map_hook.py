@@ -36,7 +36,7 @@ class UncertaintyMapHook(Hook):
             does not have is an error naming it.
         score_field: a data-sample field with an extra per-pixel map to show, drawn on its
             own colour scale.
-        ignore_index: label value of ignored pixels (drawn grey).
+        ignore_index: label value(s) of ignored pixels (drawn grey; an int or a tuple).
         on_val: also draw during validation (into ``<out_dir>/val_<iter>/``), off by default.
     """
 

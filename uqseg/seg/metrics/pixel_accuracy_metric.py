@@ -33,12 +33,12 @@ class PixelAccuracyMetric(BaseMetric):
     pixel).
 
     Args:
-        ignore_index: label value of pixels left out.
+        ignore_index: label value(s) of pixels left out (an int or a tuple, e.g. ``(255, 254)``).
     """
 
     default_prefix: Optional[str] = None
 
-    def __init__(self, ignore_index: int = 255, collect_device: str = 'cpu', prefix: Optional[str] = None,
+    def __init__(self, ignore_index=255, collect_device: str = 'cpu', prefix: Optional[str] = None,
                  **kwargs) -> None:
         check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)

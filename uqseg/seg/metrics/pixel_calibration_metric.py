@@ -64,7 +64,7 @@ class PixelCalibrationMetric(BaseMetric):
     Args:
         n_bins: number of equal-width bins (10 in the SOD configs, as ASLP).
         confidence: ``'top-label'`` or ``'positive'``.
-        ignore_index: label value of pixels excluded everywhere.
+        ignore_index: label value(s) of pixels excluded everywhere (an int or a tuple).
         per_image: also report the per-image means (off by default, so that the default keys stay
             the four pooled errors).
         nll_brier: also report the pooled NLL and Brier score (their sums are always kept; off by
@@ -79,7 +79,7 @@ class PixelCalibrationMetric(BaseMetric):
 
     default_prefix: Optional[str] = None
 
-    def __init__(self, n_bins: int = 10, confidence: str = 'top-label', ignore_index: int = 255,
+    def __init__(self, n_bins: int = 10, confidence: str = 'top-label', ignore_index=255,
                  per_image: bool = False, nll_brier: bool = False, nll_eps: float = 1e-12, plot: bool = False,
                  plot_dir: Optional[str] = None, collect_device: str = 'cpu', prefix: Optional[str] = None,
                  **kwargs) -> None:

@@ -32,8 +32,11 @@ class PixelUncertaintyMetric(FoldingMetric):
 
     * ``score='max-prob'`` (default): ``max_c p_c`` (binary ``max(p, 1 - p)``);
     * ``score='entropy'``: ``1 - H(p) / log C``;
-    * ``score_field='seg_uncertainty'``: a map a head puts in the data sample (PixelData or
-      tensor, (1, H, W) or (H, W)), e.g. EDL's uncertainty ``u`` or a DisMax score. With
+    * a named score of the head's channels: ``'vacuity'`` (EDL), ``'MDS'`` / ``'MMLS'`` /
+      ``'MMLES'`` (DisMax, IsoMax+), ``'own'`` (the head's own score); a score the head does not
+      have is an error naming it (``docs/metrics.md#confidence-scores``);
+    * ``score_field='seg_uncertainty'``: a map put in the data sample (PixelData or
+      tensor, (1, H, W) or (H, W)) by other code. With
       ``score_is='uncertainty'`` (the default for a field) higher values mean *less* confident;
       with ``'confidence'``, more. ``score_range=(lo, hi)`` must hold every value (mapped
       linearly onto [0, 1]; values outside raise): it fixes the histogram's resolution.
@@ -64,7 +67,7 @@ class PixelUncertaintyMetric(FoldingMetric):
         tpr: true-positive rate of the FPR key.
         per_image: also report per-image means.
         prediction: ``'argmax'`` or ``'pred_sem_seg'``.
-        ignore_index: label value of pixels excluded everywhere.
+        ignore_index: label value(s) of pixels excluded everywhere (an int or a tuple).
         plot / plot_dir: write a risk-coverage curve per set as
             ``[<prefix>_]risk_coverage_<set>.png`` (as :class:`PixelCalibrationMetric`).
     """
@@ -73,7 +76,7 @@ class PixelUncertaintyMetric(FoldingMetric):
 
     def __init__(self, score: str = 'max-prob', score_field: Optional[str] = None, score_is: Optional[str] = None,
                  score_range: Sequence[float] = (0.0, 1.0), n_bins: int = 10000, tpr: float = 0.95,
-                 per_image: bool = True, prediction: str = 'argmax', ignore_index: int = 255,
+                 per_image: bool = True, prediction: str = 'argmax', ignore_index=255,
                  plot: bool = False, plot_dir: Optional[str] = None, collect_device: str = 'cpu',
                  prefix: Optional[str] = None, **kwargs) -> None:
         check_metric_kwargs(type(self), kwargs)

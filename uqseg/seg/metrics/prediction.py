@@ -127,7 +127,12 @@ def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> str:
 def ignored_labels(ignore_index) -> tuple[int, ...]:
     """``ignore_index`` (an int or a sequence of ints, e.g. ``(255, 254)`` to leave out the OOD
     pixels of the shapes demo too) as a tuple."""
-    values = (ignore_index,) if isinstance(ignore_index, int) else tuple(ignore_index)
+    if isinstance(ignore_index, int) and not isinstance(ignore_index, bool):
+        values = (ignore_index,)
+    elif isinstance(ignore_index, (tuple, list)):
+        values = tuple(ignore_index)
+    else:
+        raise ValueError(f'ignore_index must be an int or a sequence of ints, got {ignore_index!r}')
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         raise ValueError(f'ignore_index must be an int or a sequence of ints, got {ignore_index!r}')
     return values

@@ -7,7 +7,7 @@ Spelling (:mod:`.head_wrapper`)::
                      loss_decode=dict(type='EDLLoss', kl_anneal_iters=2000))
 
 The head is built as configured, then its ``conv_seg`` is replaced by
-``OUTPUT_LAYERS.build(output_layer)`` with ``in_channels=head.channels`` and
+``build_output_layer(output_layer)`` with ``in_channels=head.channels`` and
 ``num_classes=head.out_channels`` (:mod:`uqseg.registry`). The layer keeps the name, so its
 checkpoint keys are ``decode_head.conv_seg.*`` (an EDL layer has ``weight`` / ``bias`` of a
 1x1 conv: a plain head's checkpoint loads into it), and it owns its initialisation
@@ -20,7 +20,7 @@ log-probabilities (EDL: ``log alpha``; DisMax: ``L / T``).
 Heads that do not classify through ``conv_seg`` are refused, naming the head: mask
 classification heads (MaskFormer, Mask2Former: not ``BaseDecodeHead`` subclasses; SAN,
 Segmenter's mask transformer, PointHead: they delete ``conv_seg``) and any head whose
-``forward`` never calls the layer (checked at the first forward). Which loss a layer trains with:
+``forward`` never calls the layer (checked at every forward). Which loss a layer trains with:
 EDL needs :class:`~uqseg.core.edl_loss.EDLLoss`, DisMax / IsoMax+ need
 :class:`~uqseg.core.dismax_loss.DisMaxLoss` (others may sit beside it). Before every loss the head
 gives the EDL loss the iteration (mmengine's MessageHub ``iter``, restored on resume) and the
@@ -28,6 +28,7 @@ layer's stage (TEDL).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -39,7 +40,7 @@ from torch import nn
 from ....core.dismax_loss import DisMaxLoss
 from ....core.edl_loss import EDLLoss
 from ....core.output_layers import EDLLayer, PrototypeDistanceLayer
-from ....registry import OUTPUT_LAYERS
+from ....registry import build_output_layer
 from ...outputs import announce_output
 from .head_wrapper import DecodeHeadWrapper
 
@@ -97,10 +98,11 @@ class OutputLayerHead(DecodeHeadWrapper):
                 what = 'channels' if key == 'in_channels' else 'out_channels / num_classes'
                 raise ValueError(f'OutputLayerHead: output_layer.{key}={given} but {name} has {what}={have}; '
                                  f'leave output_layer.{key} out (it comes from the head)')
-        self.conv_seg = OUTPUT_LAYERS.build(dict(cfg, in_channels=self.channels, num_classes=self.out_channels))
+        self.conv_seg = build_output_layer(dict(cfg, in_channels=self.channels, num_classes=self.out_channels))
         self.output_layer_name = type(self.conv_seg).__name__
         self._check_losses()
         self._layer_called = False
+        self._warned = False
         self.conv_seg.register_forward_pre_hook(self._mark_layer_called)
 
     # ------------------------------------------------------------------------------ checks
@@ -152,8 +154,15 @@ class OutputLayerHead(DecodeHeadWrapper):
 
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
         step = int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
+        stage1 = self.output_kind == 'logits'
+        if stage1 and self.training and not self.conv_seg.stage_scheduled and not self._warned:
+            self._warned = True
+            warnings.warn(f'{type(self).__name__}: the EDLLayer is in its cross-entropy stage (TEDL stage 1: '
+                          "evidential=False, e.g. from a stage-1 checkpoint) and no TEDLHook switches it: training "
+                          "trains plain cross-entropy. Add dict(type='TEDLHook', switch_iter=...) to custom_hooks, or "
+                          'build the layer with evidential=True and load a checkpoint of another stage.')
         for m in self.losses:
             if isinstance(m, EDLLoss):
                 m.step = step
-                m.evidential = self.output_kind == 'log_alpha'
+                m.evidential = not stage1
         return super().loss_by_feat(seg_logits, batch_data_samples)
