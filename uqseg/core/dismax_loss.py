@@ -7,7 +7,6 @@ than 1 trains on ``E L / T``. Conventions: ``docs/dismax.md``.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import class_labels, reject_unknown_kwargs
-from .loss_reduction import reduce_loss_map
+from .loss_reduction import check_channels, reduce_loss_map
 
 __all__ = ['DisMaxLoss']
 
@@ -52,20 +51,13 @@ class DisMaxLoss(nn.Module):
 
     def forward(self, cls_score: Tensor, label: Tensor, weight: Optional[Tensor] = None,
                 ignore_index: int = 255, **kwargs) -> Tensor:
-        if cls_score.dim() < 2 or not cls_score.is_floating_point():
-            raise ValueError(f'DisMaxLoss: cls_score must be float (N, K, ...) channels, got '
-                             f'{tuple(cls_score.shape)} {cls_score.dtype}')
-        z = cls_score.float() if cls_score.dtype in (torch.float16, torch.bfloat16) else cls_score
+        z, lo, hi = check_channels(cls_score, 'DisMaxLoss')
         y, valid = class_labels(label, z.shape, z.shape[1], ignore_index, 'DisMaxLoss')
-        lo, hi = (float(v) for v in torch.aminmax(z.detach())) if z.numel() else (0.0, 0.0)  # NaN propagates
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise ValueError(f'DisMaxLoss: cls_score holds {int((~torch.isfinite(z)).sum())} non-finite values '
-                             '(a diverged model)')
         if hi > _LOGIT_TOL:
             raise ValueError(
                 f'DisMaxLoss needs distance logits (<= 0), the output of a DisMaxLayer or IsoMaxPlusLayer, but got '
                 f"values up to {hi:.4g}: give the head output_layer=dict(type='DisMaxLayer') "
                 "(decode_head=dict(type='OutputLayerHead', head=dict(...), output_layer=...))")
         loss = F.cross_entropy(self.entropic_scale * z, y, reduction='none')
-        out = reduce_loss_map(loss, valid, weight, self.avg_non_ignore, 'DisMaxLoss')
-        return self.loss_weight * out.to(cls_score.dtype)
+        return self.loss_weight * reduce_loss_map(loss, valid, weight, self.avg_non_ignore, 'DisMaxLoss',
+                                                  kwargs.get('reduction_override'))

@@ -14,7 +14,6 @@ call, so it survives resume). Conventions: ``docs/edl.md``.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -23,7 +22,7 @@ from torch import nn
 
 from .checks import class_labels, reject_unknown_kwargs
 from .evidential import DATA_TERMS, edl_loss_map, kl_anneal
-from .loss_reduction import reduce_loss_map
+from .loss_reduction import check_channels, reduce_loss_map
 
 __all__ = ['EDLLoss']
 
@@ -81,17 +80,10 @@ class EDLLoss(nn.Module):
 
     def forward(self, cls_score: Tensor, label: Tensor, weight: Optional[Tensor] = None,
                 ignore_index: int = 255, **kwargs) -> Tensor:
-        if cls_score.dim() < 2 or not cls_score.is_floating_point():
-            raise ValueError(f'EDLLoss: cls_score must be float (N, K, ...) channels, got {tuple(cls_score.shape)} '
-                             f'{cls_score.dtype}')
-        z = cls_score.float() if cls_score.dtype in (torch.float16, torch.bfloat16) else cls_score
+        z, lo, hi = check_channels(cls_score, 'EDLLoss', hint=(
+            "an exp-evidence overflow or a diverged model; lower exp_clamp of the EDLLayer or use evidence='softplus'"))
         k = z.shape[1]
         y, valid = class_labels(label, z.shape, k, ignore_index, 'EDLLoss')
-        lo, hi = (float(v) for v in torch.aminmax(z.detach())) if z.numel() else (0.0, 0.0)  # NaN propagates
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise ValueError(f'EDLLoss: cls_score holds {int((~torch.isfinite(z)).sum())} non-finite values '
-                             '(an exp-evidence overflow or a diverged model); lower exp_clamp of the EDLLayer '
-                             "or use evidence='softplus'")
         if self.evidential:
             if lo < 0:
                 raise ValueError(
@@ -103,5 +95,5 @@ class EDLLoss(nn.Module):
             loss = edl_loss_map(alpha, onehot, self.data_term, self.kl_factor(), dim=1)
         else:
             loss = F.cross_entropy(z, y, reduction='none')
-        out = reduce_loss_map(loss, valid, weight, self.avg_non_ignore, 'EDLLoss')
-        return self.loss_weight * out.to(cls_score.dtype)
+        return self.loss_weight * reduce_loss_map(loss, valid, weight, self.avg_non_ignore, 'EDLLoss',
+                                                  kwargs.get('reduction_override'))

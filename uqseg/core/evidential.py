@@ -42,7 +42,11 @@ def check_evidence(kind: str, exp_clamp: float = DEFAULT_EXP_CLAMP, num_classes:
     if not (math.isfinite(c) and c > 0):
         raise ValueError(f'exp_clamp must be a positive finite number, got {exp_clamp!r}')
     if kind == 'exp' and _log_s_log_s(c, num_classes) >= _F32_MAX_LOG:
-        limit = next(x / 10 for x in range(int(c * 10), 0, -1) if _log_s_log_s(x / 10, num_classes) < _F32_MAX_LOG)
+        lo, hi = 0.0, _F32_MAX_LOG  # the largest accepted clamp, by bisection (_log_s_log_s increases in c)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if _log_s_log_s(mid, num_classes) < _F32_MAX_LOG else (lo, mid)
+        limit = math.floor(lo * 10) / 10
         raise ValueError(f'exp_clamp={exp_clamp!r}: exp evidence overflows float32 in the EDL loss (S = sum of '
                          f'{num_classes} values up to exp({c:g}), and its KL term holds S log S); use exp_clamp <= '
                          f'{limit:.1f} (the spec uses {DEFAULT_EXP_CLAMP:g})')

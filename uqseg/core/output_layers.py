@@ -67,6 +67,7 @@ class EDLLayer(nn.Module):
         self.weight = nn.Parameter(torch.empty(self.num_classes, self.in_channels, 1, 1))
         self.bias = nn.Parameter(torch.empty(self.num_classes))
         self.register_buffer('evidential', torch.tensor(bool(evidential)))
+        self._evidential = bool(evidential)  # the buffer as a Python bool: no device sync per forward
         #: set by a schedule that switches the stage (TEDL); a front end warns when a layer trains
         #: in the cross-entropy stage without one
         self.stage_scheduled = False
@@ -74,7 +75,7 @@ class EDLLayer(nn.Module):
 
     @property
     def output_kind(self) -> str:
-        return 'log_alpha' if bool(self.evidential) else 'logits'
+        return 'log_alpha' if self._evidential else 'logits'
 
     @property
     def scores(self) -> tuple[str, ...]:
@@ -82,7 +83,7 @@ class EDLLayer(nn.Module):
 
     @property
     def default_score(self) -> str:
-        return 'vacuity' if bool(self.evidential) else 'max-prob'
+        return 'vacuity' if self._evidential else 'max-prob'
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight, 0.0, 0.01)
@@ -90,6 +91,7 @@ class EDLLayer(nn.Module):
 
     def set_evidential(self, on: bool) -> None:
         self.evidential.fill_(bool(on))
+        self._evidential = bool(on)
 
     def logits(self, x: Tensor) -> Tensor:
         """The linear logits ``f`` (before the evidence function)."""
@@ -101,11 +103,10 @@ class EDLLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         f = self.logits(x)
-        return log_alpha(f, self.evidence, self.exp_clamp) if bool(self.evidential) else f
+        return log_alpha(f, self.evidence, self.exp_clamp) if self._evidential else f
 
     def extra_repr(self) -> str:
-        return (f'{self.in_channels}, {self.num_classes}, evidence={self.evidence!r}, '
-                f'evidential={bool(self.evidential)}')
+        return f'{self.in_channels}, {self.num_classes}, evidence={self.evidence!r}, evidential={self._evidential}'
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
@@ -117,6 +118,7 @@ class EDLLayer(nn.Module):
                                       unexpected_keys, error_msgs)
         if not had_flag and prefix + 'evidential' in missing_keys:  # a plain head's checkpoint
             missing_keys.remove(prefix + 'evidential')
+        self._evidential = bool(self.evidential)
 
 
 class PrototypeDistanceLayer(nn.Module):

@@ -33,17 +33,26 @@ def prototype_distances(features: Tensor, prototypes: Tensor, scale: Tensor, dim
 
     Computed as ``sqrt(|f^|^2 + 1 - 2 f^.P^)`` from one matrix product (a 1x1 convolution for
     maps), as fast as the plain ``conv_seg`` it replaces; float32 rounding makes distances
-    below ~3e-4 inexact (``torch.cdist`` without matrix products is exact but far slower).
+    below ~3e-4 inexact (``torch.cdist`` without matrix products is exact but far slower). Always
+    in float32 or float64, also under autocast (in float16 the rounding of ``x.P`` would zero
+    distances below ~0.02).
     """
     x = features.movedim(dim, 1) if dim != 1 else features
+    with torch.autocast(device_type=x.device.type, enabled=False):  # sqrt(2 - 2 x.P) needs float32
+        return _distances(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x,
+                          prototypes.float() if prototypes.dtype in (torch.float16, torch.bfloat16) else prototypes,
+                          scale.float(), dim)
+
+
+def _distances(x: Tensor, prototypes: Tensor, scale: Tensor, dim: int) -> Tensor:
     norm = x.norm(dim=1, keepdim=True)
     nonzero = (norm > NORM_EPS).to(x.dtype)
-    xh = x * (nonzero / norm.clamp(min=NORM_EPS))  # one pass over x; 0 (and no gradient) at zero vectors
+    inv = nonzero / norm.clamp(min=NORM_EPS)  # 1 / |x|, and 0 (with no gradient) at zero vectors
     ph = F.normalize(prototypes, dim=1, eps=1e-12)
-    if xh.dim() == 4:
-        dot = F.conv2d(xh, ph[:, :, None, None])
+    if x.dim() == 4:  # x^.P^ = (x.P^) / |x|: scaling the K output channels, not the D input ones
+        dot = F.conv2d(x, ph[:, :, None, None]) * inv
     else:
-        dot = torch.einsum('nd...,kd->nk...', xh, ph)
+        dot = torch.einsum('nd...,kd->nk...', x, ph) * inv
     x_sq = nonzero  # |x^|^2: 1, or 0 for a zero vector
     p_sq = (ph * ph).sum(1).view((1, -1) + (1,) * (dot.dim() - 2))
     d = (x_sq + p_sq - 2 * dot).clamp(min=_SQ_EPS).sqrt() * (scale.abs() / math.sqrt(2.0))

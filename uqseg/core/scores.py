@@ -23,6 +23,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from .evidential import vacuity
+
 __all__ = ['BUILTIN_SCORES', 'OUTPUT_KINDS', 'SCORES', 'SCORE_KINDS', 'normalised_entropy',
            'binary_normalised_entropy', 'confidence_from_score', 'check_score_args', 'check_score_name',
            'scores_of', 'check_score_available', 'raw_score', 'score_confidence']
@@ -96,8 +98,7 @@ def raw_score(score: str, z: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """
     check_score_name(score)
     if score == 'vacuity':
-        k = z.shape[dim]
-        return (math.log(k) - torch.logsumexp(z.double(), dim)).exp().clamp(max=1.0)
+        return vacuity(z.double(), dim)
     if score in ('MDS', 'MMLS', 'MMLES'):
         zd = z.double()
         out = zd.amax(dim)

@@ -26,5 +26,6 @@ from .models import ASLPHead, DisMaxLoss, EDLLoss, OutputLayerHead, SCBCELoss
 
 __all__ = ['datasets', 'hooks', 'metrics', 'models', 'visualization', 'ASLPHead', 'OutputLayerHead', 'SCBCELoss',
            'EDLLoss', 'DisMaxLoss', 'ASLPHook', 'TEDLHook', 'CheckFiniteLossHook', 'ResumeRandomStateHook',
-           'SavePredictionMapsHook', 'UncertaintyMapHook', 'OODDetectionMetric', 'PerSetIoUMetric', 'PixelAccuracyMetric',
-           'PixelCalibrationMetric', 'PixelUncertaintyMetric', 'SODMetric', 'SODDataset', 'ShapesDataset']
+           'SavePredictionMapsHook', 'UncertaintyMapHook', 'OODDetectionMetric', 'PerSetIoUMetric',
+           'PixelAccuracyMetric', 'PixelCalibrationMetric', 'PixelUncertaintyMetric', 'SODMetric', 'SODDataset',
+           'ShapesDataset']

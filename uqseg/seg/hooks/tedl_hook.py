@@ -84,7 +84,7 @@ class TEDLHook(Hook):
 
     def _apply(self, runner, layer: EDLLayer, first: bool = False) -> None:
         stage2 = runner.iter >= self.switch_at
-        if stage2 != bool(layer.evidential) or first:
+        if stage2 != (layer.output_kind == 'log_alpha') or first:
             layer.set_evidential(stage2)
             if stage2:
                 runner.logger.info(f'TEDL: stage 2 (EDL loss, {layer.evidence} evidence) from iteration '

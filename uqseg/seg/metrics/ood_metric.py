@@ -48,8 +48,9 @@ class OODDetectionMetric(FoldingMetric):
     **OOD pixels inside images** (``ood_index``, e.g. 254 in the shapes demo, whose ``ood`` set
     holds objects of an unseen class): in the ``ood_sets``, the pixels labelled ``ood_index``
     are OOD and every other valid pixel of the same set is ID (the anomaly-segmentation protocol
-    of Fishyscapes / SegmentMeIfYouCan); only the pixel-level keys (``_px``) are reported for
-    such a set. Other metrics reading that set leave the OOD pixels out with
+    of Fishyscapes / SegmentMeIfYouCan); only the pixel-level keys (``_px``) are reported. The mode
+    holds for every set of ``ood_sets`` (whole-image OOD sets need a second metric without
+    ``ood_index``), and ``id_sets`` does not apply. Other metrics reading that set leave the OOD pixels out with
     ``ignore_index=(255, 254)``.
     """
 
@@ -84,6 +85,10 @@ class OODDetectionMetric(FoldingMetric):
                                       or ood_index in ignored):
             raise ValueError(f'ood_index must be an int label other than ignore_index={ignore_index!r}, '
                              f'got {ood_index!r}')
+        if ood_index is not None and id_sets is not None:
+            raise ValueError('OODDetectionMetric: ood_index scores each OOD set against its own other pixels; '
+                             'id_sets does not apply (give one or the other; for whole-image OOD sets beside '
+                             'in-image ones use two metrics)')
         self.ood_index = ood_index
         self._read_ignore = ignored if ood_index is None else ignored + (ood_index,)
         self._fpr = fpr_key(tpr)

@@ -11,8 +11,9 @@ The head is built as configured, then its ``conv_seg`` is replaced by
 ``num_classes=head.out_channels`` (:mod:`uqseg.registry`). The layer keeps the name, so its
 checkpoint keys are ``decode_head.conv_seg.*`` (an EDL layer has ``weight`` / ``bias`` of a
 1x1 conv: a plain head's checkpoint loads into it), and it owns its initialisation
-(:meth:`init_weights` re-initialises it after mmseg's ``Normal(std=0.01)`` override of
-``conv_seg``). Everything else is the head's own: ``forward``, ``cls_seg`` (dropout, then the
+(the ``Normal(std=0.01)`` override of ``conv_seg`` in mmseg's ``init_cfg`` is removed, so
+``init_weights`` keeps the layer's own initialisation; a ``Pretrained`` init of the head loads
+into it). Everything else is the head's own: ``forward``, ``cls_seg`` (dropout, then the
 layer), ``loss_by_feat`` (resize, then ``loss_decode``), ``predict``, so mmseg's argmax,
 softmax, ``slide`` inference, flip and resize see the layer's channels, which act as
 log-probabilities (EDL: ``log alpha``; DisMax: ``L / T``).
@@ -47,8 +48,9 @@ from .head_wrapper import DecodeHeadWrapper
 __all__ = ['OutputLayerHead', 'MASK_CLASSIFICATION_HINT']
 
 MASK_CLASSIFICATION_HINT = (
-    'mask-classification heads (MaskFormer, Mask2Former, SAN, Segmenter mask transformer) classify '
-    'queries, not pixels through conv_seg, and cannot take an output layer')
+    'only heads that classify pixels through their 1x1 conv_seg take an output layer; mask-classification '
+    'heads (MaskFormer, Mask2Former, SAN, Segmenter mask transformer) classify queries, and cascade point '
+    'heads (PointHead) classify sampled points with their own fc')
 
 #: The loss each layer family trains with.
 _LAYER_LOSS = ((EDLLayer, EDLLoss), (PrototypeDistanceLayer, DisMaxLoss))
@@ -100,6 +102,7 @@ class OutputLayerHead(DecodeHeadWrapper):
                                  f'leave output_layer.{key} out (it comes from the head)')
         self.conv_seg = build_output_layer(dict(cfg, in_channels=self.channels, num_classes=self.out_channels))
         self.output_layer_name = type(self.conv_seg).__name__
+        self._drop_conv_seg_init()
         self._check_losses()
         self._layer_called = False
         self._warned = False
@@ -129,10 +132,20 @@ class OutputLayerHead(DecodeHeadWrapper):
         self._layer_called = True
 
     # ------------------------------------------------------------------------------ mmseg interface
-    def init_weights(self) -> None:
-        """The head's init (mmseg's init_cfg), then the output layer's own."""
-        super().init_weights()
-        self.conv_seg.reset_parameters()
+    def _drop_conv_seg_init(self) -> None:
+        """Remove ``override=dict(name='conv_seg')`` (mmseg's ``Normal(std=0.01)``) from the head's
+        ``init_cfg``: the layer initialised itself when built, and a ``Pretrained`` init_cfg of
+        the head still loads into it."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        for cfg in cfgs:
+            if not isinstance(cfg, dict) or 'override' not in cfg:
+                continue
+            ov = cfg['override']
+            kept = [o for o in (ov if isinstance(ov, list) else [ov]) if o.get('name') != 'conv_seg']
+            if not kept:
+                del cfg['override']
+            else:
+                cfg['override'] = kept if isinstance(ov, list) else kept[0]
 
     def forward(self, inputs):
         self._layer_called = False
