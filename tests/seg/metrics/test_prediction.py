@@ -1,5 +1,7 @@
 """uqseg.seg.metrics.prediction, the one reader of an mmseg sample: set names, probabilities, the
 valid mask, top-label maps, saliency maps and per-pixel fields."""
+import math
+
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -56,6 +58,9 @@ def test_saliency_map_is_uint8_probability_or_class_index():
     logits = torch.tensor([[[3.0, 0.0]], [[0.0, 0.0]], [[0.0, 3.0]]])
     sal = read_prediction(make_sample(logits, torch.zeros(1, 2).long())).saliency_map()
     assert sal.dtype == torch.uint8 and sal.tolist() == [[0, 2]]
+    two = torch.tensor([[[0.0, 2.0, 1.0]], [[0.0, 0.0, 1.0 + math.log(3)]]])  # softmax p_1 = 0.5, 1/(1+e^2), 0.75
+    sal = read_prediction(make_sample(two, torch.zeros(1, 3).long())).saliency_map()
+    assert sal.tolist() == [[128, round(255 / (1 + math.exp(2))), round(255 * 0.75)]]
 
 
 def test_sample_without_ground_truth_reads_as_all_ignored_when_allowed():

@@ -66,5 +66,18 @@ def test_perfect_prediction_scores_perfectly():
 
 def test_rejects_multiclass_predictions():
     m = METRICS.build(dict(type='SODMetric'))
-    with pytest.raises(ValueError, match='binary prediction, got 3 classes'):
+    with pytest.raises(ValueError, match='two-class softmax., got 3 classes'):
         m.process({}, [make_sample(torch.randn(3, 4, 4), torch.zeros(4, 4).long())])
+
+
+def test_a_two_class_softmax_head_is_scored_on_its_foreground_probability():
+    """EDL / DisMax on SOD need two channels: SODMetric reads p_1 as one sigmoid channel's p."""
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(1, 6, 6, generator=g)
+    label = (torch.rand(6, 6, generator=g) > 0.5).long()
+    two = torch.cat([torch.zeros_like(p), torch.log(p) - torch.log1p(-p)])  # softmax p_1 = p
+    one, soft = METRICS.build(dict(type='SODMetric')), METRICS.build(dict(type='SODMetric'))
+    one.process({}, [make_sample(p, label)])
+    soft.process({}, [make_sample(two, label)])
+    a, b = one.compute_metrics(one.results), soft.compute_metrics(soft.results)
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-6) for k in a)

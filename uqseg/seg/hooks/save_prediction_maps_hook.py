@@ -21,8 +21,8 @@ class SavePredictionMapsHook(Hook):
     """Save each test prediction to ``out_dir/<set name>/<image name>.png`` and, for every score
     of ``scores``, its map to ``out_dir/<set name>/<image name>_<score>.npy``.
 
-    Binary heads (one channel; mmseg stores sigmoid probabilities in ``seg_logits``): the
-    foreground probability as uint8 ``round(255 p)``. Multi-class heads: the predicted class
+    Binary heads (one sigmoid channel, or a two-class softmax such as EDL / DisMax on SOD): the
+    foreground probability as uint8 ``round(255 p)``. Heads of three or more classes: the predicted class
     index (:meth:`~uqseg.seg.metrics.prediction.DensePrediction.saliency_map`). The set name is
     the sample's ``set_name`` (default ``'all'``). Used by ``tools/test.py --out``.
 

@@ -106,11 +106,20 @@ class DensePrediction:
                 self._top = conf, pred == self.label
         return self._top
 
-    def saliency_map(self) -> torch.Tensor:
-        """The prediction as SOD methods publish it: uint8 ``round(255 p)`` (binary heads), or the
-        class index map as uint8 (multi-class heads)."""
+    def foreground(self) -> Optional[torch.Tensor]:
+        """The foreground probability: ``p`` of a one-channel head, ``p_1`` of a two-class softmax
+        head (e.g. EDL or DisMax on SOD), None for more classes."""
         if self.binary:
-            return (self.p * 255).round().to(torch.uint8)
+            return self.p
+        return self.probs[1] if self.num_classes == 2 else None
+
+    def saliency_map(self) -> torch.Tensor:
+        """The prediction as SOD methods publish it: uint8 ``round(255 p)`` of the foreground
+        probability (one-channel and two-class heads), or the class index map as uint8 (more
+        classes)."""
+        fg = self.foreground()
+        if fg is not None:
+            return (fg * 255).round().to(torch.uint8)
         return self.prediction().to(torch.uint8)
 
     def prediction(self) -> torch.Tensor:

@@ -61,9 +61,9 @@ class SODMetric(BaseMetric):
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             pred = read_prediction(sample, self.ignore_index)
-            if not pred.binary:
-                raise ValueError(f'SODMetric needs a binary prediction, got {pred.num_classes} classes '
-                                 f'({pred.path})')
+            if pred.foreground() is None:
+                raise ValueError(f'SODMetric needs a binary prediction (one sigmoid channel or a two-class '
+                                 f'softmax), got {pred.num_classes} classes ({pred.path})')
             saliency = pred.saliency_map().cpu().numpy()
             gt = ((pred.label == 1) & pred.valid).to(torch.uint8).cpu().numpy() * 255
             self.results.append((set_name_of(sample), sod_image_scores(saliency, gt, self.beta2)))
