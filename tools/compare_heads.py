@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
-from demo import run, train_and_test  # noqa: E402
+from demo import run, seed_runs  # noqa: E402
 
 DEFAULT_CONFIGS = ['configs/ce_shapes_demo.py', 'configs/edl_shapes_demo.py', 'configs/tedl_shapes_demo.py',
                    'configs/dismax_shapes_demo.py', 'configs/isomax_shapes_demo.py']
@@ -74,13 +74,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     py = sys.executable
     run([py, 'tools/make_demo_data.py', '--only', 'shapes'])
-    runs: dict = {}
-    for seed in args.seeds:
-        for config in args.configs:
-            name = osp.splitext(osp.basename(config))[0]
-            work_dir = osp.join(args.work_dir, f'seed{seed}', name)
-            opts = ['--cfg-options', *args.cfg_options, f'randomness.seed={seed}']
-            runs.setdefault(name, {})[seed] = train_and_test(py, config, work_dir, opts, reuse=True)
+    runs = seed_runs(py, args.configs, args.seeds, args.work_dir, args.cfg_options)
     if args.no_table:
         return
     md, data = tables(runs, args.seeds)

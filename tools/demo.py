@@ -61,6 +61,19 @@ def train_and_test(py: str, config: str, work_dir: str, extra: list, reuse: bool
         return json.load(f)
 
 
+def seed_runs(py: str, configs: list, seeds: list, work_dir: str, cfg_options: list) -> dict:
+    """Train and test every config once per seed (``<work_dir>/seed<N>/<config>``, finished runs
+    reused); ``{config name: {seed: test metrics}}``."""
+    runs: dict = {}
+    for seed in seeds:
+        for config in configs:
+            name = osp.splitext(osp.basename(config))[0]
+            opts = ['--cfg-options', *cfg_options, f'randomness.seed={seed}']
+            runs.setdefault(name, {})[seed] = train_and_test(py, config, osp.join(work_dir, f'seed{seed}', name), opts,
+                                                             reuse=True)
+    return runs
+
+
 def seed_table(runs: dict, seeds: list) -> tuple[str, dict]:
     """Markdown table of mean +- std over seeds and paired differences to the first config."""
     import numpy as np
@@ -102,13 +115,7 @@ def main(argv=None):
     run([py, 'tools/make_demo_data.py', '--root', args.data_root])
     extra = ['--cfg-options', *args.cfg_options] if args.cfg_options else []
     if args.seeds:
-        runs: dict = {}
-        for seed in args.seeds:
-            for config in args.configs:
-                name = osp.splitext(osp.basename(config))[0]
-                work_dir = osp.join(args.work_dir, f'seed{seed}', name)
-                opts = ['--cfg-options', *args.cfg_options, f'randomness.seed={seed}']
-                runs.setdefault(name, {})[seed] = train_and_test(py, config, work_dir, opts, reuse=True)
+        runs = seed_runs(py, args.configs, args.seeds, args.work_dir, args.cfg_options)
         md, data = seed_table(runs, args.seeds)
         with open(osp.join(ROOT, args.work_dir, 'seeds.md'), 'w') as f:
             f.write(md + '\n')
