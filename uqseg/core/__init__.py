@@ -21,6 +21,7 @@ from . import (
                ranking,
                sc_bce,
                scores,
+               temperature,
 )
 from .accumulators import CalibrationAccumulator, ConfidenceHistogram, ScoreSumAccumulator
 from .dismax_loss import DisMaxLoss
@@ -29,6 +30,6 @@ from .output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer, PrototypeDist
 from .sc_bce import SCBCELoss
 
 __all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional',
-           'loss_reduction', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce', 'scores',
+           'loss_reduction', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce', 'scores', 'temperature',
            'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss', 'EDLLoss', 'DisMaxLoss',
            'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']
