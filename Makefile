@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(PY) tools/demo.py
 	OMP_NUM_THREADS=1 $(PY) tools/compare_heads.py --seeds 0 --work-dir work_dirs/heads_demo
 
-# the heads comparison over 3 seeds (README "Uncertainty heads"): 15 trainings of ~3 minutes each
+# the heads comparison over 3 seeds (README "Uncertainty heads"): 15 trainings of ~2 minutes each (one thread)
 compare-heads: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) tools/compare_heads.py --seeds 0 1 2
 

@@ -8,7 +8,7 @@ detection (each head's own score and max-prob) and OOD pixel detection, mean +- 
 Runs whose ``test_metrics.json`` exists are reused (an interrupted comparison resumes; two
 processes on different ``--seeds`` can share a work dir). The table goes to
 ``<work-dir>/heads.md`` and the numbers to ``<work-dir>/heads.json``. Training one config takes
-about 3 minutes on one CPU thread (``OMP_NUM_THREADS=1``).
+about 2 minutes on one CPU thread (``OMP_NUM_THREADS=1``; 3.5 when two runs share two cores).
 """
 import argparse
 import json
