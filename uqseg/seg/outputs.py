@@ -7,6 +7,11 @@ runner's runtime information, not saved in checkpoints). The metrics read it to 
 score they are asked for (``score='vacuity'``) exists for the model that produced the samples;
 without an announcement the head is a plain one (``logits``). mmseg's ``postprocess_result``
 builds the data samples from the head's tensor alone, so the samples cannot carry it.
+
+The announcement is the latest one in the current MessageHub: two runners built in the same
+second from the same config share one hub (mmengine names it after both), so a plain model
+evaluated after an announcing one in such a hub would read the old kind. Hooks and tools, which
+hold the model, read it from the model instead (:func:`model_output`).
 """
 from __future__ import annotations
 
