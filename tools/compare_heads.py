@@ -11,7 +11,6 @@ processes on different ``--seeds`` can share a work dir). The table goes to
 about 2 minutes on one CPU thread (``OMP_NUM_THREADS=1``; 3.5 when two runs share two cores).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -20,7 +19,7 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
-from demo import run, seed_runs  # noqa: E402
+from demo import run, seed_runs, write_report  # noqa: E402
 
 DEFAULT_CONFIGS = ['configs/ce_shapes_demo.py', 'configs/edl_shapes_demo.py', 'configs/tedl_shapes_demo.py',
                    'configs/dismax_shapes_demo.py', 'configs/isomax_shapes_demo.py']
@@ -78,11 +77,7 @@ def main(argv=None):
     if args.no_table:
         return
     md, data = tables(runs, args.seeds)
-    os.makedirs(osp.join(ROOT, args.work_dir), exist_ok=True)
-    with open(osp.join(ROOT, args.work_dir, 'heads.md'), 'w') as f:
-        f.write(md + '\n')
-    with open(osp.join(ROOT, args.work_dir, 'heads.json'), 'w') as f:
-        json.dump(data, f, indent=1)
+    write_report(args.work_dir, 'heads', md, data)
     print(f'\nSeeds {args.seeds}: mean +- std over seeds; "own" is each head\'s own uncertainty score')
     print(md)
 

@@ -74,6 +74,15 @@ def seed_runs(py: str, configs: list, seeds: list, work_dir: str, cfg_options: l
     return runs
 
 
+def write_report(work_dir: str, stem: str, md: str, data: dict) -> None:
+    """``<work_dir>/<stem>.md`` (the table) and ``<stem>.json`` (its numbers)."""
+    os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
+    with open(osp.join(ROOT, work_dir, f'{stem}.md'), 'w') as f:
+        f.write(md + '\n')
+    with open(osp.join(ROOT, work_dir, f'{stem}.json'), 'w') as f:
+        json.dump(data, f, indent=1)
+
+
 def seed_table(runs: dict, seeds: list) -> tuple[str, dict]:
     """Markdown table of mean +- std over seeds and paired differences to the first config."""
     import numpy as np
@@ -117,10 +126,7 @@ def main(argv=None):
     if args.seeds:
         runs = seed_runs(py, args.configs, args.seeds, args.work_dir, args.cfg_options)
         md, data = seed_table(runs, args.seeds)
-        with open(osp.join(ROOT, args.work_dir, 'seeds.md'), 'w') as f:
-            f.write(md + '\n')
-        with open(osp.join(ROOT, args.work_dir, 'seeds.json'), 'w') as f:
-            json.dump(data, f, indent=1)
+        write_report(args.work_dir, 'seeds', md, data)
         print(f'\nSeeds {args.seeds}: mean +- std; paired difference to {list(runs)[0]}')
         print(md)
         return

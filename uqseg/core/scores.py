@@ -115,9 +115,8 @@ def raw_score(score: str, z: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 def _neg_entropy(z: torch.Tensor, dim: int) -> torch.Tensor:
-    """``sum_j p_j log p_j`` of ``p = softmax(z)`` (from ``log_softmax``: exact where p underflows)."""
-    logp = z.log_softmax(dim)
-    return (logp.exp() * logp).sum(dim)
+    """``sum_j p_j log p_j`` of ``p = softmax(z)``: ``-H``, from :func:`normalised_entropy`."""
+    return -normalised_entropy(z.softmax(dim), dim) * math.log(z.shape[dim])
 
 
 def score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .binning import bin_sums, errors_from_bin_sums
+from .functional import calibration_error
 
 __all__ = ['fit_temperature', 'apply_temperature', 'temperature_nll', 'DEFAULT_MAX_SAMPLES']
 
@@ -86,7 +86,7 @@ def _ece(z: Tensor, y: Tensor, t: float, n_bins: int) -> float:
     else:
         conf, pred = zt.softmax(1).max(1)
         correct = pred == y
-    return errors_from_bin_sums(bin_sums(conf, correct, n_bins, hard=True))['ECE']
+    return calibration_error(conf, correct, n_bins)
 
 
 def fit_temperature(logits: Tensor, labels: Tensor, method: str = 'nll', per_class: bool = False,

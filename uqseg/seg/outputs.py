@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import NamedTuple, Optional, Sequence, Union
 
 from mmengine.logging import MessageHub
-from mmengine.model import is_model_wrapper
 
 from ..core.scores import check_score_args, check_score_available, check_score_name
+from .wrapped_model import unwrap_model
 
 __all__ = ['OUTPUT_INFO_KEY', 'OWN_SCORE', 'ModelOutput', 'announce_output', 'announced_output', 'check_model_score',
            'model_output', 'score_names', 'resolve_scores', 'check_metric_score']
@@ -62,7 +62,7 @@ def check_model_score(score: str, key: str = 'score') -> str:
 
 
 def _output_layer(model):
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap_model(model)
     model = getattr(model, 'module', model)  # a TTA model's segmentor
     head = getattr(model, 'decode_head', None)
     layer = getattr(head, 'conv_seg', None)

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ..core.plots import new_figure, save_figure
-from ..core.scores import binary_normalised_entropy, normalised_entropy
 from .metrics.prediction import DensePrediction, field_tensor, raw_score_map
 
 __all__ = ['uncertainty_panels', 'save_uncertainty_figure']
@@ -45,7 +44,7 @@ def uncertainty_panels(pred: DensePrediction, sample: Optional[dict] = None, sco
                                     vmax=max(pred.num_classes - 1, 1))
     conf, correct = pred.top_label()
     panels['confidence (max p)'] = dict(data=_np(conf), cmap='viridis', vmin=1.0 / pred.num_classes, vmax=1)
-    ent = _np(binary_normalised_entropy(pred.p) if pred.binary else normalised_entropy(pred.probs, dim=0))
+    ent = _np(raw_score_map(pred, 'entropy'))
     panels['entropy / log C'] = dict(data=ent, cmap='magma', vmin=0, vmax=1)
     if has_gt:
         err = np.where(valid, 1.0 - _np(correct), np.nan)

@@ -61,7 +61,6 @@ from typing import Optional
 import torch
 from mmengine import dist
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, IterBasedTrainLoop
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import HOOKS
@@ -78,6 +77,7 @@ from ...core.aslp_rule import (
 )
 from ..metrics.pixel_accuracy_metric import PixelAccuracyMetric
 from ..models.heads.aslp_head import ASLPHead
+from ..wrapped_model import unwrap_model
 
 KEY = 'uqseg_aslp'
 ACC_KEY = 'PixelAcc'
@@ -142,10 +142,6 @@ def packed_meta_keys(dataset) -> Optional[tuple]:
     return None
 
 
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
-
-
 @HOOKS.register_module()
 class ASLPHook(Hook):
     """Apply the ASLP alpha update after every training iteration (see the module docstring).
@@ -199,7 +195,7 @@ class ASLPHook(Hook):
     @staticmethod
     def heads(runner) -> list[tuple[str, ASLPHead]]:
         """``(name, head)`` of every ASLP head of the (unwrapped) model."""
-        return [(n, m) for n, m in _unwrap(runner.model).named_modules() if isinstance(m, ASLPHead)]
+        return [(n, m) for n, m in unwrap_model(runner.model).named_modules() if isinstance(m, ASLPHead)]
 
     def alpha_max_of(self, head: ASLPHead) -> float:
         return default_alpha_max(head.aslp_loss.beta) if self.alpha_max_cfg is None else self.alpha_max_cfg

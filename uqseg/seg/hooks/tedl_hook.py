@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ...core.edl_loss import EDLLoss
 from ...core.output_layers import EDLLayer
+from ..wrapped_model import unwrap_model
 
 __all__ = ['TEDLHook']
 
@@ -51,12 +51,8 @@ class TEDLHook(Hook):
         self.freeze_backbone = bool(freeze_backbone)
         self.switch_at: Optional[int] = None
 
-    @staticmethod
-    def _model(runner):
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
-
     def _parts(self, runner) -> tuple[EDLLayer, EDLLoss]:
-        head = getattr(self._model(runner), 'decode_head', None)
+        head = getattr(unwrap_model(runner.model), 'decode_head', None)
         layer = getattr(head, 'conv_seg', None)
         if not isinstance(layer, EDLLayer):
             raise TypeError("TEDLHook needs a decode head with an EDL output layer: decode_head=dict("
@@ -95,7 +91,7 @@ class TEDLHook(Hook):
                 runner.logger.info(f'TEDL: stage 1 (cross-entropy) until iteration {self.switch_at}, '
                                    f'then EDL with {layer.evidence} evidence')
         if stage2 and self.freeze_backbone:
-            backbone = self._model(runner).backbone
+            backbone = unwrap_model(runner.model).backbone
             backbone.requires_grad_(False)
             backbone.eval()
         runner.message_hub.update_scalar('train/tedl_stage', 2 if stage2 else 1)

@@ -245,10 +245,10 @@ def raw_score_map(pred: DensePrediction, score: str) -> torch.Tensor:
     a binary (one-channel sigmoid) head has ``max-prob`` / ``MPS`` (``max(p, 1 - p)``),
     ``entropy`` (``H / log 2``) and ``ES`` (``-H``), nothing else."""
     check_score_name(score)
-    if not pred.binary:
-        return raw_score(score, pred.logits, dim=0)
     if score in ('max-prob', 'MPS'):
-        return pred.top_label()[0]
+        return pred.top_label()[0]  # cached: the calibration metrics read it too
+    if not pred.binary:
+        return normalised_entropy(pred.probs, dim=0) if score == 'entropy' else raw_score(score, pred.logits, dim=0)
     if score in ('entropy', 'ES'):
         ent = binary_normalised_entropy(pred.p)
         return ent if score == 'entropy' else -ent * math.log(2)
@@ -279,11 +279,8 @@ def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', scor
         score = check_model_score(score)
         if score in ('max-prob', 'MPS'):
             return pred.top_label()[0]
-        if score in ('entropy', 'ES'):
-            ent = binary_normalised_entropy(pred.p) if pred.binary else normalised_entropy(pred.probs, dim=0)
-            return (1 - ent).clamp_(0, 1).to(pred.p.dtype if pred.binary else pred.probs.dtype)
         conf = score_confidence(score, raw_score_map(pred, score), pred.num_classes)
-        return conf.to(pred.probs.dtype)
+        return conf.to(pred.p.dtype if pred.binary else pred.probs.dtype)
     m = field_tensor(sample, score_field, pred.path)
     if m.dim() == 3 and m.shape[0] == 1:
         m = m[0]
