@@ -12,6 +12,12 @@ plain head); ``--out-scores NAME ...`` chooses the scores (any of ``uqseg.core.s
 the head has, e.g. ``max-prob entropy vacuity``). ``--show-dir DIR`` draws *every* test image with its ground truth and
 prediction (mmseg's ``SegVisualizationHook`` at interval 1; its default, 50, drew every 50th
 batch only) to ``DIR/vis_data/vis_image/test_<image name>_0.png``, and says so at the end.
+
+A checkpoint written by ``tools/calibrate.py`` holds a temperature ``T``: the model is then tested
+as ``TemperatureScaledEncoderDecoder`` with that ``T`` (the config unchanged otherwise), so every
+metric reports the calibrated model; a config with ``temperature=None`` refuses a checkpoint
+without one. ``--tta`` uses ``MeanProbabilitySegTTAModel`` for mmseg's ``SegTTAModel`` (its
+``seg_logits`` is the merged distribution the metrics then score).
 """
 import argparse
 import json
@@ -24,6 +30,7 @@ from mmengine.runner import Runner
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.compat import init_cpu_distributed
+from uqseg.seg.calibration import checkpoint_temperature, temperature_scaled_model_cfg
 
 
 def parse_args(argv=None):
@@ -76,6 +83,18 @@ def show_dir_images(show_dir: str) -> str:
     return osp.join(osp.abspath(show_dir), 'vis_data', 'vis_image')
 
 
+def apply_checkpoint_temperature(cfg, config: str, checkpoint: str) -> None:
+    """Test a checkpoint that holds ``T`` as a temperature-scaled model; refuse one without ``T``
+    when the config requires it (``temperature=None``)."""
+    t = checkpoint_temperature(checkpoint)
+    if t is not None:
+        cfg.model = temperature_scaled_model_cfg(cfg.model, config)
+        print(f'{checkpoint}: temperature {t.tolist()} (tools/calibrate.py) applied to the logits', flush=True)
+    elif 'temperature' in cfg.model and cfg.model.temperature is None:
+        raise ValueError(f'{checkpoint} holds no temperature, which {config} requires (model.temperature=None): '
+                         'write one with tools/calibrate.py CONFIG CHECKPOINT')
+
+
 def build_cfg(args) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -88,8 +107,11 @@ def build_cfg(args) -> Config:
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    apply_checkpoint_temperature(cfg, args.config, args.checkpoint)
     if args.tta:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        if cfg.tta_model.get('type') == 'SegTTAModel':
+            cfg.tta_model.type = 'MeanProbabilitySegTTAModel'
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:

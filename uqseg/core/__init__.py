@@ -15,6 +15,7 @@ from . import (
                edl_loss,
                evidential,
                functional,
+               ldl_loss,
                loss_reduction,
                output_layers,
                prototype_distance,
@@ -26,10 +27,11 @@ from . import (
 from .accumulators import CalibrationAccumulator, ConfidenceHistogram, ScoreSumAccumulator
 from .dismax_loss import DisMaxLoss
 from .edl_loss import EDLLoss
+from .ldl_loss import LDLLoss
 from .output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer, PrototypeDistanceLayer
 from .sc_bce import SCBCELoss
 
-__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional',
+__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional', 'ldl_loss',
            'loss_reduction', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce', 'scores', 'temperature',
-           'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss', 'EDLLoss', 'DisMaxLoss',
+           'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss', 'EDLLoss', 'DisMaxLoss', 'LDLLoss',
            'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']

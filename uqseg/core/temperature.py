@@ -13,7 +13,11 @@ split. Objectives:
 Rows are ``(N, K)`` logits with ``(N,)`` labels, or ``(N,)`` one-channel logits with 0/1 labels;
 ``ignore_index`` rows are dropped. Dense data (millions of pixels) are fitted from a seeded
 uniform subsample of ``max_samples`` valid rows: NLL and ECE are means over rows, so a uniform
-subsample of 10^6 rows estimates them to about 1e-3, far below what moves T.
+subsample of 10^6 rows estimates them to about 1e-3, far below what moves T. Neither objective has
+finite sufficient statistics in ``T`` (NLL needs ``logsumexp(z / T)`` of every row), so a dataset
+streamed image by image is subsampled on the way by :class:`StreamingSubsample` (every valid row
+gets a seeded uniform key; the ``capacity`` smallest keys are kept: a uniform sample without
+replacement, in memory ``O(capacity)``).
 """
 from __future__ import annotations
 
@@ -23,15 +27,77 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .functional import calibration_error
+from .functional import brier_score, calibration_error, nll
 
-__all__ = ['fit_temperature', 'apply_temperature', 'temperature_nll', 'DEFAULT_MAX_SAMPLES']
+__all__ = ['fit_temperature', 'apply_temperature', 'temperature_nll', 'check_temperature', 'StreamingSubsample',
+           'calibration_summary', 'DEFAULT_MAX_SAMPLES']
 
 Tensor = torch.Tensor
 
 #: Rows a fit uses at most (a seeded uniform subsample beyond).
 DEFAULT_MAX_SAMPLES = 1_000_000
 _GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def check_temperature(temperature, owner: str = 'temperature') -> Tensor:
+    """``temperature`` as a float64 tensor (a number or one per class), refused unless every value
+    is finite and > 0 (the error names ``owner`` and the value)."""
+    t = torch.as_tensor(temperature, dtype=torch.float64)
+    if t.dim() > 1 or t.numel() == 0 or not bool((torch.isfinite(t) & (t > 0)).all()):
+        raise ValueError(f'{owner} must be a finite number > 0 (or a list of them, one per class), '
+                         f'got {temperature!r}')
+    return t
+
+
+class StreamingSubsample:
+    """A seeded uniform subsample, without replacement, of at most ``capacity`` valid rows of a
+    stream of ``(logits, labels)`` batches: each row gets a uniform key from a generator seeded
+    with ``seed``, and the rows with the ``capacity`` smallest keys are kept. ``rows()`` returns
+    ``(logits, labels)`` (float32, all rows while fewer than ``capacity`` were seen) and
+    :attr:`seen` the number of valid rows streamed. Logits ``(N, K)`` or one-channel ``(N,)``."""
+
+    def __init__(self, capacity: int = DEFAULT_MAX_SAMPLES, seed: int = 0, ignore_index: Optional[int] = None):
+        if int(capacity) < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity!r}')
+        self.capacity, self.ignore_index = int(capacity), ignore_index
+        self._gen = torch.Generator().manual_seed(seed)
+        self._z: Optional[Tensor] = None
+        self._y: Optional[Tensor] = None
+        self._keys = torch.empty(0)
+        self.seen = 0
+
+    def update(self, logits: Tensor, labels: Tensor) -> None:
+        if logits.dim() not in (1, 2) or labels.shape != logits.shape[:1]:
+            raise ValueError(f'StreamingSubsample: logits must be (N, K) or (N,) with (N,) labels, got '
+                             f'{tuple(logits.shape)} and {tuple(labels.shape)}')
+        z, y = logits.detach().float().cpu(), labels.detach().long().cpu()
+        if self.ignore_index is not None:
+            keep = y != self.ignore_index
+            z, y = z[keep], y[keep]
+        if self._z is not None and z.shape[1:] != self._z.shape[1:]:
+            raise ValueError(f'StreamingSubsample: rows of shape {tuple(z.shape[1:])} after '
+                             f'{tuple(self._z.shape[1:])}; every batch must have the same channels')
+        bad = ~torch.isfinite(z)
+        if bool(bad.any()):  # checked before subsampling, which could otherwise drop them unseen
+            raise ValueError(f'StreamingSubsample: the logits hold {int(bad.sum())} NaN/Inf value(s) after '
+                             f'{self.seen} valid rows; the model that produced them diverged, or the data is broken')
+        self.seen += z.shape[0]
+        keys = torch.rand(z.shape[0], generator=self._gen)
+        if self._z is None:
+            self._z, self._y = z[:0], y[:0]
+        if self._keys.numel() >= self.capacity:  # full: only rows below the largest kept key can enter
+            low = keys < self._keys.max()
+            z, y, keys = z[low], y[low], keys[low]
+        zs, ys, ks = torch.cat([self._z, z]), torch.cat([self._y, y]), torch.cat([self._keys, keys])
+        if ks.numel() > self.capacity:
+            idx = torch.topk(ks, self.capacity, largest=False).indices
+            zs, ys, ks = zs[idx], ys[idx], ks[idx]
+        self._z, self._y, self._keys = zs, ys, ks
+
+    def rows(self) -> tuple[Tensor, Tensor]:
+        if self._z is None:
+            return torch.empty(0), torch.empty(0, dtype=torch.long)
+        return self._z, self._y
 
 
 def apply_temperature(logits: Tensor, temperature, dim: int = 1) -> Tensor:
@@ -78,14 +144,19 @@ def temperature_nll(logits: Tensor, labels: Tensor, temperature) -> Tensor:
     return F.cross_entropy(z, labels)
 
 
-def _ece(z: Tensor, y: Tensor, t: float, n_bins: int) -> float:
-    zt = z / t
+def _predictive(zt: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(probabilities, top-label confidence, correct) of scaled logits: softmax rows, or sigmoid
+    one-channel logits (the positive-class probability; confidence ``max(p, 1 - p)``)."""
     if zt.dim() == 1:
         p = torch.sigmoid(zt)
-        conf, correct = torch.maximum(p, 1 - p), ((p > 0.5).long() == y)
-    else:
-        conf, pred = zt.softmax(1).max(1)
-        correct = pred == y
+        return p, torch.maximum(p, 1 - p), (p > 0.5).long() == y
+    probs = zt.softmax(1)
+    conf, pred = probs.max(1)
+    return probs, conf, pred == y
+
+
+def _ece(z: Tensor, y: Tensor, t: float, n_bins: int) -> float:
+    _, conf, correct = _predictive(z / t, y)
     return calibration_error(conf, correct, n_bins)
 
 
@@ -131,3 +202,11 @@ def fit_temperature(logits: Tensor, labels: Tensor, method: str = 'nll', per_cla
     opt.step(closure)
     t = log_t.detach().clamp(math.log(lo), math.log(hi)).exp()
     return t if per_class else t[0]
+
+
+def calibration_summary(logits: Tensor, labels: Tensor, temperature=1.0, n_bins: int = 15) -> dict[str, float]:
+    """Accuracy, ECE (``n_bins`` equal-width bins, top-label), NLL and Brier score of
+    ``softmax(z / T)`` (``sigmoid`` for one-channel logits; Brier then positive-class) on valid rows."""
+    probs, conf, correct = _predictive(apply_temperature(logits.double(), temperature), labels)
+    return {'accuracy': float(correct.double().mean()), 'ECE': calibration_error(conf, correct, n_bins),
+            'NLL': nll(probs, labels), 'Brier': brier_score(probs, labels)}

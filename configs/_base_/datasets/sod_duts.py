@@ -66,10 +66,11 @@ test_dataloader = dict(
 # Validation: pixel accuracy at p > 0.5 (ASLP's Acc_val), calibration and the SOD scores.
 val_evaluator = [dict(type='PixelAccuracyMetric'), dict(type='PixelCalibrationMetric', n_bins=10),
                  dict(type='SODMetric')]
-# Test: pooled and per-image calibration with NLL/Brier, misclassification detection from the
+# Test: pixel accuracy at p > 0.5, pooled and per-image calibration with NLL/Brier, misclassification detection from the
 # max-probability map, DTD-vs-ID OOD detection and the SOD scores; reliability diagrams and
 # risk-coverage curves go to <work_dir>/<timestamp>/uq_plots/.
 test_evaluator = [
+    dict(type='PixelAccuracyMetric'),
     dict(type='PixelCalibrationMetric', n_bins=10, per_image=True, nll_brier=True, plot=True),
     dict(type='PixelUncertaintyMetric', plot=True),
     dict(type='OODDetectionMetric', ood_sets=['DTD']),

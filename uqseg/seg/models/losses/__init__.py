@@ -4,9 +4,10 @@ from mmseg.registry import MODELS
 
 from ....core.dismax_loss import DisMaxLoss
 from ....core.edl_loss import EDLLoss
+from ....core.ldl_loss import LDLLoss
 from ....core.sc_bce import SCBCELoss
 
-for _loss in (SCBCELoss, EDLLoss, DisMaxLoss):
+for _loss in (SCBCELoss, EDLLoss, DisMaxLoss, LDLLoss):
     MODELS.register_module(module=_loss)
 
-__all__ = ['SCBCELoss', 'EDLLoss', 'DisMaxLoss']
+__all__ = ['SCBCELoss', 'EDLLoss', 'DisMaxLoss', 'LDLLoss']

@@ -1,0 +1,138 @@
+"""Fit a temperature on a validation split and write a checkpoint that holds it.
+
+    python tools/calibrate.py CONFIG CHECKPOINT [--out CALIBRATED.pth] [--method nll|ece]
+        [--per-class] [--max-pixels 1000000] [--seed 0] [--split val] [--cfg-options ...]
+    python tools/test.py CONFIG CALIBRATED.pth     # every metric reports the calibrated model
+
+Runs the model (its ``test_cfg``: whole or slide inference) over the config's ``val_dataloader``,
+streams the valid pixels' logits into a seeded uniform subsample of ``--max-pixels``, fits ``T``
+(``uqseg.core.temperature.fit_temperature``: NLL by L-BFGS on log T by default, or ECE, one T or
+one per class), prints accuracy / ECE (15 bins) / NLL / Brier before and after on that subsample
+(the whole split when it has fewer pixels), and writes CHECKPOINT with ``temperature`` in its
+state dict and the fit's record in ``meta['uqseg_temperature']`` (default
+``<checkpoint>_calibrated.pth``) and the record as ``<out>.json``. ``tools/test.py`` with the same
+config applies it (``TemperatureScaledEncoderDecoder``; docs/temperature_scaling.md).
+
+Never the test split: ``--split test`` and a config whose val dataset is one of its test datasets
+(mmseg's reference configs validate on their test set) are refused unless ``--allow-test-split``;
+point ``val_dataloader`` at a held-out split with ``--cfg-options``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+
+import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
+from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, calibration_summary, fit_temperature
+from uqseg.seg.calibration import META_KEY, collect_pixel_logits, write_calibrated_checkpoint
+from uqseg.seg.outputs import model_output
+from mmseg.registry import MODELS
+
+SPLITS = ('val', 'test')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', help='calibrated checkpoint (default: <checkpoint>_calibrated.pth)')
+    parser.add_argument('--method', choices=('nll', 'ece'), default='nll')
+    parser.add_argument('--per-class', action='store_true', help='one temperature per class (NLL only)')
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_SAMPLES,
+                        help=f'valid pixels the fit uses at most (seeded uniform subsample; {DEFAULT_MAX_SAMPLES})')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the subsample')
+    parser.add_argument('--n-bins', type=int, default=15, help='ECE bins (report, and the ECE fit)')
+    parser.add_argument('--split', choices=SPLITS, default='val', help="the config's dataloader to fit on")
+    parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
+    return parser.parse_args(argv)
+
+
+def _datasets(cfg) -> list:
+    if cfg is None:
+        return []
+    if cfg.get('type') == 'ConcatDataset':
+        return [d for sub in cfg['datasets'] for d in _datasets(sub)]
+    return [cfg]
+
+
+def check_split(cfg, split: str, allow_test: bool, source: str) -> None:
+    if allow_test:
+        return
+    if split == 'test':
+        raise ValueError(f'{source}: --split test fits T on the test split; fit on a validation split (or pass '
+                         '--allow-test-split)')
+    tests = _datasets(cfg.get('test_dataloader', {}).get('dataset'))
+    for d in _datasets(cfg.val_dataloader.dataset):
+        if any(d == t for t in tests):
+            raise ValueError(f'{source}: the val dataset {dict(d.get("data_prefix", {})) or d.get("type")} is also a '
+                             'test dataset of this config, and T must not be fitted on the test split: point '
+                             'val_dataloader.dataset at a held-out split (--cfg-options) or pass --allow-test-split')
+
+
+def ignore_index_of(cfg):
+    head = cfg.model.get('decode_head', {})
+    inner = head.get('head', head)
+    return head.get('ignore_index', inner.get('ignore_index', 255))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    check_split(cfg, args.split, args.allow_test_split, args.config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(cfg.model)
+    out = model_output(model)
+    if out.kind == 'log_alpha':
+        raise ValueError(f'{args.config}: {out.source} outputs log alpha, not logits: temperature scaling does not apply')
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    if torch.cuda.is_available():
+        model = model.cuda()
+    loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'], seed=args.seed)
+    start = time.time()
+    sub = collect_pixel_logits(model, loader, args.max_pixels, args.seed, ignore_index_of(cfg))
+    z, y = sub.rows()
+    collected = time.time() - start
+    if sub.seen == 0:
+        raise ValueError(f'{args.config}: the {args.split} split has no valid pixel (empty, or every label is '
+                         f'ignore_index={ignore_index_of(cfg)}); nothing to fit T on')
+    t0 = time.time()
+    t = fit_temperature(z, y, method=args.method, per_class=args.per_class, max_samples=None, n_bins=args.n_bins)
+    fitted = time.time() - t0
+    before, after = calibration_summary(z, y, 1.0, args.n_bins), calibration_summary(z, y, t, args.n_bins)
+    whole = sub.seen <= args.max_pixels
+    record = dict(method=args.method, per_class=args.per_class, split=args.split, config=args.config,
+                  pixels_seen=sub.seen, pixels_used=int(z.shape[0]), seed=args.seed, n_bins=args.n_bins,
+                  before=before, after=after, seconds_collect=collected, seconds_fit=fitted)
+    dst = args.out or osp.splitext(args.checkpoint)[0] + '_calibrated.pth'
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    write_calibrated_checkpoint(args.checkpoint, dst, t, record)
+    record['temperature'] = t.tolist()
+    with open(osp.splitext(dst)[0] + '.json', 'w') as f:
+        json.dump(record, f, indent=1)
+    where = 'the whole split' if whole else f'a seeded subsample of {z.shape[0]:,} of its {sub.seen:,} pixels'
+    tv = t.tolist()
+    shown = f'{tv:.4f}' if isinstance(tv, float) else '[' + ', '.join(f'{v:.3f}' for v in tv) + ']'
+    print(f'T = {shown} ({args.method}, fitted on the {args.split} split: {sub.seen:,} valid pixels; collect '
+          f'{collected:.1f} s, fit {fitted:.2f} s)')
+    print(f'calibration on {where}:')
+    print(f'{"":8}' + ''.join(f'{k:>10}' for k in before))
+    for name, vals in (('before', before), ('after', after)):
+        print(f'{name:8}' + ''.join(f'{v:>10.4f}' for v in vals.values()))
+    print(f'wrote {dst} (meta[{META_KEY!r}]); test with: python tools/test.py {args.config} {dst}')
+    return record
+
+
+if __name__ == '__main__':
+    sys.exit(main() and 0)
