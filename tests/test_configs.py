@@ -13,7 +13,8 @@ from tests.helpers.cfg import REPO
 def test_configs_build_the_test_evaluators():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'bce_sod_demo.py'))
     types_ = [e['type'] for e in cfg.test_evaluator]
-    assert types_ == ['PixelCalibrationMetric', 'PixelUncertaintyMetric', 'OODDetectionMetric', 'SODMetric']
+    assert types_ == ['PixelAccuracyMetric', 'PixelCalibrationMetric', 'PixelUncertaintyMetric', 'OODDetectionMetric',
+                      'SODMetric']
     for e in cfg.test_evaluator + cfg.val_evaluator:
         METRICS.build(e)
     assert [e['type'] for e in Config.fromfile(osp.join(REPO, 'configs', 'bce_sod.py')).test_evaluator] == types_
@@ -47,3 +48,15 @@ def test_head_configs_build_their_model_and_evaluators(config):
         METRICS.build(e)
     hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
     assert ('TEDLHook' in hooks) == config.startswith('tedl_')
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if c.startswith('ldl_')])
+def test_ldl_configs_build_an_ldl_segmentor_with_its_teacher_hook_and_cutmix(config):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'LDLEncoderDecoder'
+    assert [type(a).__name__ for a in model.data_preprocessor.batch_augments.augments] == ['SegCutMix']
+    hooks = [h['type'] for h in cfg.custom_hooks]
+    assert hooks[0] == ('EMATeacherHook' if '_online_' in config else 'CheckpointTeacherHook')
+    for e in (cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]):
+        METRICS.build(e)

@@ -1,12 +1,22 @@
 """Temperature fitting (uqseg.core.temperature): it recovers a known temperature from logits of a
 calibrated model that were then scaled, never raises the NLL of the fitting data, and refuses
-empty or broken data."""
+empty or broken data; the streaming subsample is uniform, seeded and strict about its input;
+check_temperature refuses non-positive values; calibration_summary agrees with scikit-learn."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from uqseg.core.temperature import apply_temperature, fit_temperature, temperature_nll
+from uqseg.core.temperature import (
+    StreamingSubsample,
+    apply_temperature,
+    calibration_summary,
+    check_temperature,
+    fit_temperature,
+    temperature_nll,
+)
 
 
 def _calibrated(n=40000, k=5, seed=0):
@@ -88,3 +98,220 @@ def test_apply_temperature_divides_the_class_dimension():
     out = apply_temperature(z, t, dim=1)
     assert torch.allclose(out[:, 2], z[:, 2] / 4) and torch.allclose(apply_temperature(z, 2.0), z / 2)
     assert torch.allclose(F.softmax(apply_temperature(z, 1.0), 1), F.softmax(z, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# StreamingSubsample: a seeded uniform subsample of a stream of (logits, labels) batches
+# ---------------------------------------------------------------------------------------------
+def _indexed_stream(n, k=3, chunk=7, seed=0):
+    """``n`` rows whose channel 0 is the row's index in the stream (so a kept row names its origin),
+    in batches of ``chunk`` rows; labels ``index % k``."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.arange(n, dtype=torch.float32)
+    z = torch.cat([idx[:, None], torch.randn(n, k - 1, generator=g)], 1)
+    y = torch.arange(n) % k
+    return z, y, [(z[i:i + chunk], y[i:i + chunk]) for i in range(0, n, chunk)]
+
+
+def _stream(sub, batches):
+    for z, y in batches:
+        sub.update(z, y)
+    return sub
+
+
+def _sorted_rows(z, y):
+    order = torch.argsort(z[:, 0])
+    return z[order], y[order]
+
+
+def test_streaming_subsample_keeps_every_row_below_capacity():
+    z, y, batches = _indexed_stream(50, chunk=7)
+    sub = _stream(StreamingSubsample(capacity=100, seed=3), batches)
+    kz, ky = sub.rows()
+    assert sub.seen == 50 and kz.dtype == torch.float32 and ky.dtype == torch.long
+    kz, ky = _sorted_rows(kz, ky)
+    assert torch.equal(kz, z) and torch.equal(ky, y)
+    # exactly at capacity too
+    kz, ky = _stream(StreamingSubsample(capacity=50, seed=3), batches).rows()
+    assert torch.equal(_sorted_rows(kz, ky)[0], z)
+
+
+def test_streaming_subsample_keeps_capacity_distinct_rows_of_the_stream_seeded():
+    z, y, batches = _indexed_stream(500, chunk=7)
+    kz, ky = _stream(StreamingSubsample(capacity=60, seed=1), batches).rows()
+    assert kz.shape == (60, 3) and ky.shape == (60,)
+    idx = kz[:, 0].long()
+    assert idx.unique().numel() == 60  # no row twice
+    assert torch.equal(kz, z[idx]) and torch.equal(ky, y[idx])  # each row is a streamed row, intact
+    again, _ = _stream(StreamingSubsample(capacity=60, seed=1), batches).rows()
+    other, _ = _stream(StreamingSubsample(capacity=60, seed=2), batches).rows()
+    assert set(again[:, 0].long().tolist()) == set(idx.tolist())
+    assert set(other[:, 0].long().tolist()) != set(idx.tolist())
+
+
+def test_streaming_subsample_is_uniform_over_the_stream():
+    n, cap = 100_000, 10_000
+    idx = torch.arange(n, dtype=torch.float32)
+    sub = StreamingSubsample(capacity=cap, seed=0)
+    for i in range(0, n, 7000):  # one-channel rows: the logit is the index
+        sub.update(idx[i:i + 7000], torch.zeros(min(7000, n - i), dtype=torch.long))
+    kz, _ = sub.rows()
+    assert kz.shape == (cap,) and kz.unique().numel() == cap and sub.seen == n
+    assert float((kz < n / 2).double().mean()) == pytest.approx(0.5, abs=0.03)
+    # every tenth of the stream (first chunks, last chunk, chunk boundaries) holds about a tenth
+    tenths = torch.bincount((kz // (n // 10)).long(), minlength=10).double() / cap
+    assert torch.all((tenths - 0.1).abs() < 0.015), tenths
+
+
+def test_streaming_subsample_drops_ignored_rows_and_counts_valid_ones():
+    z, y, _ = _indexed_stream(40, chunk=40)
+    y = y.clone()
+    y[::4] = 255
+    sub = StreamingSubsample(capacity=1000, ignore_index=255)
+    sub.update(z[:25], y[:25])
+    sub.update(z[25:], y[25:])
+    kz, ky = _sorted_rows(*sub.rows())
+    valid = y != 255
+    assert sub.seen == int(valid.sum()) == 30
+    assert torch.equal(kz, z[valid]) and torch.equal(ky, y[valid]) and not (ky == 255).any()
+    # without ignore_index the label is just a value
+    sub2 = StreamingSubsample(capacity=1000)
+    sub2.update(z, y)
+    assert sub2.seen == 40
+
+
+def test_streaming_subsample_refuses_non_finite_logits_even_if_they_would_be_dropped():
+    for bad in (float('nan'), float('inf')):
+        sub = StreamingSubsample(capacity=1, seed=0)
+        sub.update(torch.randn(100, 3), torch.zeros(100, dtype=torch.long))
+        z = torch.randn(1000, 3)
+        z[517, 2] = bad  # with capacity 1 this row is almost surely not kept
+        with pytest.raises(ValueError, match='1 NaN/Inf'):
+            sub.update(z, torch.zeros(1000, dtype=torch.long))
+
+
+def test_streaming_subsample_refuses_changing_channels_and_bad_shapes():
+    sub = StreamingSubsample(capacity=10)
+    sub.update(torch.randn(5, 3), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match='same channels'):
+        sub.update(torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match='same channels'):
+        sub.update(torch.randn(5), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError):
+        sub.update(torch.randn(5, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError):
+        sub.update(torch.randn(2, 3, 4), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match='capacity'):
+        StreamingSubsample(capacity=0)
+
+
+def test_streaming_subsample_one_channel_logits():
+    z = torch.arange(30, dtype=torch.float32)
+    y = (torch.arange(30) % 2)
+    sub = StreamingSubsample(capacity=12, seed=5)
+    for i in range(0, 30, 4):
+        sub.update(z[i:i + 4], y[i:i + 4])
+    kz, ky = sub.rows()
+    assert kz.shape == (12,) and ky.shape == (12,) and sub.seen == 30
+    assert kz.unique().numel() == 12 and torch.equal(ky, y[kz.long()])
+    # the subsample feeds fit_temperature
+    assert torch.isfinite(fit_temperature(kz / 10 - 1.5, ky))
+
+
+def test_streaming_subsample_empty_before_any_update():
+    z, y = StreamingSubsample().rows()
+    assert z.numel() == 0 and y.numel() == 0 and y.dtype == torch.long
+
+
+# ---------------------------------------------------------------------------------------------
+# check_temperature
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('bad', [0, 0.0, -1.0, float('nan'), float('inf'), [], [1.0, 0.0], [2.0, float('nan')],
+                                 [[1.0, 2.0]]])
+def test_check_temperature_refuses_non_positive_non_finite_and_empty(bad):
+    with pytest.raises(ValueError, match='my_temp'):
+        check_temperature(bad, owner='my_temp')
+
+
+def test_check_temperature_accepts_numbers_lists_and_tensors():
+    t = check_temperature(2.5)
+    assert t.dtype == torch.float64 and t.dim() == 0 and float(t) == 2.5
+    v = check_temperature([0.5, 1.0, 3.0])
+    assert v.dtype == torch.float64 and torch.equal(v, torch.tensor([0.5, 1.0, 3.0], dtype=torch.float64))
+    assert torch.equal(check_temperature(torch.tensor([0.25, 1e-3])),
+                       torch.tensor([0.25, 1e-3]).double())  # float32 in, float64 out
+
+
+# ---------------------------------------------------------------------------------------------
+# calibration_summary against scikit-learn / torchmetrics / calibration_error
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('temperature', [1.0, 2.0])
+def test_calibration_summary_multiclass_matches_sklearn(temperature):
+    from sklearn.metrics import accuracy_score, log_loss
+
+    from uqseg.core.functional import calibration_error
+    z, y = _calibrated(n=3000, k=4, seed=11)
+    z = z * 1.5  # overconfident, so ECE is well above 0
+    p = torch.softmax(z / temperature, 1)  # computed here, independently of apply_temperature
+    out = calibration_summary(z, y, temperature=temperature)
+    assert set(out) == {'accuracy', 'ECE', 'NLL', 'Brier'}
+    assert out['accuracy'] == pytest.approx(accuracy_score(y.numpy(), p.argmax(1).numpy()), abs=1e-12)
+    assert out['NLL'] == pytest.approx(log_loss(y.numpy(), p.numpy(), labels=[0, 1, 2, 3]), rel=1e-9)
+    brier = ((p - F.one_hot(y, 4).double()) ** 2).sum(1).mean()
+    assert out['Brier'] == pytest.approx(float(brier), rel=1e-9)
+    conf, pred = p.max(1)
+    assert out['ECE'] == pytest.approx(calibration_error(conf, pred == y, 15), rel=1e-9)
+    tm = multiclass_calibration_error(p.float(), y, num_classes=4, n_bins=15)
+    assert out['ECE'] == pytest.approx(float(tm), abs=1e-5)
+
+
+def test_calibration_summary_changes_with_the_temperature():
+    z, y = _calibrated(n=3000, k=4, seed=12)
+    a, b = calibration_summary(z * 3, y, 1.0), calibration_summary(z * 3, y, 3.0)
+    assert a['accuracy'] == b['accuracy']  # a scalar temperature keeps the argmax
+    assert b['NLL'] < a['NLL'] and b['ECE'] < a['ECE']  # z * 3 / 3 is the calibrated model
+
+
+def test_calibration_summary_per_class_temperatures():
+    from sklearn.metrics import log_loss
+    z, y = _calibrated(n=500, k=3, seed=13)
+    t = [0.5, 1.0, 4.0]
+    p = torch.softmax(z / torch.tensor(t, dtype=torch.float64), 1)
+    out = calibration_summary(z, y, temperature=t)
+    assert out['NLL'] == pytest.approx(log_loss(y.numpy(), p.numpy(), labels=[0, 1, 2]), rel=1e-9)
+    assert out['accuracy'] == pytest.approx(float((p.argmax(1) == y).double().mean()))
+
+
+@pytest.mark.parametrize('temperature', [1.0, 2.0])
+def test_calibration_summary_binary_one_channel_matches_sklearn(temperature):
+    from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
+
+    from uqseg.core.functional import calibration_error
+    g = torch.Generator().manual_seed(14)
+    z = torch.randn(2000, generator=g, dtype=torch.float64) * 3
+    y = (torch.rand(2000, generator=g, dtype=torch.float64) < torch.sigmoid(z / 2)).long()
+    p = 1 / (1 + torch.exp(-z / temperature))  # positive-class probability
+    out = calibration_summary(z, y, temperature=temperature)
+    assert out['accuracy'] == pytest.approx(accuracy_score(y.numpy(), (p > 0.5).long().numpy()), abs=1e-12)
+    assert out['NLL'] == pytest.approx(log_loss(y.numpy(), p.numpy()), rel=1e-9)
+    assert out['Brier'] == pytest.approx(brier_score_loss(y.numpy(), p.numpy()), rel=1e-9)
+    conf = torch.maximum(p, 1 - p)  # top-label confidence of the two classes
+    assert out['ECE'] == pytest.approx(calibration_error(conf, (p > 0.5).long() == y, 15), rel=1e-9)
+    # the same as the two-class softmax of logits (0, z)
+    two = torch.stack([torch.zeros_like(z), z], 1)
+    out2 = calibration_summary(two, y, temperature=temperature)
+    assert out2['ECE'] == pytest.approx(out['ECE'], abs=1e-9)
+    assert out2['NLL'] == pytest.approx(out['NLL'], rel=1e-9)
+    assert out2['Brier'] == pytest.approx(2 * out['Brier'], rel=1e-9)  # multiclass Brier sums both classes
+
+
+def test_calibration_summary_hand_worked_two_rows():
+    # rows softmax [e/(e+1), 1/(e+1)] with label 0 and label 1: accuracy 1/2
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    y = torch.tensor([0, 1])
+    out = calibration_summary(z, y)
+    p = math.e / (math.e + 1)
+    assert out['accuracy'] == 0.5
+    assert out['NLL'] == pytest.approx((-math.log(p) - math.log(1 - p)) / 2)
+    assert out['Brier'] == pytest.approx((2 * (1 - p) ** 2 + 2 * p ** 2) / 2)
+    assert out['ECE'] == pytest.approx(abs(p - 0.5))  # one bin, confidence p, accuracy 1/2

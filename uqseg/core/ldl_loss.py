@@ -46,7 +46,8 @@ def ramp_weight(weight: float, step: int, warmup_iters: int) -> float:
 def ldl_targets(teacher_logits: Tensor, labels: Tensor, weight: float, tau: float = 1.0) -> Tensor:
     """The mixed target ``q`` for ``(N, K, ...)`` teacher logits and valid ``(N, ...)`` labels
     (``K = 1``: the positive-class probability ``(N, 1, ...)``)."""
-    t = teacher_logits.detach().float() / tau
+    t = teacher_logits.detach()
+    t = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t) / tau
     if t.shape[1] == 1:
         return (1 - weight) * labels.unsqueeze(1).to(t.dtype) + weight * torch.sigmoid(t)
     onehot = F.one_hot(labels, t.shape[1]).movedim(-1, 1).to(t.dtype)

@@ -207,6 +207,7 @@ def fit_temperature(logits: Tensor, labels: Tensor, method: str = 'nll', per_cla
 def calibration_summary(logits: Tensor, labels: Tensor, temperature=1.0, n_bins: int = 15) -> dict[str, float]:
     """Accuracy, ECE (``n_bins`` equal-width bins, top-label), NLL and Brier score of
     ``softmax(z / T)`` (``sigmoid`` for one-channel logits; Brier then positive-class) on valid rows."""
-    probs, conf, correct = _predictive(apply_temperature(logits.double(), temperature), labels)
+    t = check_temperature(temperature, 'calibration_summary: temperature')
+    probs, conf, correct = _predictive(apply_temperature(logits.double(), t), labels)
     return {'accuracy': float(correct.double().mean()), 'ECE': calibration_error(conf, correct, n_bins),
             'NLL': nll(probs, labels), 'Brier': brier_score(probs, labels)}

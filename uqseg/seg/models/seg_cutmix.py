@@ -46,6 +46,11 @@ class SegCutMix:
         return f'SegCutMix(alpha={self.alpha}, prob={self.prob})'
 
     def __call__(self, inputs: torch.Tensor, data_samples: list):
+        labels = [s.gt_sem_seg.data for s in data_samples]
+        for label in labels:
+            if label.shape[-2:] != inputs.shape[-2:]:
+                raise ValueError(f'SegCutMix: label map of {tuple(label.shape)} for an input batch of '
+                                 f'{tuple(inputs.shape)}; the data preprocessor must pad both to one size')
         if len(data_samples) < 2 or float(torch.rand(())) >= self.prob:
             return inputs, data_samples
         lam = float(torch.distributions.Beta(self.alpha, self.alpha).sample())
@@ -55,11 +60,7 @@ class SegCutMix:
             return inputs, data_samples
         mixed = inputs.clone()
         mixed[..., y1:y2, x1:x2] = inputs[perm][..., y1:y2, x1:x2]
-        labels = [s.gt_sem_seg.data for s in data_samples]
         for i, j in enumerate(perm.tolist()):
-            if labels[i].shape[-2:] != inputs.shape[-2:]:
-                raise ValueError(f'SegCutMix: label map of {tuple(labels[i].shape)} for an input batch of '
-                                 f'{tuple(inputs.shape)}; the data preprocessor must pad both to one size')
             new = labels[i].clone()
             new[..., y1:y2, x1:x2] = labels[j][..., y1:y2, x1:x2]
             data_samples[i].gt_sem_seg.data = new
