@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.uqseg-setup-done
 
-.PHONY: setup demo compare-heads test lint gpu-check clean-data
+.PHONY: setup demo compare-heads compare-calibration test lint gpu-check clean-data
 
 $(STAMP): tools/setup_env.sh pyproject.toml
 	bash tools/setup_env.sh
@@ -10,14 +10,22 @@ $(STAMP): tools/setup_env.sh pyproject.toml
 
 setup: $(STAMP)
 
-# the SOD demo (BCE vs ASLP) and one seed of the heads comparison (CE, EDL, TEDL, DisMax, IsoMax+)
+# the SOD demo (BCE vs ASLP), one seed of the heads comparison (CE, EDL, TEDL, DisMax, IsoMax+) and one
+# seed of the calibration comparison on the shapes demo (CE, CE + temperature scaling, online / offline LDL)
 demo: $(STAMP)
 	$(PY) tools/demo.py
 	OMP_NUM_THREADS=1 $(PY) tools/compare_heads.py --seeds 0 --work-dir work_dirs/heads_demo
+	OMP_NUM_THREADS=1 $(PY) tools/compare_calibration.py --demo shapes --seeds 0 --work-dir work_dirs/calibration_demo
 
 # the heads comparison over 3 seeds (README "Uncertainty heads"): 15 trainings of ~2 minutes each (one thread)
 compare-heads: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) tools/compare_heads.py --seeds 0 1 2
+
+# the calibration comparison over 3 seeds (README "Calibration: temperature scaling and LDL"): the shapes
+# demo (9 trainings of ~2 minutes on one thread) and the SOD demo with ASLP (12 of ~6 minutes)
+compare-calibration: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) tools/compare_calibration.py --demo shapes --seeds 0 1 2
+	OMP_NUM_THREADS=1 $(PY) tools/compare_calibration.py --demo sod --seeds 0 1 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -31,4 +39,4 @@ gpu-check: $(STAMP)
 	$(PY) tools/gpu_check.py
 
 clean-data:
-	rm -rf data/demo data/demo_shapes work_dirs/demo work_dirs/heads_demo
+	rm -rf data/demo data/demo_shapes work_dirs/demo work_dirs/heads_demo work_dirs/calibration_demo

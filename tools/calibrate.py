@@ -21,19 +21,18 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
+from mmseg.registry import MODELS
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, calibration_summary, fit_temperature
 from uqseg.seg.calibration import META_KEY, collect_pixel_logits, write_calibrated_checkpoint
 from uqseg.seg.outputs import model_output
-from mmseg.registry import MODELS
 
 SPLITS = ('val', 'test')
 
@@ -95,7 +94,8 @@ def main(argv=None):
     model = MODELS.build(cfg.model)
     out = model_output(model)
     if out.kind == 'log_alpha':
-        raise ValueError(f'{args.config}: {out.source} outputs log alpha, not logits: temperature scaling does not apply')
+        raise ValueError(f'{args.config}: {out.source} outputs log alpha, not logits: temperature scaling does '
+                         'not apply')
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     if torch.cuda.is_available():
         model = model.cuda()
@@ -135,4 +135,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main() and 0)
+    main()

@@ -31,7 +31,7 @@ from .ldl_loss import LDLLoss
 from .output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer, PrototypeDistanceLayer
 from .sc_bce import SCBCELoss
 
-__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional', 'ldl_loss',
-           'loss_reduction', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce', 'scores', 'temperature',
-           'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss', 'EDLLoss', 'DisMaxLoss', 'LDLLoss',
-           'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']
+__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional',
+           'ldl_loss', 'loss_reduction', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce', 'scores',
+           'temperature', 'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss',
+           'EDLLoss', 'DisMaxLoss', 'LDLLoss', 'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']

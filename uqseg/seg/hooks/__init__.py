@@ -7,5 +7,5 @@ from .save_prediction_maps_hook import SavePredictionMapsHook
 from .tedl_hook import TEDLHook
 from .uncertainty_map_hook import UncertaintyMapHook
 
-__all__ = ['ASLPHook', 'CheckFiniteLossHook', 'CheckpointTeacherHook', 'EMATeacherHook', 'ResumeRandomStateHook', 'SavePredictionMapsHook', 'TEDLHook',
-           'UncertaintyMapHook']
+__all__ = ['ASLPHook', 'CheckFiniteLossHook', 'CheckpointTeacherHook', 'EMATeacherHook', 'ResumeRandomStateHook',
+           'SavePredictionMapsHook', 'TEDLHook', 'UncertaintyMapHook']
