@@ -1,6 +1,7 @@
 """The calibration comparison: the plain model, the plain model + temperature scaling (fitted on
 the validation split), online LDL, offline LDL (the plain model of the same seed as teacher) and,
-on the SOD demo, ASLP, trained and tested over several seeds, in one table of pooled pixel
+on the SOD demo, ASLP (on the shapes demo also the plain model with LDL's CutMix and no teacher,
+the control for the augmentation), trained and tested over several seeds, in one table of pooled pixel
 accuracy, ECE and NLL (and the SOD scores), mean +- std over seeds.
 
     python tools/compare_calibration.py [--demo shapes|sod] [--seeds 0 1 2] [--work-dir DIR]
@@ -24,11 +25,12 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 from demo import run, train_and_test, write_report  # noqa: E402
 
 DEMOS = {
-    'shapes': dict(data='shapes', plain='configs/ce_shapes_demo.py', online='configs/ldl_online_shapes_demo.py',
+    'shapes': dict(data='shapes', plain='configs/ce_shapes_demo.py', cutmix='configs/ce_cutmix_shapes_demo.py',
+                   online='configs/ldl_online_shapes_demo.py',
                    offline='configs/ldl_offline_shapes_demo.py', aslp=None, sets=('test', 'shift'),
                    columns=[('{s}/aAcc', 'acc %', 1.0), ('{s}/mIoU', 'mIoU %', 1.0), ('{s}/ECE', 'ECE', 1.0),
                             ('{s}/NLL', 'NLL', 1.0), ('{s}/Brier', 'Brier', 1.0)]),
-    'sod': dict(data='sod', plain='configs/bce_sod_demo.py', online='configs/ldl_online_sod_demo.py',
+    'sod': dict(data='sod', plain='configs/bce_sod_demo.py', cutmix=None, online='configs/ldl_online_sod_demo.py',
                 offline='configs/ldl_offline_sod_demo.py', aslp='configs/aslp_sod_demo.py', sets=('DUTS-TE', 'ECSSD'),
                 columns=[('{s}/PixelAcc', 'acc %', 100.0), ('{s}/ECE', 'ECE', 1.0), ('{s}/NLL', 'NLL', 1.0),
                          ('{s}/MAE', 'MAE', 1.0), ('{s}/maxF', 'max-F', 1.0), ('{s}/S', 'S', 1.0)]),
@@ -63,6 +65,9 @@ def seed_results(py: str, demo: dict, seed: int, work_dir: str) -> tuple[dict, d
     plain_dir = osp.join(base, _name(demo['plain']))
     rows = {'plain': train_and_test(py, demo['plain'], plain_dir, opts, reuse=True)}
     rows['plain + TS'], record = calibrated_run(py, demo['plain'], plain_dir, osp.join(base, 'temperature_scaling'))
+    if demo['cutmix']:  # the control: the augmentation without the teacher
+        rows['plain + CutMix'] = train_and_test(py, demo['cutmix'], osp.join(base, _name(demo['cutmix'])), opts,
+                                                reuse=True)
     rows['online LDL'] = train_and_test(py, demo['online'], osp.join(base, _name(demo['online'])), opts, reuse=True)
     with open(osp.join(ROOT, plain_dir, 'last_checkpoint')) as f:
         teacher = f.read().strip()
