@@ -5,7 +5,9 @@ summary into the README ("GPU check").
 2. ``benchmarks/bench_calibration.py --device cuda`` (the metric against torchmetrics and a one-pass
    read of its inputs; target: within 5x of that read, ``sum-input``);
 3. a short CUDA training of ``configs/aslp_sod_demo.py`` with ``--amp`` on the demo data, then
-   its test, timing both.
+   its test, timing both;
+4. ``benchmarks/bench_ldl.py --device cuda`` (online LDL's iteration against the plain model's, and
+   fitting a temperature on 50 M pixels).
 
 Prints one summary at the end (also written to ``work_dirs/gpu_check/summary.json``). Each step
 runs in its own subprocess with a time limit; a failed step is reported and the others still run.
@@ -70,6 +72,8 @@ def main(argv=None) -> int:
             results.append(step('test aslp_sod_demo (cuda)',
                                 [py, 'tools/test.py', 'configs/aslp_sod_demo.py', f.read().strip(), '--work-dir',
                                  work], args.timeout))
+    results.append(step('bench_ldl --device cuda', [py, 'benchmarks/bench_ldl.py', '--device', 'cuda', '--size', '256',
+                                                      '--rounds', '3'], args.timeout))
     summary = dict(device=device, torch=torch.__version__, steps=[{k: r[k] for k in ('name', 'rc', 'wall_s')}
                                                                  for r in results])
     if osp.isfile(bench_json):
