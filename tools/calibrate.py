@@ -55,11 +55,14 @@ def parse_args(argv=None):
 
 
 def _datasets(cfg) -> list:
+    """The data a dataset config reads, ``(type, data_root, data_prefix, ann_file)`` per dataset
+    (pipelines and other settings aside)."""
     if cfg is None:
         return []
     if cfg.get('type') == 'ConcatDataset':
         return [d for sub in cfg['datasets'] for d in _datasets(sub)]
-    return [cfg]
+    prefix = cfg.get('data_prefix') or {}
+    return [(cfg.get('type'), cfg.get('data_root'), tuple(sorted(dict(prefix).items())), cfg.get('ann_file'))]
 
 
 def check_split(cfg, split: str, allow_test: bool, source: str) -> None:
@@ -68,11 +71,11 @@ def check_split(cfg, split: str, allow_test: bool, source: str) -> None:
     if split == 'test':
         raise ValueError(f'{source}: --split test fits T on the test split; fit on a validation split (or pass '
                          '--allow-test-split)')
-    tests = _datasets(cfg.get('test_dataloader', {}).get('dataset'))
+    tests = _datasets((cfg.get('test_dataloader') or {}).get('dataset'))
     for d in _datasets(cfg.val_dataloader.dataset):
-        if any(d == t for t in tests):
-            raise ValueError(f'{source}: the val dataset {dict(d.get("data_prefix", {})) or d.get("type")} is also a '
-                             'test dataset of this config, and T must not be fitted on the test split: point '
+        if d in tests:
+            raise ValueError(f'{source}: the val dataset ({d[0]} at {d[1]}, {dict(d[2]) or d[3]}) is also a test '
+                             'dataset of this config, and T must not be fitted on the test split: point '
                              'val_dataloader.dataset at a held-out split (--cfg-options) or pass --allow-test-split')
 
 

@@ -133,7 +133,22 @@ def test_missing_teacher_and_wrong_model_are_refused(shapes_root, tmp_path):
     cfg = shapes_cfg(shapes_root, str(tmp_path / 'c'), config=OFFLINE, max_iters=1)
     cfg.custom_hooks[0].checkpoint = str(tmp_path / 'nope.pth')
     with pytest.raises(FileNotFoundError, match='the teacher checkpoint .*nope.pth'):
-        Runner.from_cfg(cfg)
+        Runner.from_cfg(cfg).train()
+
+
+@pytest.mark.parametrize('config', [ONLINE, OFFLINE])
+def test_testing_an_ldl_model_builds_no_teacher(shapes_root, tmp_path, config):
+    """Testing needs neither the teacher nor the offline teacher's file (it may be elsewhere)."""
+    runner = Runner.from_cfg(shapes_cfg(shapes_root, str(tmp_path / 'train'), config=ONLINE, max_iters=2,
+                                        ckpt_interval=2))
+    runner.train()
+    cfg = shapes_cfg(shapes_root, str(tmp_path / 'test'), config=config)
+    if config == OFFLINE:
+        cfg.custom_hooks[0].checkpoint = str(tmp_path / 'elsewhere.pth')
+    cfg.load_from = str(tmp_path / 'train' / 'iter_2.pth')
+    tester = Runner.from_cfg(cfg)
+    metrics = tester.test()
+    assert tester.model.teacher is None and metrics['test/mIoU'] >= 0
 
 
 def test_an_ldl_model_needs_an_ldl_loss(shapes_root, tmp_path):

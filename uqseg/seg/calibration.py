@@ -103,11 +103,12 @@ def write_calibrated_checkpoint(src: str, dst: str, temperature, record: dict) -
     torch.save(ckpt, dst)
 
 
-def temperature_scaled_model_cfg(model_cfg, source: str, required: bool = True):
+def temperature_scaled_model_cfg(model_cfg, source: str):
     """A copy of a segmentor config that applies a checkpoint's ``T``: mmseg's ``EncoderDecoder``
-    becomes ``TemperatureScaledEncoderDecoder``; a uqseg temperature-scaled type stays; a TTA
-    model's ``module`` is changed. ``required``: ``temperature=None`` (the checkpoint must bring
-    it). Other segmentor types are refused naming ``source``."""
+    becomes ``TemperatureScaledEncoderDecoder(temperature=None)`` (the checkpoint must bring it); a
+    uqseg temperature-scaled type stays, its ``temperature`` None unless the config sets one (then
+    the checkpoint's replaces it, with a warning); a TTA model's ``module`` is changed. Other
+    segmentor types are refused naming ``source``."""
     cfg = copy.deepcopy(model_cfg)
     inner = cfg['module'] if 'module' in cfg else cfg
     kind = inner.get('type')
@@ -116,6 +117,6 @@ def temperature_scaled_model_cfg(model_cfg, source: str, required: bool = True):
     elif kind not in _SCALED_TYPES:
         raise ValueError(f'{source}: temperature scaling applies to mmseg EncoderDecoder models (and uqseg\'s '
                          f'{", ".join(_SCALED_TYPES)}); the config\'s model is {kind!r}')
-    if required:
+    if 'temperature' not in inner:
         inner['temperature'] = None
     return cfg

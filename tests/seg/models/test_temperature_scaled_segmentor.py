@@ -27,8 +27,9 @@ def _pair(temperature, test_cfg=None):
     plain = MODELS.build(_model_cfg(**({'test_cfg': test_cfg} if test_cfg else {})))
     scaled = MODELS.build(_model_cfg(type='TemperatureScaledEncoderDecoder', temperature=temperature,
                                      **({'test_cfg': test_cfg} if test_cfg else {})))
-    missing, unexpected = scaled.load_state_dict(plain.state_dict(), strict=False)
-    assert missing == ['temperature'] and unexpected == []
+    missing, unexpected = scaled.load_state_dict(plain.state_dict(), strict=True)
+    assert missing == [] and unexpected == []
+    assert 'temperature' not in scaled.state_dict()  # training checkpoints hold no T: only calibrate.py writes it
     return plain.eval(), scaled.eval()
 
 
@@ -122,3 +123,18 @@ def test_a_required_temperature_comes_from_the_checkpoint_or_inference_refuses()
     assert float(fixed.temperature) == 3.0
     with pytest.raises(ValueError, match="checkpoint's 'temperature' must be a finite number > 0"):
         fixed.load_state_dict(dict(state, temperature=torch.tensor(-1.0)))
+
+
+def test_tta_of_a_head_without_logits_keeps_mmsegs_merge():
+    """EDL's log alpha is read by its scores (vacuity): a mean of softmaxes would destroy it."""
+    model = MODELS.build(Config.fromfile(f'{REPO}/configs/edl_shapes_demo.py').model).eval()
+    tta = MODELS.build(dict(type='MeanProbabilitySegTTAModel', module=model))
+    views = []
+    for v in (torch.rand(4, 3, 5) * 3, torch.rand(4, 3, 5) * 3):
+        s = SegDataSample(metainfo=dict(img_path='a.png'))
+        s.seg_logits = PixelData(data=v)
+        views.append(s)
+    merged = tta.merge_preds([views])[0]
+    assert torch.equal(merged.seg_logits.data, views[-1].seg_logits.data)
+    assert torch.equal(merged.pred_sem_seg.data[0], (views[0].seg_logits.data.softmax(0)
+                                                    + views[1].seg_logits.data.softmax(0)).argmax(0))

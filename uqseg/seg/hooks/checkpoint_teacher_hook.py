@@ -2,9 +2,10 @@
 :class:`~uqseg.seg.models.LDLEncoderDecoder`.
 
 The teacher is the student's architecture (a copy of it) or the model of another config
-(``config=``), loaded from ``checkpoint`` with every key required (a temperature-scaled student's
-``temperature`` may be missing: a plain model's checkpoint has none), in eval mode with no
-gradient. It is rebuilt from the file at every start, so checkpoints do not carry it.
+(``config=``), loaded from ``checkpoint`` with every key required, in eval mode with no gradient,
+built at ``before_train`` (testing the student needs neither the teacher nor its file). It is rebuilt from the file at every start, so checkpoints do not carry it. A calibrated teacher
+checkpoint's temperature is not applied: the teacher's raw logits are used, and
+``LDLLoss(teacher_temperature=...)`` is the softening knob.
 
     custom_hooks = [dict(type='CheckpointTeacherHook', checkpoint='work_dirs/ce_shapes_demo/iter_800.pth')]
 """
@@ -32,13 +33,13 @@ class CheckpointTeacherHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, checkpoint: str, config: Optional[str] = None):
-        for what, path in (('checkpoint', checkpoint), ('config', config)):
-            if path is not None and not osp.isfile(path):
-                raise FileNotFoundError(f'CheckpointTeacherHook: the teacher {what} {path!r} does not exist')
         self.checkpoint, self.config = checkpoint, config
         self.teacher = None
 
-    def before_run(self, runner) -> None:
+    def before_train(self, runner) -> None:
+        for what, path in (('checkpoint', self.checkpoint), ('config', self.config)):
+            if path is not None and not osp.isfile(path):
+                raise FileNotFoundError(f'CheckpointTeacherHook: the teacher {what} {path!r} does not exist')
         student = check_ldl_student(runner, type(self).__name__)
         student.set_teacher(None)
         if self.config is None:
@@ -47,9 +48,9 @@ class CheckpointTeacherHook(Hook):
             teacher = MODELS.build(Config.fromfile(self.config).model)
         teacher = teacher.to(next(student.parameters()).device)
         state = _load_checkpoint(self.checkpoint, map_location='cpu')
-        state = state.get('state_dict', state)
+        state = dict(state.get('state_dict', state))
+        state.pop(TEMPERATURE_KEY, None)  # a calibrated teacher's T: not applied (module docstring)
         missing, unexpected = teacher.load_state_dict(state, strict=False)
-        missing = [k for k in missing if k != TEMPERATURE_KEY]
         if missing or unexpected:
             raise ValueError(f'CheckpointTeacherHook: {self.checkpoint} does not fit the teacher '
                              f'{type(teacher).__name__}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}'

@@ -5,10 +5,11 @@ one channel) into the prediction but leaves ``seg_logits`` holding the last view
 reading ``seg_logits`` scores one view. ``MeanProbabilitySegTTAModel`` stores the merged
 distribution instead, as ``log(mean p)`` (whose softmax is ``mean p``; one channel: the mean
 probability itself, as mmseg stores sigmoid outputs), so calibration and uncertainty metrics
-score the TTA model's own prediction. For one-channel heads mmseg 1.2.2 applies ``sigmoid`` to the
-stored ``seg_logits``, which ``postprocess_result`` already made probabilities, so its merged
-prediction thresholds ``sigmoid(p) > 0.5`` for every pixel; here the prediction is
-``mean p > threshold``. ``tools/test.py --tta`` uses it in place of ``SegTTAModel``.
+score the TTA model's own prediction. Heads whose channels are not logits (EDL's ``log alpha``,
+DisMax's distance logits, whose scores read the channels themselves) keep mmseg's merge. For
+one-channel heads mmseg 1.2.2 applies ``sigmoid`` to the stored ``seg_logits``, which
+``postprocess_result`` already made probabilities, so its merged prediction thresholds
+``sigmoid(p) > 0.5`` for every pixel; here the prediction is ``mean p > threshold``. ``tools/test.py --tta`` uses it in place of ``SegTTAModel``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import SegTTAModel
 from mmseg.registry import MODELS
+
+from ...outputs import model_output
 
 __all__ = ['MeanProbabilitySegTTAModel']
 
@@ -26,6 +29,8 @@ class MeanProbabilitySegTTAModel(SegTTAModel):
 
     def merge_preds(self, data_samples_list):
         merged = super().merge_preds(data_samples_list)
+        if model_output(self.module).kind != 'logits':
+            return merged
         for out, views in zip(merged, data_samples_list):
             logits = torch.stack([v.seg_logits.data for v in views])
             if self.module.out_channels > 1:

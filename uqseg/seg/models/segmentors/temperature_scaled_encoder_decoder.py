@@ -10,10 +10,12 @@ One line in a config, for a known ``T`` (a number, or one per class)::
 
     model = dict(type='TemperatureScaledEncoderDecoder', temperature=1.7)
 
-``T`` is the persistent buffer ``temperature`` (key ``temperature`` of the checkpoint's
-state dict): a checkpoint written by ``tools/calibrate.py`` holds it and, as for any buffer, its
-value replaces the config's when loaded (with a warning if they differ). ``temperature=None``
-requires ``T`` from a checkpoint: inference refuses to run until one was loaded. Heads whose
+``T`` is the buffer ``temperature``, not saved by training (so a training checkpoint of a
+temperature-scaled model, e.g. an LDL run's, holds none and the config's ``T`` stands): only
+``tools/calibrate.py`` writes it, as the state-dict key ``temperature``, and loading such a
+checkpoint sets ``T`` from it (with a warning if the config gave another). ``temperature=None``
+requires ``T`` from a checkpoint: inference refuses to run until one was loaded. ``forward`` in
+``tensor`` mode (``_forward``, used by export and FLOP tools) returns the head's raw logits. Heads whose
 channels are not logits (an EDL head's ``log alpha``) are refused. One-channel (sigmoid) heads:
 ``T`` keeps the 0.5 decision boundary, so predictions change only if the head's ``threshold`` is
 not 0.5 (mmseg's default is 0.3). Choices: ``docs/temperature_scaling.md``.
@@ -55,7 +57,7 @@ class TemperatureScaledEncoderDecoder(EncoderDecoder):
         else:
             t = check_temperature(temperature, f'{name}: temperature').float()
         self.temperature_required = temperature is None
-        self.register_buffer(TEMPERATURE_KEY, t)
+        self.register_buffer(TEMPERATURE_KEY, t, persistent=False)
         self._check_temperature_shape(t, f'{name}: temperature')
         kind = model_output(self)
         if kind.kind == 'log_alpha':
@@ -70,14 +72,17 @@ class TemperatureScaledEncoderDecoder(EncoderDecoder):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         key = prefix + TEMPERATURE_KEY
-        if key in state_dict:
-            value = check_temperature(state_dict[key], f"the checkpoint's {key!r}").float()
+        if key in state_dict:  # written by tools/calibrate.py (the buffer itself is not persistent)
+            value = check_temperature(state_dict.pop(key), f"the checkpoint's {key!r}").float()
             self._check_temperature_shape(value, f"the checkpoint's {key!r}")
             own = self.temperature
             if not self.temperature_required and (own.shape != value.shape or not torch.equal(own.cpu(), value)):
                 warnings.warn(f'{type(self).__name__}: the checkpoint holds temperature {value.tolist()}, which '
                               f'replaces the config\'s {own.tolist()}')
-            self.temperature = value.to(own.device)
+            if own.shape == value.shape:
+                own.copy_(value)  # in place: a DDP wrapper keeps its buffer list
+            else:
+                self.temperature = value.to(own.device)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
