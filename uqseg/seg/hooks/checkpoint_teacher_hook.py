@@ -3,7 +3,8 @@
 
 The teacher is the student's architecture (a copy of it) or the model of another config
 (``config=``), loaded from ``checkpoint`` with every key required, in eval mode with no gradient,
-built at ``before_train`` (testing the student needs neither the teacher nor its file). It is rebuilt from the file at every start, so checkpoints do not carry it. A calibrated teacher
+built at ``before_train`` (testing the student needs neither the teacher nor its file). It is
+rebuilt from the file at every start, so checkpoints do not carry it. A calibrated teacher
 checkpoint's temperature is not applied: the teacher's raw logits are used, and
 ``LDLLoss(teacher_temperature=...)`` is the softening knob.
 
