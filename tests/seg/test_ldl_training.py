@@ -136,6 +136,20 @@ def test_missing_teacher_and_wrong_model_are_refused(shapes_root, tmp_path):
         Runner.from_cfg(cfg).train()
 
 
+def test_a_teacher_checkpoint_of_another_architecture_is_refused(shapes_root, tmp_path):
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    from tests.helpers.cfg import REPO
+    other = MODELS.build(Config.fromfile(f'{REPO}/configs/bce_sod_demo.py').model)
+    torch.save({'state_dict': other.state_dict()}, str(tmp_path / 'sod.pth'))
+    cfg = shapes_cfg(shapes_root, str(tmp_path / 'w'), config=OFFLINE, max_iters=1)
+    cfg.custom_hooks[0].checkpoint = str(tmp_path / 'sod.pth')
+    with pytest.raises(ValueError, match=r'sod.pth does not fit the teacher LDLEncoderDecoder: size mismatch for '
+                                         r'decode_head.conv_seg.weight.*give config= for a teacher of another'):
+        Runner.from_cfg(cfg).train()
+
+
 @pytest.mark.parametrize('config', [ONLINE, OFFLINE])
 def test_testing_an_ldl_model_builds_no_teacher(shapes_root, tmp_path, config):
     """Testing needs neither the teacher nor the offline teacher's file (it may be elsewhere)."""

@@ -51,11 +51,16 @@ class CheckpointTeacherHook(Hook):
         state = _load_checkpoint(self.checkpoint, map_location='cpu')
         state = dict(state.get('state_dict', state))
         state.pop(TEMPERATURE_KEY, None)  # a calibrated teacher's T: not applied (module docstring)
-        missing, unexpected = teacher.load_state_dict(state, strict=False)
+        hint = '' if self.config else '; give config= for a teacher of another architecture'
+        try:
+            missing, unexpected = teacher.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise ValueError(f'CheckpointTeacherHook: {self.checkpoint} does not fit the teacher '
+                             f'{type(teacher).__name__}: {str(exc).splitlines()[1].strip()}{hint}') from exc
         if missing or unexpected:
             raise ValueError(f'CheckpointTeacherHook: {self.checkpoint} does not fit the teacher '
                              f'{type(teacher).__name__}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}'
-                             + ('' if self.config else '; give config= for a teacher of another architecture'))
+                             + hint)
         teacher.requires_grad_(False).train(False)
         self.teacher = teacher
         student.set_teacher(teacher)
