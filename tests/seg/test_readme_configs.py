@@ -77,3 +77,19 @@ def test_output_layer_examples_on_mmseg_bases_build_as_written(tmp_path, marker,
     evaluators = cfg.get('test_evaluator', [])
     for metric in evaluators if isinstance(evaluators, list) else [evaluators]:
         METRICS.build(metric)
+
+
+def test_temperature_scaling_example_builds_on_its_mmseg_base(tmp_path):
+    cfg = _config(tmp_path, "type='TemperatureScaledEncoderDecoder', temperature=1.7")
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'TemperatureScaledEncoderDecoder' and float(model.temperature) == pytest.approx(1.7)
+    assert type(model.decode_head).__name__ == 'DepthwiseSeparableASPPHead'  # the base's model, kept
+
+
+def test_ldl_example_builds_on_its_mmseg_base(tmp_path):
+    cfg = _config(tmp_path, "type='LDLEncoderDecoder'")
+    model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'LDLEncoderDecoder' and type(model.decode_head.loss_decode).__name__ == 'LDLLoss'
+    assert model.data_preprocessor.size == (512, 1024)  # the base's preprocessor keys survive the type change
+    assert [h.__class__.__name__ for h in map(HOOKS.build, cfg.custom_hooks)] == ['EMATeacherHook',
+                                                                                    'ResumeRandomStateHook']
