@@ -25,12 +25,13 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 from demo import run, train_and_test, write_report  # noqa: E402
 
 DEMOS = {
-    'shapes': dict(data='shapes', plain='configs/ce_shapes_demo.py', cutmix='configs/ce_cutmix_shapes_demo.py',
-                   online='configs/ldl_online_shapes_demo.py',
+    'shapes': dict(data='shapes', n_bins=15, plain='configs/ce_shapes_demo.py',
+                   cutmix='configs/ce_cutmix_shapes_demo.py', online='configs/ldl_online_shapes_demo.py',
                    offline='configs/ldl_offline_shapes_demo.py', aslp=None, sets=('test', 'shift'),
                    columns=[('{s}/aAcc', 'acc %', 1.0), ('{s}/mIoU', 'mIoU %', 1.0), ('{s}/ECE', 'ECE', 1.0),
                             ('{s}/NLL', 'NLL', 1.0), ('{s}/Brier', 'Brier', 1.0)]),
-    'sod': dict(data='sod', plain='configs/bce_sod_demo.py', cutmix=None, online='configs/ldl_online_sod_demo.py',
+    'sod': dict(data='sod', n_bins=10, plain='configs/bce_sod_demo.py', cutmix=None,
+                online='configs/ldl_online_sod_demo.py',
                 offline='configs/ldl_offline_sod_demo.py', aslp='configs/aslp_sod_demo.py', sets=('DUTS-TE', 'ECSSD'),
                 columns=[('{s}/PixelAcc', 'acc %', 100.0), ('{s}/ECE', 'ECE', 1.0), ('{s}/NLL', 'NLL', 1.0),
                          ('{s}/MAE', 'MAE', 1.0), ('{s}/maxF', 'max-F', 1.0), ('{s}/S', 'S', 1.0)]),
@@ -41,16 +42,17 @@ def _name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
 
 
-def calibrated_run(py: str, config: str, plain_dir: str, work_dir: str) -> tuple[dict, dict]:
-    """``tools/calibrate.py`` on the plain run's last checkpoint, then ``tools/test.py`` on the
-    calibrated checkpoint: (test metrics, the fit's record)."""
+def calibrated_run(py: str, config: str, plain_dir: str, work_dir: str, n_bins: int) -> tuple[dict, dict]:
+    """``tools/calibrate.py`` on the plain run's last checkpoint (its report in the test
+    evaluator's ``n_bins``), then ``tools/test.py`` on the calibrated checkpoint: (test metrics, the
+    fit's record)."""
     out = osp.join(ROOT, work_dir, 'test_metrics.json')
     ckpt = osp.join(work_dir, 'calibrated.pth')
     if not osp.isfile(out):
         with open(osp.join(ROOT, plain_dir, 'last_checkpoint')) as f:
             plain_ckpt = f.read().strip()
         os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
-        run([py, 'tools/calibrate.py', config, plain_ckpt, '--out', ckpt])
+        run([py, 'tools/calibrate.py', config, plain_ckpt, '--out', ckpt, '--n-bins', str(n_bins)])
         run([py, 'tools/test.py', config, ckpt, '--work-dir', work_dir])
     with open(osp.join(ROOT, work_dir, 'calibrated.json')) as f:
         record = json.load(f)
@@ -64,7 +66,8 @@ def seed_results(py: str, demo: dict, seed: int, work_dir: str) -> tuple[dict, d
     opts = ['--cfg-options', f'randomness.seed={seed}']
     plain_dir = osp.join(base, _name(demo['plain']))
     rows = {'plain': train_and_test(py, demo['plain'], plain_dir, opts, reuse=True)}
-    rows['plain + TS'], record = calibrated_run(py, demo['plain'], plain_dir, osp.join(base, 'temperature_scaling'))
+    rows['plain + TS'], record = calibrated_run(py, demo['plain'], plain_dir, osp.join(base, 'temperature_scaling'),
+                                                  demo['n_bins'])
     if demo['cutmix']:  # the control: the augmentation without the teacher
         rows['plain + CutMix'] = train_and_test(py, demo['cutmix'], osp.join(base, _name(demo['cutmix'])), opts,
                                                 reuse=True)
