@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from .functional import brier_score, calibration_error, nll
 
-__all__ = ['fit_temperature', 'apply_temperature', 'temperature_nll', 'check_temperature', 'StreamingSubsample',
+__all__ = ['fit_temperature', 'apply_temperature', 'temperature_nll', 'check_temperature', 'check_finite_logits',
+           'StreamingSubsample',
            'calibration_summary', 'DEFAULT_MAX_SAMPLES']
 
 Tensor = torch.Tensor
@@ -47,6 +48,18 @@ def check_temperature(temperature, owner: str = 'temperature') -> Tensor:
         raise ValueError(f'{owner} must be a finite number > 0 (or a list of them, one per class), '
                          f'got {temperature!r}')
     return t
+
+
+def check_finite_logits(z: Tensor, owner: str, where: str = '') -> None:
+    """Raise naming ``owner`` (and ``where``) if ``(N, K)`` or ``(N,)`` logits hold NaN / Inf. A row
+    sum is NaN / Inf if the row holds one, and that one reduction is ~20x cheaper than ``isfinite``
+    on every value: the values are counted only when a row sum is not finite."""
+    if bool(torch.isfinite(z.sum(1) if z.dim() == 2 else z).all()):
+        return
+    bad = ~torch.isfinite(z)
+    if bool(bad.any()):
+        raise ValueError(f'{owner}: the logits hold {int(bad.sum())} NaN/Inf value(s){where}; the model that '
+                         'produced them diverged, or the data is broken')
 
 
 class StreamingSubsample:
@@ -77,13 +90,8 @@ class StreamingSubsample:
         if self._z is not None and z.shape[1:] != self._z.shape[1:]:
             raise ValueError(f'StreamingSubsample: rows of shape {tuple(z.shape[1:])} after '
                              f'{tuple(self._z.shape[1:])}; every batch must have the same channels')
-        # checked before subsampling, which could otherwise drop them unseen; a row sum is NaN / Inf
-        # if the row holds one, and one reduction is ~20x cheaper than isfinite on every value
-        rows_ok = torch.isfinite(z.sum(1) if z.dim() == 2 else z)
-        bad = None if bool(rows_ok.all()) else ~torch.isfinite(z)
-        if bad is not None and bool(bad.any()):
-            raise ValueError(f'StreamingSubsample: the logits hold {int(bad.sum())} NaN/Inf value(s) after '
-                             f'{self.seen} valid rows; the model that produced them diverged, or the data is broken')
+        # checked before subsampling, which could otherwise drop them unseen
+        check_finite_logits(z, 'StreamingSubsample', f' after {self.seen} valid rows')
         self.seen += z.shape[0]
         keys = torch.rand(z.shape[0], generator=self._gen)
         if self._z is None:
@@ -124,10 +132,7 @@ def _prepare(logits: Tensor, labels: Tensor, ignore_index: Optional[int], max_sa
     if z.shape[0] == 0:
         raise ValueError('fit_temperature: no valid sample to fit the temperature on (empty, or every label '
                          f'is ignore_index={ignore_index}); fit on a non-empty validation split')
-    bad = ~torch.isfinite(z)
-    if bool(bad.any()):
-        raise ValueError(f'fit_temperature: the logits hold {int(bad.sum())} NaN/Inf value(s); the model that '
-                         'produced them diverged, or the data is broken')
+    check_finite_logits(z, 'fit_temperature')
     k = 2 if z.dim() == 1 else z.shape[1]
     if int(y.min()) < 0 or int(y.max()) >= k:
         raise ValueError(f'fit_temperature: labels must be 0..{k - 1} (or ignore_index), got values in '
