@@ -33,7 +33,6 @@ import warnings
 from typing import Optional
 
 import torch
-from mmengine.logging import MessageHub
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import nn
@@ -43,6 +42,7 @@ from ....core.edl_loss import EDLLoss
 from ....core.output_layers import EDLLayer, PrototypeDistanceLayer
 from ....registry import build_output_layer
 from ...outputs import announce_output
+from ...runtime_info import current_iter
 from .head_wrapper import DecodeHeadWrapper
 
 __all__ = ['OutputLayerHead', 'MASK_CLASSIFICATION_HINT']
@@ -166,7 +166,7 @@ class OutputLayerHead(DecodeHeadWrapper):
         return super().predict(inputs, batch_img_metas, test_cfg)
 
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
-        step = int(MessageHub.get_current_instance().get_info('iter', 0) or 0)
+        step = current_iter()
         stage1 = self.output_kind == 'logits'
         if stage1 and self.training and not self.conv_seg.stage_scheduled and not self._warned:
             self._warned = True

@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from typing import Optional
 
 import torch
-from mmengine.logging import MessageHub
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from torch import nn
 
 from ....core.ldl_loss import LDLLoss
+from ...runtime_info import current_iter
 from .temperature_scaled_encoder_decoder import TemperatureScaledEncoderDecoder
 
 __all__ = ['LDLEncoderDecoder']
@@ -71,7 +71,7 @@ class LDLEncoderDecoder(TemperatureScaledEncoderDecoder):
 
     @contextmanager
     def _teacher_for(self, losses, logits):
-        step = int(MessageHub.get_current_instance().get_info('iter', 0))
+        step = current_iter()
         for loss in losses:
             loss.step, loss.teacher_logits = step, logits
         try:
