@@ -32,7 +32,7 @@ from mmseg.registry import MODELS
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, calibration_summary, fit_temperature
 from uqseg.seg.calibration import META_KEY, collect_pixel_logits, write_calibrated_checkpoint
-from uqseg.seg.outputs import model_output
+from uqseg.seg.models.segmentors import check_temperature_scalable
 
 SPLITS = ('val', 'test')
 
@@ -95,21 +95,19 @@ def main(argv=None):
     check_split(cfg, args.split, args.allow_test_split, args.config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
-    out = model_output(model)
-    if out.kind == 'log_alpha':
-        raise ValueError(f'{args.config}: {out.source} outputs log alpha, not logits: temperature scaling does '
-                         'not apply')
+    check_temperature_scalable(model, args.config)
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     if torch.cuda.is_available():
         model = model.cuda()
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'], seed=args.seed)
     start = time.time()
-    sub = collect_pixel_logits(model, loader, args.max_pixels, args.seed, ignore_index_of(cfg))
+    ignore_index = ignore_index_of(cfg)
+    sub = collect_pixel_logits(model, loader, args.max_pixels, args.seed, ignore_index)
     z, y = sub.rows()
     collected = time.time() - start
     if sub.seen == 0:
         raise ValueError(f'{args.config}: the {args.split} split has no valid pixel (empty, or every label is '
-                         f'ignore_index={ignore_index_of(cfg)}); nothing to fit T on')
+                         f'ignore_index={ignore_index}); nothing to fit T on')
     t0 = time.time()
     t = fit_temperature(z, y, method=args.method, per_class=args.per_class, max_samples=None, n_bins=args.n_bins)
     fitted = time.time() - t0

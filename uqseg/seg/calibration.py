@@ -17,6 +17,7 @@ from typing import Optional
 
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
+from mmseg.registry import MODELS
 
 from ..core.temperature import StreamingSubsample, check_temperature
 from .metrics.prediction import ignored_labels
@@ -29,7 +30,6 @@ __all__ = ['META_KEY', 'pixel_logits', 'collect_pixel_logits', 'unit_temperature
 #: the checkpoint ``meta`` key of the fit's record
 META_KEY = 'uqseg_temperature'
 _IGNORED = -1
-_SCALED_TYPES = ('TemperatureScaledEncoderDecoder', 'LDLEncoderDecoder')
 
 
 def pixel_logits(model, data_batch: dict, ignore_index=255) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -71,23 +71,20 @@ def unit_temperature(model):
         seg.temperature = saved
 
 
-def collect_pixel_logits(model, dataloader, capacity: int, seed: int = 0, ignore_index=255,
-                         progress=None) -> StreamingSubsample:
+def collect_pixel_logits(model, dataloader, capacity: int, seed: int = 0, ignore_index=255) -> StreamingSubsample:
     """Every valid pixel of ``dataloader`` into a seeded subsample of at most ``capacity`` rows."""
     sub = StreamingSubsample(capacity, seed, ignore_index=_IGNORED)
     model.eval()
     with torch.no_grad(), unit_temperature(model):
-        for i, batch in enumerate(dataloader):
+        for batch in dataloader:
             for z, y in pixel_logits(model, batch, ignore_index):
                 sub.update(z, y)
-            if progress is not None:
-                progress(i)
     return sub
 
 
-def checkpoint_temperature(checkpoint) -> Optional[torch.Tensor]:
-    """The ``temperature`` of a checkpoint (a path or a loaded dict), None if it holds none."""
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu') if isinstance(checkpoint, str) else checkpoint
+def checkpoint_temperature(path: str) -> Optional[torch.Tensor]:
+    """The ``temperature`` of the checkpoint at ``path``, None if it holds none."""
+    ckpt = _load_checkpoint(path, map_location='cpu')
     state = ckpt.get('state_dict', ckpt)
     return state.get(TEMPERATURE_KEY)
 
@@ -106,17 +103,19 @@ def write_calibrated_checkpoint(src: str, dst: str, temperature, record: dict) -
 def temperature_scaled_model_cfg(model_cfg, source: str):
     """A copy of a segmentor config that applies a checkpoint's ``T``: mmseg's ``EncoderDecoder``
     becomes ``TemperatureScaledEncoderDecoder(temperature=None)`` (the checkpoint must bring it); a
-    uqseg temperature-scaled type stays, its ``temperature`` None unless the config sets one (then
-    the checkpoint's replaces it, with a warning); a TTA model's ``module`` is changed. Other
-    segmentor types are refused naming ``source``."""
+    temperature-scaled type (it or a registered subclass, e.g. ``LDLEncoderDecoder``) stays, its
+    ``temperature`` None unless the config sets one (then the checkpoint's replaces it, with a
+    warning); a TTA model's ``module`` is changed. Other segmentor types are refused naming
+    ``source``."""
     cfg = copy.deepcopy(model_cfg)
     inner = cfg['module'] if 'module' in cfg else cfg
     kind = inner.get('type')
+    cls = kind if isinstance(kind, type) else MODELS.get(kind)
     if kind == 'EncoderDecoder':
         inner['type'] = 'TemperatureScaledEncoderDecoder'
-    elif kind not in _SCALED_TYPES:
-        raise ValueError(f'{source}: temperature scaling applies to mmseg EncoderDecoder models (and uqseg\'s '
-                         f'{", ".join(_SCALED_TYPES)}); the config\'s model is {kind!r}')
+    elif not (isinstance(cls, type) and issubclass(cls, TemperatureScaledEncoderDecoder)):
+        raise ValueError(f'{source}: temperature scaling applies to mmseg EncoderDecoder models (and to '
+                         f'TemperatureScaledEncoderDecoder and its subclasses); the config\'s model is {kind!r}')
     if 'temperature' not in inner:
         inner['temperature'] = None
     return cfg

@@ -32,10 +32,19 @@ from mmseg.registry import MODELS
 from ....core.temperature import apply_temperature, check_temperature
 from ...outputs import model_output
 
-__all__ = ['TemperatureScaledEncoderDecoder', 'TEMPERATURE_KEY']
+__all__ = ['TemperatureScaledEncoderDecoder', 'TEMPERATURE_KEY', 'check_temperature_scalable']
 
 #: the state-dict key of ``T`` (at the segmentor's root)
 TEMPERATURE_KEY = 'temperature'
+
+
+def check_temperature_scalable(segmentor, owner: str) -> None:
+    """Refuse, naming ``owner``, a segmentor whose head's channels are not logits (an EDL head's
+    ``log alpha``): temperature scaling divides logits."""
+    out = model_output(segmentor)
+    if out.kind == 'log_alpha':
+        raise ValueError(f'{owner}: {out.source} outputs log alpha (evidential), not logits; temperature '
+                         'scaling divides logits and does not apply to it')
 
 
 @MODELS.register_module()
@@ -59,10 +68,7 @@ class TemperatureScaledEncoderDecoder(EncoderDecoder):
         self.temperature_required = temperature is None
         self.register_buffer(TEMPERATURE_KEY, t, persistent=False)
         self._check_temperature_shape(t, f'{name}: temperature')
-        kind = model_output(self)
-        if kind.kind == 'log_alpha':
-            raise ValueError(f'{name}: {kind.source} outputs log alpha (evidential), not logits; temperature '
-                             'scaling divides logits and does not apply to it')
+        check_temperature_scalable(self, name)
 
     def _check_temperature_shape(self, t: torch.Tensor, owner: str) -> None:
         k = self.out_channels
