@@ -1,6 +1,7 @@
 """The package's layers, read from the import statements of every module (docs/architecture.md).
 
 * ``uqseg.core`` imports neither mmseg, mmengine, mmcv nor mmpretrain, and no front end;
+* ``uqseg.engine`` (shared mmengine layer) imports no front end and neither mmseg nor mmpretrain;
 * the front ends (``uqseg.seg`` on mmseg, ``uqseg.cls`` on mmpretrain) do not import each other;
 * no uqseg module imports another uqseg module inside a function (a hidden cycle).
 """
@@ -82,6 +83,13 @@ def test_front_ends_do_not_import_each_other(front, other, framework):
     bad = [(osp.relpath(p, REPO), m, line) for p in modules(front) for m, line, _ in imports(p)
            if m.startswith(f'uqseg.{other}') or _top(m) == framework]
     assert not bad, f'uqseg.{front} must not import uqseg.{other} or {framework}: {bad}'
+
+
+@pytest.mark.parametrize('path', modules('engine'), ids=lambda p: osp.relpath(p, REPO))
+def test_engine_imports_no_front_end_and_no_codebase(path):
+    bad = [(m, line) for m, line, _ in imports(path)
+           if _top(m) in ('mmseg', 'mmpretrain') or m.startswith(('uqseg.seg', 'uqseg.cls'))]
+    assert not bad, f'{osp.relpath(path, REPO)} imports {bad}: uqseg.engine is mmengine + uqseg.core only'
 
 
 def test_no_uqseg_import_inside_a_function():

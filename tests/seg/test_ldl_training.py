@@ -10,7 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from tests.helpers.cfg import demo_cfg, shapes_cfg
-from uqseg.seg.hooks.ema_teacher_hook import TEACHER_STATE_KEY
+from uqseg.engine.hooks import TEACHER_STATE_KEY
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]
 

@@ -31,7 +31,10 @@ from .functional import brier_score, calibration_error, nll
 
 __all__ = ['fit_temperature', 'apply_temperature', 'temperature_nll', 'check_temperature', 'check_finite_logits',
            'StreamingSubsample',
-           'calibration_summary', 'DEFAULT_MAX_SAMPLES']
+           'calibration_summary', 'DEFAULT_MAX_SAMPLES', 'TEMPERATURE_KEY']
+
+#: the state-dict key of a calibrated model's ``T`` (at the model's root), in both front ends
+TEMPERATURE_KEY = 'temperature'
 
 Tensor = torch.Tensor
 

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional, Sequence, Union
 from mmengine.logging import MessageHub
 
 from ..core.scores import check_score_args, check_score_available, check_score_name
-from .wrapped_model import unwrap_model
+from ..engine.wrapped_model import unwrap_model
 
 __all__ = ['OUTPUT_INFO_KEY', 'OWN_SCORE', 'ModelOutput', 'announce_output', 'announced_output', 'check_model_score',
            'model_output', 'score_names', 'resolve_scores', 'check_metric_score']

@@ -77,7 +77,7 @@ from ...core.aslp_rule import (
 )
 from ..metrics.pixel_accuracy_metric import PixelAccuracyMetric
 from ..models.heads.aslp_head import ASLPHead
-from ..wrapped_model import unwrap_model
+from ...engine.wrapped_model import unwrap_model
 
 KEY = 'uqseg_aslp'
 ACC_KEY = 'PixelAcc'

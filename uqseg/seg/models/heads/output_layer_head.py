@@ -42,7 +42,7 @@ from ....core.edl_loss import EDLLoss
 from ....core.output_layers import EDLLayer, PrototypeDistanceLayer
 from ....registry import build_output_layer
 from ...outputs import announce_output
-from ...runtime_info import current_iter
+from ....engine.runtime_info import current_iter
 from .head_wrapper import DecodeHeadWrapper
 
 __all__ = ['OutputLayerHead', 'MASK_CLASSIFICATION_HINT']

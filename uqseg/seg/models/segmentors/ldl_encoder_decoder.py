@@ -25,7 +25,7 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ....core.ldl_loss import LDLLoss
-from ...runtime_info import current_iter
+from ....engine.runtime_info import current_iter
 from .temperature_scaled_encoder_decoder import TemperatureScaledEncoderDecoder
 
 __all__ = ['LDLEncoderDecoder']

@@ -29,13 +29,10 @@ import torch
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
-from ....core.temperature import apply_temperature, check_temperature
+from ....core.temperature import TEMPERATURE_KEY, apply_temperature, check_temperature
 from ...outputs import model_output
 
 __all__ = ['TemperatureScaledEncoderDecoder', 'TEMPERATURE_KEY', 'check_temperature_scalable']
-
-#: the state-dict key of ``T`` (at the segmentor's root)
-TEMPERATURE_KEY = 'temperature'
 
 
 def check_temperature_scalable(segmentor, owner: str) -> None:

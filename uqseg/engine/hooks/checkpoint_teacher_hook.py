@@ -1,5 +1,5 @@
 """The offline LDL teacher: a trained model loaded from a checkpoint, frozen, handed to an
-:class:`~uqseg.seg.models.LDLEncoderDecoder`.
+LDL student (an mmseg ``LDLEncoderDecoder`` or an mmpretrain ``LDLImageClassifier``).
 
 The teacher is the student's architecture (a copy of it) or the model of another config
 (``config=``), loaded from ``checkpoint`` with every key required, in eval mode with no gradient,
@@ -19,9 +19,9 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner.checkpoint import _load_checkpoint
-from mmseg.registry import HOOKS, MODELS
+from mmengine.registry import HOOKS, MODELS
 
-from ..models.segmentors import TEMPERATURE_KEY
+from ...core.temperature import TEMPERATURE_KEY
 from .ema_teacher_hook import check_ldl_student
 
 __all__ = ['CheckpointTeacherHook']

@@ -1,5 +1,6 @@
 """The online LDL teacher: mmengine's ``ExponentialMovingAverage`` of the student, kept by an
-``EMAHook``, handed to an :class:`~uqseg.seg.models.LDLEncoderDecoder`.
+``EMAHook``, handed to an LDL student (mmseg's :class:`~uqseg.seg.models.LDLEncoderDecoder`,
+mmpretrain's :class:`~uqseg.cls.models.LDLImageClassifier`: a model with ``set_teacher``).
 
 mmengine's ``EMAHook`` keeps the averaged model and updates it after every training iteration
 (``teacher <- (1 - momentum) teacher + momentum student`` on the parameters; buffers, e.g. BN
@@ -20,8 +21,7 @@ import logging
 
 from mmengine.hooks import EMAHook
 from mmengine.logging import print_log
-from mmengine.registry import MODELS
-from mmseg.registry import HOOKS
+from mmengine.registry import HOOKS, MODELS
 
 from ..wrapped_model import unwrap_model
 
@@ -32,10 +32,12 @@ TEACHER_STATE_KEY = 'ema_teacher_state_dict'
 
 
 def check_ldl_student(runner, owner: str):
-    """The runner's segmentor, which must take a teacher (an ``LDLEncoderDecoder``)."""
+    """The runner's model, which must take a teacher (``set_teacher``: an ``LDLEncoderDecoder`` or an
+    ``LDLImageClassifier``)."""
     model = unwrap_model(runner.model)
     if not hasattr(model, 'set_teacher'):
-        raise TypeError(f"{owner} needs model=dict(type='LDLEncoderDecoder', ...), which trains on a teacher's soft "
+        raise TypeError(f"{owner} needs model=dict(type='LDLEncoderDecoder', ...) (mmseg) or "
+                        "model=dict(type='LDLImageClassifier', ...) (mmpretrain), which train on a teacher's soft "
                         f'labels; the model is a {type(model).__name__}')
     return model
 

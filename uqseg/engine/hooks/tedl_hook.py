@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmseg.registry import HOOKS
+from mmengine.registry import HOOKS
 
 from ...core.edl_loss import EDLLoss
 from ...core.output_layers import EDLLayer
@@ -52,15 +52,20 @@ class TEDLHook(Hook):
         self.switch_at: Optional[int] = None
 
     def _parts(self, runner) -> tuple[EDLLayer, EDLLoss]:
-        head = getattr(unwrap_model(runner.model), 'decode_head', None)
-        layer = getattr(head, 'conv_seg', None)
-        if not isinstance(layer, EDLLayer):
-            raise TypeError("TEDLHook needs a decode head with an EDL output layer: decode_head=dict("
-                            "type='OutputLayerHead', head=dict(...), "
-                            "output_layer=dict(type='EDLLayer', evidence='elu'), "
-                            f"loss_decode=dict(type='EDLLoss', ...)); the model's decode head is {type(head).__name__}")
-        losses = head.losses
-        return layer, next(m for m in losses if isinstance(m, EDLLoss))
+        """The model's one EDL output layer and one EDL loss, wherever the front end keeps them (an
+        mmseg ``OutputLayerHead``'s ``conv_seg`` and ``losses``, an mmpretrain ``OutputLayerClsHead``'s
+        ``fc`` and ``loss_module``)."""
+        model = unwrap_model(runner.model)
+        layers = [m for m in model.modules() if isinstance(m, EDLLayer)]
+        losses = [m for m in model.modules() if isinstance(m, EDLLoss)]
+        if len(layers) != 1 or len(losses) != 1:
+            raise TypeError("TEDLHook needs a model with one EDL output layer and one EDLLoss: in mmseg "
+                            "decode_head=dict(type='OutputLayerHead', head=dict(...), "
+                            "output_layer=dict(type='EDLLayer', evidence='elu'), loss_decode=dict(type='EDLLoss', ...)), "
+                            "in mmpretrain head=dict(type='OutputLayerClsHead', ..., output_layer=dict(type='EDLLayer', "
+                            f"evidence='elu'), loss=dict(type='EDLLoss', ...)); the {type(model).__name__} has "
+                            f'{len(layers)} EDL layer(s) and {len(losses)} EDLLoss(es)')
+        return layers[0], losses[0]
 
     def before_train(self, runner) -> None:
         layer, loss = self._parts(runner)

@@ -1,0 +1,15 @@
+"""uqseg's MMEngine layer: what both front ends share that needs mmengine but neither mmseg nor
+mmpretrain (``docs/architecture.md``).
+
+* :mod:`~uqseg.engine.hooks`: ``EMATeacherHook`` and ``CheckpointTeacherHook`` (LDL's online and
+  offline teachers), ``TEDLHook`` (TEDL's two stages), registered in mmengine's root ``HOOKS``, so
+  that mmseg and mmpretrain configs (whose registries are its children) find them by name;
+* :mod:`~uqseg.engine.runtime_info`: ``current_iter``, the iteration the losses' schedules follow;
+* :mod:`~uqseg.engine.wrapped_model`: ``unwrap_model``, the model inside DDP wrappers.
+
+It imports :mod:`uqseg.core` and mmengine only; the front ends import it, never the reverse.
+"""
+from . import hooks, runtime_info, wrapped_model
+from .hooks import CheckpointTeacherHook, EMATeacherHook, TEDLHook
+
+__all__ = ['hooks', 'runtime_info', 'wrapped_model', 'CheckpointTeacherHook', 'EMATeacherHook', 'TEDLHook']
