@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-import uqseg.seg.hooks.resume_random_state_hook as resume_hook
+import uqseg.engine.hooks.resume_random_state_hook as resume_hook
 from tests.helpers.cfg import demo_cfg
 
 pytestmark = pytest.mark.slow

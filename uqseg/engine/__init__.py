@@ -2,7 +2,8 @@
 mmpretrain (``docs/architecture.md``).
 
 * :mod:`~uqseg.engine.hooks`: ``EMATeacherHook`` and ``CheckpointTeacherHook`` (LDL's online and
-  offline teachers), ``TEDLHook`` (TEDL's two stages), registered in mmengine's root ``HOOKS``, so
+  offline teachers), ``TEDLHook`` (TEDL's two stages), ``CheckFiniteLossHook`` and
+  ``ResumeRandomStateHook`` (bit-exact resume), registered in mmengine's root ``HOOKS``, so
   that mmseg and mmpretrain configs (whose registries are its children) find them by name;
 * :mod:`~uqseg.engine.runtime_info`: ``current_iter``, the iteration the losses' schedules follow;
 * :mod:`~uqseg.engine.wrapped_model`: ``unwrap_model``, the model inside DDP wrappers.
@@ -10,6 +11,7 @@ mmpretrain (``docs/architecture.md``).
 It imports :mod:`uqseg.core` and mmengine only; the front ends import it, never the reverse.
 """
 from . import hooks, runtime_info, wrapped_model
-from .hooks import CheckpointTeacherHook, EMATeacherHook, TEDLHook
+from .hooks import CheckFiniteLossHook, CheckpointTeacherHook, EMATeacherHook, ResumeRandomStateHook, TEDLHook
 
-__all__ = ['hooks', 'runtime_info', 'wrapped_model', 'CheckpointTeacherHook', 'EMATeacherHook', 'TEDLHook']
+__all__ = ['hooks', 'runtime_info', 'wrapped_model', 'CheckFiniteLossHook', 'CheckpointTeacherHook', 'EMATeacherHook',
+           'ResumeRandomStateHook', 'TEDLHook']

@@ -20,9 +20,9 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmseg.registry import MODELS
 
 from ..core.temperature import StreamingSubsample, check_temperature
+from ..engine.wrapped_model import unwrap_model
 from .metrics.prediction import ignored_labels
 from .models.segmentors import TEMPERATURE_KEY, TemperatureScaledEncoderDecoder
-from ..engine.wrapped_model import unwrap_model
 
 __all__ = ['META_KEY', 'pixel_logits', 'collect_pixel_logits', 'unit_temperature', 'checkpoint_temperature',
            'write_calibrated_checkpoint', 'temperature_scaled_model_cfg']

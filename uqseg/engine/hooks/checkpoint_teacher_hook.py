@@ -18,8 +18,8 @@ from typing import Optional
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.registry import HOOKS, MODELS
+from mmengine.runner.checkpoint import _load_checkpoint
 
 from ...core.temperature import TEMPERATURE_KEY
 from .ema_teacher_hook import check_ldl_student

@@ -61,10 +61,11 @@ class TEDLHook(Hook):
         if len(layers) != 1 or len(losses) != 1:
             raise TypeError("TEDLHook needs a model with one EDL output layer and one EDLLoss: in mmseg "
                             "decode_head=dict(type='OutputLayerHead', head=dict(...), "
-                            "output_layer=dict(type='EDLLayer', evidence='elu'), loss_decode=dict(type='EDLLoss', ...)), "
-                            "in mmpretrain head=dict(type='OutputLayerClsHead', ..., output_layer=dict(type='EDLLayer', "
-                            f"evidence='elu'), loss=dict(type='EDLLoss', ...)); the {type(model).__name__} has "
-                            f'{len(layers)} EDL layer(s) and {len(losses)} EDLLoss(es)')
+                            "output_layer=dict(type='EDLLayer', evidence='elu'), "
+                            "loss_decode=dict(type='EDLLoss', ...)), in mmpretrain "
+                            "head=dict(type='OutputLayerClsHead', ..., "
+                            "output_layer=dict(type='EDLLayer', evidence='elu'), loss=dict(type='EDLLoss', ...)); "
+                            f'the {type(model).__name__} has {len(layers)} EDL layer(s) and {len(losses)} EDLLoss(es)')
         return layers[0], losses[0]
 
     def before_train(self, runner) -> None:

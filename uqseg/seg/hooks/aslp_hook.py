@@ -75,9 +75,9 @@ from ...core.aslp_rule import (
     aslp_update,
     default_alpha_max,
 )
+from ...engine.wrapped_model import unwrap_model
 from ..metrics.pixel_accuracy_metric import PixelAccuracyMetric
 from ..models.heads.aslp_head import ASLPHead
-from ...engine.wrapped_model import unwrap_model
 
 KEY = 'uqseg_aslp'
 ACC_KEY = 'PixelAcc'

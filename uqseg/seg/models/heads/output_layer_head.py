@@ -40,9 +40,9 @@ from torch import nn
 from ....core.dismax_loss import DisMaxLoss
 from ....core.edl_loss import EDLLoss
 from ....core.output_layers import EDLLayer, PrototypeDistanceLayer
+from ....engine.runtime_info import current_iter
 from ....registry import build_output_layer
 from ...outputs import announce_output
-from ....engine.runtime_info import current_iter
 from .head_wrapper import DecodeHeadWrapper
 
 __all__ = ['OutputLayerHead', 'MASK_CLASSIFICATION_HINT']

@@ -8,8 +8,8 @@ from typing import Optional
 import numpy as np
 import torch
 from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop, EpochBasedTrainLoop, IterBasedTrainLoop
-from mmseg.registry import HOOKS
 
 KEY = 'uqseg_random_state'
 

@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
-from mmseg.registry import HOOKS
+from mmengine.registry import HOOKS
 
 
 @HOOKS.register_module()
