@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 
 __all__ = ['LabelRangeError', 'reject_unknown_kwargs', 'check_unit', 'check_binary', 'check_n_bins', 'check_tpr',
-           'flat_pair', 'fpr_key', 'class_labels']
+           'flat_pair', 'fpr_key', 'class_labels', 'SOFT_TARGET_TOL', 'is_soft_target', 'soft_targets',
+           'class_targets']
 
 
 def check_unit(x: torch.Tensor, name: str) -> None:
@@ -132,3 +133,61 @@ def class_labels(label: torch.Tensor, shape: torch.Size, num_classes: int, ignor
         raise LabelRangeError(f'{owner}: labels must be 0..{num_classes - 1} or ignore_index={ignore_index}; '
                               f'got {vals} (sample {first} of the batch)', sample=first, value=vals[0])
     return torch.where(valid, label, torch.zeros_like(label)).long(), valid
+
+
+#: How far a soft target's row may sum from 1.
+SOFT_TARGET_TOL = 1e-4
+
+
+def is_soft_target(target: torch.Tensor, shape: torch.Size) -> bool:
+    """Whether ``target`` is meant as soft targets for scores of ``shape`` ``(N, K, ...)``: a float
+    tensor with as many dimensions as the scores, ``K >= 2`` and more than one target channel (anything
+    else, e.g. an ``(N, 1, H, W)`` label map, is read as labels)."""
+    return target.is_floating_point() and target.dim() == len(shape) and len(shape) >= 2 and shape[1] >= 2 \
+        and target.shape[1] != 1
+
+
+def soft_targets(target: torch.Tensor, shape: torch.Size, owner: str) -> torch.Tensor:
+    """Check soft targets ``q`` of the scores' ``shape`` ``(N, K, ...)`` (batch augments' ``gt_score``,
+    a mixup of one-hot rows): float, finite, ``>= 0`` and summing to 1 over the classes (dim 1)
+    within :data:`SOFT_TARGET_TOL`; return ``q``. Each failure raises ``ValueError`` naming
+    ``owner``, the bad value and its sample."""
+    if tuple(target.shape) != tuple(shape):
+        raise ValueError(f'{owner}: soft targets of shape {tuple(target.shape)} do not match the scores '
+                         f'{tuple(shape)} (soft targets have the scores\' shape; labels are (N, ...) class indices)')
+    if not target.is_floating_point():
+        raise ValueError(f'{owner}: soft targets must be floating point, got dtype {target.dtype}')
+    if target.numel() == 0:
+        return target
+
+    def first_sample(bad: torch.Tensor) -> int:
+        return int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0, 0])
+
+    bad = ~torch.isfinite(target)
+    if bool(bad.any()):
+        raise ValueError(f'{owner}: soft targets must be finite, got {target[bad][0].item()} at {int(bad.sum())} '
+                         f'position(s) (sample {first_sample(bad)} of the batch)')
+    bad = target < 0
+    if bool(bad.any()):
+        raise ValueError(f'{owner}: soft targets must be >= 0, got {target[bad][0].item():.6g} '
+                         f'(sample {first_sample(bad)} of the batch)')
+    total = target.double().sum(1)
+    bad = (total - 1).abs() > SOFT_TARGET_TOL
+    if bool(bad.any()):
+        raise ValueError(f'{owner}: soft targets must sum to 1 over the classes (dim 1, tolerance '
+                         f'{SOFT_TARGET_TOL:g}), got a sum of {total[bad][0].item():.6g} '
+                         f'(sample {first_sample(bad)} of the batch)')
+    return target
+
+
+def class_targets(target: torch.Tensor, shape: torch.Size, num_classes: int, ignore_index: int, owner: str
+                  ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """The targets of a loss on scores of ``shape`` ``(N, K, ...)``: integer labels (``(N, ...)``,
+    :func:`class_labels`, ``ignore_index`` left out) or soft targets ``q`` of the scores' shape
+    (:func:`soft_targets`; every entry valid, no ``ignore_index``). Returns ``(labels or q, valid
+    mask (N, ...), soft)``."""
+    if is_soft_target(target, shape):
+        q = soft_targets(target, shape, owner)
+        return q, torch.ones((shape[0],) + tuple(shape[2:]), dtype=torch.bool, device=q.device), True
+    y, valid = class_labels(target, shape, num_classes, ignore_index, owner)
+    return y, valid, False

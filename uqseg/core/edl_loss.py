@@ -8,7 +8,10 @@ front end from the layer). Per valid pixel (or row)::
                  lambda_t = kl_weight * min(1, (t - kl_anneal_start) / kl_anneal_iters)
     stage 1:     cross-entropy of softmax(f)
 
-averaged over valid pixels (``ignore_index`` excluded), times ``loss_weight``. The iteration ``t``
+averaged over valid pixels (``ignore_index`` excluded), times ``loss_weight``. Soft targets ``q`` of
+the scores' shape (a classifier's batch augments: mixup, FPR mosaics; rows summing to 1) take the
+place of the one-hot ``y`` in both terms (``alpha~ = q + (1 - q) alpha``, still ``>= 1``) and in
+stage 1's cross-entropy ``-sum_k q_k log softmax(f)_k``; every row counts. The iteration ``t``
 is :attr:`EDLLoss.step` (the mmseg front end sets it from mmengine's MessageHub before every
 call, so it survives resume). Conventions: ``docs/edl.md``.
 """
@@ -20,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import class_labels, reject_unknown_kwargs
+from .checks import class_targets, reject_unknown_kwargs
 from .evidential import DATA_TERMS, edl_loss_map, kl_anneal
 from .loss_reduction import check_channels, reduce_loss_map
 
@@ -31,6 +34,8 @@ Tensor = torch.Tensor
 
 class EDLLoss(nn.Module):
     """EDL loss on ``log alpha`` channels ``(N, K, H, W)`` or ``(N, K)``; see the module docstring.
+
+    ``label``: class indices ``(N, ...)`` or soft targets of the scores' shape.
 
     Args:
         data_term: 'mse' (default, the paper's choice), 'log' or 'digamma'.
@@ -83,7 +88,7 @@ class EDLLoss(nn.Module):
         z, lo, hi = check_channels(cls_score, 'EDLLoss', hint=(
             "an exp-evidence overflow or a diverged model; lower exp_clamp of the EDLLayer or use evidence='softplus'"))
         k = z.shape[1]
-        y, valid = class_labels(label, z.shape, k, ignore_index, 'EDLLoss')
+        y, valid, soft = class_targets(label, z.shape, k, ignore_index, 'EDLLoss')
         if self.evidential:
             if lo < 0:
                 raise ValueError(
@@ -91,9 +96,9 @@ class EDLLoss(nn.Module):
                     f"{lo:.4g}: give the head output_layer=dict(type='EDLLayer') "
                     "(decode_head=dict(type='OutputLayerHead', head=dict(...), output_layer=...))")
             alpha = z.exp()
-            onehot = F.one_hot(y, k).movedim(-1, 1).to(alpha.dtype)
+            onehot = y.to(alpha.dtype) if soft else F.one_hot(y, k).movedim(-1, 1).to(alpha.dtype)
             loss = edl_loss_map(alpha, onehot, self.data_term, self.kl_factor(), dim=1)
         else:
-            loss = F.cross_entropy(z, y, reduction='none')
+            loss = F.cross_entropy(z, y.to(z.dtype) if soft else y, reduction='none')
         return self.loss_weight * reduce_loss_map(loss, valid, weight, self.avg_non_ignore, 'EDLLoss',
                                                   kwargs.get('reduction_override'))

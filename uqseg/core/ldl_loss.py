@@ -16,6 +16,10 @@ teacher (the student's own moving average) then never sees a label, so uqseg mix
 (0.5) and ramps the weight up from 0 while the teacher is still untrained. Conventions and the
 choices: ``docs/ldl.md``.
 
+Soft targets ``q`` of the scores' shape (``K >= 2``; a classifier's batch augments: mixup, FPR
+mosaics; rows summing to 1) replace ``onehot(y)``: the target is ``(1 - w_s) q + w_s softmax(t / tau)``
+and every row counts.
+
 The front end hands the teacher logits in: ``forward(..., teacher_logits=t)``, or, inside mmseg's
 head, :attr:`LDLLoss.teacher_logits` set for the call (``uqseg.seg.LDLEncoderDecoder``), with the
 iteration in :attr:`LDLLoss.step`.
@@ -28,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import class_labels, reject_unknown_kwargs
+from .checks import class_targets, reject_unknown_kwargs
 from .loss_reduction import check_channels, reduce_loss_map
 
 __all__ = ['LDLLoss', 'ldl_targets', 'soft_cross_entropy_map', 'ramp_weight']
@@ -45,12 +49,16 @@ def ramp_weight(weight: float, step: int, warmup_iters: int) -> float:
 
 def ldl_targets(teacher_logits: Tensor, labels: Tensor, weight: float, tau: float = 1.0) -> Tensor:
     """The mixed target ``q`` for ``(N, K, ...)`` teacher logits and valid ``(N, ...)`` labels
-    (``K = 1``: the positive-class probability ``(N, 1, ...)``)."""
+    (``K = 1``: the positive-class probability ``(N, 1, ...)``), or soft targets of the teacher
+    logits' shape (float, rows summing to 1) in place of the one-hot labels."""
     t = teacher_logits.detach()
     t = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t) / tau
     if t.shape[1] == 1:
         return (1 - weight) * labels.unsqueeze(1).to(t.dtype) + weight * torch.sigmoid(t)
-    onehot = F.one_hot(labels, t.shape[1]).movedim(-1, 1).to(t.dtype)
+    if labels.is_floating_point() and labels.shape == t.shape:  # soft targets
+        onehot = labels.to(t.dtype)
+    else:
+        onehot = F.one_hot(labels, t.shape[1]).movedim(-1, 1).to(t.dtype)
     return (1 - weight) * onehot + weight * t.softmax(1)
 
 
@@ -110,7 +118,7 @@ class LDLLoss(nn.Module):
                 teacher_logits: Optional[Tensor] = None, **kwargs) -> Tensor:
         z, _, _ = check_channels(cls_score, 'LDLLoss')
         k = z.shape[1]
-        y, valid = class_labels(label, z.shape, max(k, 2), ignore_index, 'LDLLoss')
+        y, valid, _ = class_targets(label, z.shape, max(k, 2), ignore_index, 'LDLLoss')
         t = self.teacher_logits if teacher_logits is None else teacher_logits
         w = self.current_weight()
         if t is None:

@@ -1,0 +1,119 @@
+"""The core's EDL, DisMax and LDL losses in mmpretrain's ``MODELS``, taking mmpretrain's call.
+
+mmpretrain's ``ClsHead._get_loss`` calls ``loss(cls_score, target, avg_factor=N, **kwargs)`` with
+``target`` the labels ``gt_label`` ``(N,)`` or, under batch augments (Mixup, CutMix,
+:class:`~uqseg.cls.models.fpr_mosaic.FPRMosaic`), the stacked soft targets ``gt_score`` ``(N, K)``.
+Each class here is the core loss (same arguments, math and ``loss_name``; the soft-target rules of
+:mod:`uqseg.core.checks`: DisMax ``KL(q || softmax(E z))``, EDL ``y = q``, LDL
+``(1 - w) q + w softmax(t / tau)``) with that interface:
+
+* **no ignore index**: every label in ``0..K-1`` is a class (255 is one on ImageNet); a label
+  outside raises :class:`~uqseg.core.checks.LabelRangeError` naming the loss and the sample;
+* **reduction** as mmpretrain's ``weight_reduce_loss``: the per-sample losses (times an optional
+  per-sample ``weight`` and ``loss_weight``) summed and divided by ``avg_factor`` (mmpretrain passes
+  ``N``: the mean over the batch, the core's reduction), or by ``N`` without one;
+  ``reduction_override`` ``'none'`` / ``'sum'`` / ``'mean'``;
+* ``LDLLoss`` also takes ``teacher_logits=`` ``(N, K)`` (from the classifier, on the same
+  augmented batch) and ``step=`` (the iteration of its warm-up, else :attr:`step` as set).
+
+Any other keyword is a ``TypeError`` naming the loss.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from mmpretrain.registry import MODELS
+
+from ...core.checks import LabelRangeError, is_soft_target
+from ...core.dismax_loss import DisMaxLoss as _CoreDisMaxLoss
+from ...core.edl_loss import EDLLoss as _CoreEDLLoss
+from ...core.ldl_loss import LDLLoss as _CoreLDLLoss
+
+__all__ = ['EDLLoss', 'DisMaxLoss', 'LDLLoss', 'check_class_indices']
+
+Tensor = torch.Tensor
+
+#: the ``ignore_index`` handed to the core once every label is checked to lie in ``0..K-1``
+_NO_IGNORE = -1
+_REDUCTIONS = (None, 'none', 'mean', 'sum')
+
+
+def check_class_indices(target: Tensor, num_classes: int, owner: str) -> None:
+    """Raise unless the integer labels ``target`` lie in ``0..num_classes-1`` (no ignore index)."""
+    if target.is_floating_point() or target.dtype == torch.bool:
+        raise ValueError(f'{owner}: labels must be integer class indices (N,) or soft targets (N, K) of the scores\' '
+                         f'shape, got dtype {target.dtype} and shape {tuple(target.shape)}')
+    bad = (target < 0) | (target >= num_classes)
+    if bool(bad.any()):
+        vals = target[bad].unique()[:8].tolist()
+        first = int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0, 0]) if bad.dim() else 0
+        raise LabelRangeError(f'{owner}: labels must be class indices 0..{num_classes - 1} (classification has no '
+                              f'ignore_index: every index is a class); got {vals} (sample {first} of the batch)',
+                              sample=first, value=vals[0])
+
+
+class _ClassificationLoss:
+    """mmpretrain's call on a core loss (the next class in the MRO); see the module docstring."""
+
+    #: extra keywords the loss takes
+    call_kwargs: tuple = ()
+
+    def _label_classes(self, k: int) -> int:
+        return k
+
+    def forward(self, cls_score: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None, reduction_override: Optional[str] = None, **kwargs) -> Tensor:
+        owner = type(self).__name__
+        unknown = sorted(set(kwargs) - set(self.call_kwargs))
+        if unknown:
+            hint = (' (classification has no ignore_index: every label 0..K-1 is a class)'
+                    if 'ignore_index' in unknown else '')
+            raise TypeError(f'{owner} got unexpected keyword argument(s) {unknown}{hint}; it takes weight, '
+                            f'avg_factor, reduction_override' + ''.join(f', {k}' for k in self.call_kwargs))
+        if reduction_override not in _REDUCTIONS:
+            raise ValueError(f"{owner}: reduction_override must be 'none', 'mean' or 'sum', got {reduction_override!r}")
+        if not isinstance(target, Tensor):
+            raise TypeError(f'{owner}: target must be a tensor, got {type(target).__name__}')
+        if isinstance(cls_score, Tensor) and cls_score.dim() >= 2 and not is_soft_target(target, cls_score.shape):
+            check_class_indices(target, self._label_classes(cls_score.shape[1]), owner)
+        losses = super().forward(cls_score, target, weight, ignore_index=_NO_IGNORE, reduction_override='none',
+                                 **kwargs)
+        if reduction_override == 'none':
+            return losses
+        if reduction_override == 'sum':
+            return losses.sum()
+        if avg_factor is None:
+            avg_factor = losses.numel()
+        if not float(avg_factor) > 0:
+            raise ValueError(f'{owner}: avg_factor must be > 0, got {avg_factor!r}')
+        return losses.sum() / float(avg_factor)
+
+
+@MODELS.register_module()
+class EDLLoss(_ClassificationLoss, _CoreEDLLoss):
+    """:class:`uqseg.core.edl_loss.EDLLoss` with mmpretrain's call (see the module docstring)."""
+
+
+@MODELS.register_module()
+class DisMaxLoss(_ClassificationLoss, _CoreDisMaxLoss):
+    """:class:`uqseg.core.dismax_loss.DisMaxLoss` with mmpretrain's call (see the module docstring)."""
+
+
+@MODELS.register_module()
+class LDLLoss(_ClassificationLoss, _CoreLDLLoss):
+    """:class:`uqseg.core.ldl_loss.LDLLoss` with mmpretrain's call; ``teacher_logits=`` and ``step=``
+    as keywords (see the module docstring)."""
+
+    call_kwargs = ('teacher_logits', 'step')
+
+    def _label_classes(self, k: int) -> int:
+        return max(k, 2)  # a one-channel sigmoid head: labels 0 / 1
+
+    def forward(self, cls_score: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None, reduction_override: Optional[str] = None,
+                teacher_logits: Optional[Tensor] = None, step: Optional[int] = None, **kwargs) -> Tensor:
+        if step is not None:
+            self.step = int(step)
+        return super().forward(cls_score, target, weight, avg_factor, reduction_override,
+                               teacher_logits=teacher_logits, **kwargs)
