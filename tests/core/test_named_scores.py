@@ -20,7 +20,7 @@ from uqseg.core.scores import (
 pytestmark = pytest.mark.usefixtures('one_thread')
 D64 = torch.float64
 HIGHER_IS_CONFIDENT = {'max-prob': True, 'MPS': True, 'ES': True, 'MDS': True, 'MMLS': True, 'MMLES': True,
-                       'entropy': False, 'vacuity': False}
+                       'margin': True, 'entropy': False, 'vacuity': False}
 
 
 def _definition(score, z):
@@ -31,6 +31,9 @@ def _definition(score, z):
     plogp = (p * torch.log(p)).sum(1)  # no p underflows for the inputs below
     if score in ('max-prob', 'MPS'):
         return p.max(1).values
+    if score == 'margin':
+        top2 = p.sort(1, descending=True).values
+        return top2[:, 0] - top2[:, 1]
     if score == 'entropy':
         return -plogp / math.log(k)
     if score == 'ES':
@@ -57,11 +60,11 @@ def _inputs(score, shape, seed):
 
 
 def test_scores_and_kinds():
-    assert SCORES == ('max-prob', 'entropy', 'MPS', 'ES', 'vacuity', 'MDS', 'MMLS', 'MMLES')
+    assert SCORES == ('max-prob', 'entropy', 'margin', 'MPS', 'ES', 'vacuity', 'MDS', 'MMLS', 'MMLES')
     assert set(HIGHER_IS_CONFIDENT) == set(SCORES)
-    assert scores_of('logits') == ('max-prob', 'entropy', 'MPS', 'ES')
-    assert scores_of('log_alpha') == ('max-prob', 'entropy', 'MPS', 'ES', 'vacuity')
-    assert scores_of('distance_logits') == ('max-prob', 'entropy', 'MPS', 'ES', 'MDS', 'MMLS', 'MMLES')
+    assert scores_of('logits') == ('max-prob', 'entropy', 'margin', 'MPS', 'ES')
+    assert scores_of('log_alpha') == ('max-prob', 'entropy', 'margin', 'MPS', 'ES', 'vacuity')
+    assert scores_of('distance_logits') == ('max-prob', 'entropy', 'margin', 'MPS', 'ES', 'MDS', 'MMLS', 'MMLES')
     for name, kinds in SCORE_KINDS.items():
         assert set(kinds) <= set(OUTPUT_KINDS), name
     with pytest.raises(ValueError, match=r"unknown output kind 'probs'"):

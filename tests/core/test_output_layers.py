@@ -67,11 +67,11 @@ def test_edl_layer_plain_stage_outputs_logits_and_kinds():
     x = _rand(2, 4, 2, 2, seed=13)
     assert torch.allclose(layer(x), F.conv2d(x, layer.weight, layer.bias), atol=1e-6)
     assert layer.output_kind == 'logits' and layer.default_score == 'max-prob'
-    assert layer.scores == ('max-prob', 'entropy', 'MPS', 'ES')
+    assert layer.scores == ('max-prob', 'entropy', 'margin', 'MPS', 'ES')
     assert bool((layer(x) < 0).any())  # plain logits, not log alpha
     layer.set_evidential(True)
     assert layer.output_kind == 'log_alpha' and layer.default_score == 'vacuity'
-    assert layer.scores == ('max-prob', 'entropy', 'MPS', 'ES', 'vacuity')
+    assert layer.scores == ('max-prob', 'entropy', 'margin', 'MPS', 'ES', 'vacuity')
     assert torch.allclose(layer(x), log_alpha(F.conv2d(x, layer.weight, layer.bias)), atol=1e-6)
     assert 'evidential=True' in repr(layer) and "evidence='relu'" in repr(layer)
 
@@ -180,7 +180,7 @@ def test_prototype_layer_kinds_and_scores():
     for layer, default in ((DisMaxLayer(3, 2), 'MMLES'), (IsoMaxPlusLayer(3, 2), 'MDS')):
         assert layer.output_kind == 'distance_logits'
         assert layer.default_score == default
-        assert layer.scores == ('max-prob', 'entropy', 'MPS', 'ES', 'MDS', 'MMLS', 'MMLES')
+        assert layer.scores == ('max-prob', 'entropy', 'margin', 'MPS', 'ES', 'MDS', 'MMLS', 'MMLES')
         assert 'temperature=1' in repr(layer)
 
 

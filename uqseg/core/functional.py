@@ -25,11 +25,13 @@ Conventions (uqseg decides; documented here and in the spec)
     * AUROC / AUPR / FPR@TPR are threshold metrics: a threshold accepts or rejects a whole tie
       group, so their curves have one point per distinct confidence (the sklearn convention;
       AUROC's trapezoid equals Mann-Whitney with ties counted 1/2).
+    * :func:`selective_metrics` and :func:`threshold_metrics` read several of these values off one
+      sort of the samples (the same code as the single functions after their own sort).
 """
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 import torch
 
@@ -41,7 +43,7 @@ __all__ = [
     'calibration_error', 'overconfidence_error', 'adaptive_calibration_error',
     'brier_score', 'nll', 'check_probs_target', 'score_sums',
     'risk_coverage_curve', 'aurc', 'optimal_aurc', 'eaurc', 'auroc', 'aupr', 'fpr_at_tpr',
-    'coverage_at_accuracy', 'risk_at_coverage', 'nanmean',
+    'coverage_at_accuracy', 'risk_at_coverage', 'selective_metrics', 'threshold_metrics', 'nanmean',
 ]
 
 # Relative slack when comparing an accuracy read off the expected-value curve with a target
@@ -216,8 +218,56 @@ def nll(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> float:
 # selective prediction (Geifman & El-Yaniv 2017; Galil et al. 2023)
 # ----------------------------------------------------------------------------------------------
 def _sorted_desc(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one sort of the selective and ranking metrics: (conf descending, correct in that order,
+    tie-group sizes). Every metric below reads its value off this triple."""
     conf_s, order = torch.sort(conf, descending=True)
     return conf_s, correct[order], _tie_groups(conf_s)
+
+
+def _curve_of(corr_s: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coverage and risk (float64) of sorted correctness, ties in expectation; N >= 1."""
+    n = corr_s.numel()
+    k = torch.arange(1, n + 1, device=corr_s.device, dtype=torch.int64)
+    errors = _expected_cumsum(1 - corr_s, counts, k)
+    kf = k.to(torch.float64)
+    return kf / n, errors / kf
+
+
+def _aurc_of(risk: torch.Tensor) -> float:
+    return float(risk.mean()) if risk.numel() else _NAN
+
+
+def _check_target_accuracy(target_accuracy: float) -> None:
+    if not 0 <= target_accuracy <= 1:
+        raise ValueError(f'target_accuracy must lie in [0, 1], got {target_accuracy}')
+
+
+def _check_coverage(coverage: float) -> None:
+    if not 0 < coverage <= 1:
+        raise ValueError(f'coverage must lie in (0, 1], got {coverage}')
+
+
+def _coverage_at_accuracy_of(cov: torch.Tensor, risk: torch.Tensor, target_accuracy: float) -> float:
+    if cov.numel() == 0:
+        return _NAN
+    ok = (1 - risk) >= target_accuracy * (1 - _ACC_TOL)
+    idx = torch.nonzero(ok).reshape(-1)
+    return float(cov[idx[-1]]) if idx.numel() else 0.0
+
+
+def _risk_at_coverage_of(risk: torch.Tensor, coverage: float) -> float:
+    n = risk.numel()
+    if n == 0:
+        return _NAN
+    k = min(max(math.ceil(coverage * n - 1e-9), 1), n)
+    return float(risk[k - 1])
+
+
+def _groups_of(corr_s: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per tie group (sorted order): (number correct, number incorrect), float64."""
+    gid = torch.repeat_interleave(torch.arange(counts.numel(), device=corr_s.device), counts)
+    pos = torch.zeros(counts.numel(), dtype=torch.float64, device=corr_s.device).index_add_(0, gid, corr_s)
+    return pos, counts.to(torch.float64) - pos
 
 
 def risk_coverage_curve(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,21 +278,17 @@ def risk_coverage_curve(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torc
     a tie group and does not depend on the input order. Empty input gives two empty tensors.
     """
     conf, correct = flat_pair(conf, correct, binary=True)
-    n = conf.numel()
-    k = torch.arange(1, n + 1, device=conf.device, dtype=torch.int64)
-    if n == 0:
+    if conf.numel() == 0:
         empty = torch.zeros(0, dtype=torch.float64, device=conf.device)
         return empty, empty.clone()
     _, corr_s, counts = _sorted_desc(conf, correct)
-    errors = _expected_cumsum(1 - corr_s, counts, k)
-    kf = k.to(torch.float64)
-    return kf / n, errors / kf
+    return _curve_of(corr_s, counts)
 
 
 def aurc(conf: torch.Tensor, correct: torch.Tensor) -> float:
     """Area under the risk-coverage curve, AURC = (1/N) sum_{k=1..N} risk(k) (Galil et al. 2023)."""
     _, risk = risk_coverage_curve(conf, correct)
-    return float(risk.mean()) if risk.numel() else _NAN
+    return _aurc_of(risk)
 
 
 def optimal_aurc(conf: torch.Tensor, correct: torch.Tensor) -> float:
@@ -262,9 +308,7 @@ def eaurc(conf: torch.Tensor, correct: torch.Tensor) -> float:
 def _groups_desc(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per tie group, by confidence descending: (number correct, number incorrect), float64."""
     _, corr_s, counts = _sorted_desc(conf, correct)
-    gid = torch.repeat_interleave(torch.arange(counts.numel(), device=conf.device), counts)
-    pos = torch.zeros(counts.numel(), dtype=torch.float64, device=conf.device).index_add_(0, gid, corr_s)
-    return pos, counts.to(torch.float64) - pos
+    return _groups_of(corr_s, counts)
 
 
 def auroc(conf: torch.Tensor, correct: torch.Tensor) -> float:
@@ -322,14 +366,8 @@ def coverage_at_accuracy(conf: torch.Tensor, correct: torch.Tensor, target_accur
     AURC and :func:`risk_at_coverage`. Comparison allows a relative slack of 1e-12 for
     rounding. 0.0 if no k qualifies; ``nan`` for empty input.
     """
-    if not 0 <= target_accuracy <= 1:
-        raise ValueError(f'target_accuracy must lie in [0, 1], got {target_accuracy}')
-    cov, risk = risk_coverage_curve(conf, correct)
-    if cov.numel() == 0:
-        return _NAN
-    ok = (1 - risk) >= target_accuracy * (1 - _ACC_TOL)
-    idx = torch.nonzero(ok).reshape(-1)
-    return float(cov[idx[-1]]) if idx.numel() else 0.0
+    _check_target_accuracy(target_accuracy)
+    return _coverage_at_accuracy_of(*risk_coverage_curve(conf, correct), target_accuracy)
 
 
 def risk_at_coverage(conf: torch.Tensor, correct: torch.Tensor, coverage: float) -> float:
@@ -338,14 +376,65 @@ def risk_at_coverage(conf: torch.Tensor, correct: torch.Tensor, coverage: float)
     ``coverage`` in (0, 1]; ``k`` is computed as ``ceil(coverage N - 1e-9)`` so that e.g.
     0.3 * 10 = 3.0000000000000004 selects 3 samples, not 4. ``nan`` for empty input.
     """
-    if not 0 < coverage <= 1:
-        raise ValueError(f'coverage must lie in (0, 1], got {coverage}')
+    _check_coverage(coverage)
     _, risk = risk_coverage_curve(conf, correct)
-    n = risk.numel()
+    return _risk_at_coverage_of(risk, coverage)
+
+
+def selective_metrics(conf: torch.Tensor, correct: torch.Tensor, accuracy_targets: Sequence[float] = (),
+                      coverages: Sequence[float] = (), tpr: Optional[float] = None, curve: bool = False) -> dict:
+    """The selective and ranking metrics of one confidence from **one** sort (the functions above
+    sort once each; a report of nine values would sort nine times).
+
+    Returns ``AURC`` (:func:`aurc`), ``E-AURC`` (:func:`eaurc`), ``AUROC`` (:func:`auroc`),
+    ``coverage_at_accuracy`` = ``{a: coverage_at_accuracy(conf, correct, a)}`` for each of
+    ``accuracy_targets``, ``risk_at_coverage`` = ``{c: risk_at_coverage(conf, correct, c)}`` for
+    each of ``coverages``, with ``tpr`` also ``FPR`` (:func:`fpr_at_tpr`), and with ``curve`` the
+    ``(coverage, risk)`` of :func:`risk_coverage_curve`. The values are those functions' own: the
+    same code reads them off the same sorted samples (``tests/core/test_selective.py`` checks
+    equality). Arguments are checked before the sort; empty input gives NaN everywhere.
+    """
+    for a in accuracy_targets:
+        _check_target_accuracy(a)
+    for c in coverages:
+        _check_coverage(c)
+    if tpr is not None:
+        check_tpr(tpr)
+    conf, correct = flat_pair(conf, correct, binary=True)
+    n = conf.numel()
     if n == 0:
-        return _NAN
-    k = min(max(math.ceil(coverage * n - 1e-9), 1), n)
-    return float(risk[k - 1])
+        empty = torch.zeros(0, dtype=torch.float64, device=conf.device)
+        out = {'AURC': _NAN, 'E-AURC': _NAN, 'AUROC': _NAN, 'coverage_at_accuracy': {a: _NAN for a in accuracy_targets},
+               'risk_at_coverage': {c: _NAN for c in coverages}}
+        if tpr is not None:
+            out['FPR'] = _NAN
+        if curve:
+            out['curve'] = (empty, empty.clone())
+        return out
+    _, corr_s, counts = _sorted_desc(conf, correct)
+    cov, risk = _curve_of(corr_s, counts)
+    aurc_ = _aurc_of(risk)
+    groups = _groups_of(corr_s, counts)
+    out = {'AURC': aurc_, 'E-AURC': aurc_ - optimal_aurc_from_counts(n, float((1 - correct).sum())),
+           'AUROC': auroc_from_groups(*groups),
+           'coverage_at_accuracy': {a: _coverage_at_accuracy_of(cov, risk, a) for a in accuracy_targets},
+           'risk_at_coverage': {c: _risk_at_coverage_of(risk, c) for c in coverages}}
+    if tpr is not None:
+        out['FPR'] = fpr_from_groups(*groups, tpr)
+    if curve:
+        out['curve'] = (cov, risk)
+    return out
+
+
+def threshold_metrics(conf: torch.Tensor, positive: torch.Tensor, tpr: float = 0.95) -> dict[str, float]:
+    """``AUROC`` (:func:`auroc`) and ``FPR`` (:func:`fpr_at_tpr`) of ``conf`` separating the
+    ``positive`` samples from the others, from one sort; e.g. in-distribution (positive) vs OOD."""
+    check_tpr(tpr)
+    conf, positive = flat_pair(conf, positive, binary=True)
+    if conf.numel() == 0:
+        return {'AUROC': _NAN, 'FPR': _NAN}
+    groups = _groups_desc(conf, positive)
+    return {'AUROC': auroc_from_groups(*groups), 'FPR': fpr_from_groups(*groups, tpr)}
 
 
 def nanmean(values) -> float:

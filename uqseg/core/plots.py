@@ -17,7 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-__all__ = ['draw_reliability', 'plot_reliability_diagram', 'plot_risk_coverage', 'new_figure', 'save_figure']
+__all__ = ['draw_reliability', 'plot_reliability_diagram', 'plot_risk_coverage', 'plot_risk_coverage_curves',
+           'new_figure', 'save_figure']
 
 
 def new_figure(width: float, height: float):
@@ -132,4 +133,34 @@ def plot_risk_coverage(curve: Mapping, path: str, title: str = '', metrics: Opti
     head = title + ('\n' if title and metrics else '') + _fmt_metrics(metrics)
     if head:
         ax.set_title(head, fontsize=9)
+    return save_figure(fig, path)
+
+
+def plot_risk_coverage_curves(curves: Mapping[str, Mapping], path: str, title: str = '',
+                              error_rate: Optional[float] = None,
+                              ylabel: str = 'selective risk (error rate)') -> str:
+    """Write several risk-coverage curves in one plot to ``path`` (PNG) and return the path.
+
+    ``curves`` maps a legend label (a confidence, a model) to ``{'coverage', 'risk'}`` (e.g.
+    :func:`uqseg.core.selective.selective_report`'s ``curves``). With ``error_rate`` (the risk at
+    full coverage, ``e``) also the perfect ordering of those samples, ``max(0, c - (1 - e)) / c``
+    at coverage ``c``, and the no-rejection line ``e``.
+    """
+    fig = new_figure(5.0, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, curve in curves.items():
+        c = _numpy(curve)
+        ax.plot(c['coverage'], c['risk'], linewidth=1.5, label=str(label))
+    if error_rate is not None and math.isfinite(error_rate):
+        cov = np.linspace(1e-3, 1, 1000)
+        ax.plot(cov, np.maximum(cov - (1 - error_rate), 0) / cov, '--', color='#55a868', linewidth=1,
+                label='perfect ordering')
+        ax.axhline(error_rate, color='grey', linestyle=':', linewidth=1, label='no rejection')
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel('coverage')
+    ax.set_ylabel(ylabel)
+    ax.legend(loc='upper left', fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
     return save_figure(fig, path)

@@ -5,6 +5,8 @@ One implementation serves per-pixel maps (``(C, H, W)``, ``dim=0``) and per-imag
 
 * ``max-prob``: ``max_c p_c`` (binary ``max(p, 1 - p)``), Hendrycks & Gimpel 2017;
 * ``entropy``: the confidence ``1 - H(p) / log C`` (C = 2 for a binary map);
+* ``margin``: ``p_(1) - p_(2)``, the gap between the two largest probabilities (the margin
+  score of selective classification, e.g. Galil et al. 2023, ICLR), every output kind;
 * the named scores of an output layer's channels (:data:`SCORES`): EDL's ``vacuity`` and
   DisMax's ``MPS``, ``ES``, ``MDS``, ``MMLS``, ``MMLES``, each a function of the layer's output
   ``z`` (:func:`raw_score`, the definition) and mapped onto a [0, 1] confidence by
@@ -26,20 +28,20 @@ import torch
 from .evidential import vacuity
 
 __all__ = ['BUILTIN_SCORES', 'OUTPUT_KINDS', 'SCORES', 'SCORE_KINDS', 'normalised_entropy',
-           'binary_normalised_entropy', 'confidence_from_score', 'check_score_args', 'check_score_name',
+           'binary_normalised_entropy', 'top2_margin', 'confidence_from_score', 'check_score_args', 'check_score_name',
            'scores_of', 'check_score_available', 'raw_score', 'score_confidence']
 
 #: Built-in confidence scores of every head, higher = more confident, all in [0, 1].
-BUILTIN_SCORES = ('max-prob', 'entropy')
+BUILTIN_SCORES = ('max-prob', 'entropy', 'margin')
 #: What an output layer's channels are, and the layers that produce them.
 OUTPUT_KINDS = {'logits': 'a plain head (softmax of the channels = p)',
                 'log_alpha': "an EDL layer (channels = log alpha; output_layer=dict(type='EDLLayer'))",
                 'distance_logits': "a DisMax / IsoMax+ layer (channels = L / T <= 0; "
                                    "output_layer=dict(type='DisMaxLayer'))"}
 #: Every named score and the output kinds it is defined for (``max-prob`` / ``entropy`` /
-#: ``MPS`` / ``ES`` are functions of ``p`` alone: every kind).
+#: ``margin`` / ``MPS`` / ``ES`` are functions of ``p`` alone: every kind).
 SCORE_KINDS: dict[str, tuple[str, ...]] = {
-    'max-prob': tuple(OUTPUT_KINDS), 'entropy': tuple(OUTPUT_KINDS),
+    'max-prob': tuple(OUTPUT_KINDS), 'entropy': tuple(OUTPUT_KINDS), 'margin': tuple(OUTPUT_KINDS),
     'MPS': tuple(OUTPUT_KINDS), 'ES': tuple(OUTPUT_KINDS),
     'vacuity': ('log_alpha',),
     'MDS': ('distance_logits',), 'MMLS': ('distance_logits',), 'MMLES': ('distance_logits',)}
@@ -58,6 +60,15 @@ def binary_normalised_entropy(p: torch.Tensor) -> torch.Tensor:
     """``H([1 - p, p]) / log 2`` of a foreground probability map, computed in float64."""
     p = p.double()
     return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)) / math.log(2)
+
+
+def top2_margin(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``p_(1) - p_(2)`` along ``dim``: the largest probability minus the second largest, in [0, 1]
+    (0 when the two top classes tie; 1 for a single class, whose only probability has no rival)."""
+    if probs.shape[dim] < 2:
+        return torch.ones_like(probs.select(dim, 0)) if probs.shape[dim] == 1 else probs.sum(dim)
+    top = probs.topk(2, dim=dim).values
+    return top.select(dim, 0) - top.select(dim, 1)
 
 
 def check_score_name(score: str, key: str = 'score') -> str:
@@ -89,6 +100,7 @@ def raw_score(score: str, z: torch.Tensor, dim: int = 1) -> torch.Tensor:
     (float64 where it matters; higher = more confident except ``entropy`` and ``vacuity``)::
 
         max-prob, MPS  max_j p_j                 entropy  H(p) / log K      ES  sum_j p_j log p_j
+        margin         p_(1) - p_(2)             (the two largest p_j)
         vacuity        K / sum_j exp(z_j)        (z = log alpha)
         MDS            max_j z_j                 MMLS     max_j z_j + mean_j z_j
         MMLES          max_j z_j + mean_j z_j + sum_j p_j log p_j          (z = L / T)
@@ -97,6 +109,8 @@ def raw_score(score: str, z: torch.Tensor, dim: int = 1) -> torch.Tensor:
     ``entropy`` (see :func:`binary_normalised_entropy`).
     """
     check_score_name(score)
+    if score == 'margin':
+        return top2_margin(z.softmax(dim), dim)
     if score == 'vacuity':
         return vacuity(z.double(), dim)
     if score in ('MDS', 'MMLS', 'MMLES'):
@@ -123,7 +137,7 @@ def score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> torch.T
     """Map a :func:`raw_score` onto a confidence in [0, 1], higher = more confident, preserving
     the order of confidence (so AUROC / AURC are unchanged up to binning)::
 
-        max-prob, MPS           as is                      entropy   1 - H / log K
+        max-prob, MPS, margin   as is                      entropy   1 - H / log K
         ES                      1 + ES / log K             vacuity   1 - u
         MDS, MMLS, MMLES (<= 0) 1 / (1 - x)
 
@@ -132,7 +146,7 @@ def score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> torch.T
     scale with the learnt ``|s|`` and ``1 / T``).
     """
     check_score_name(score)
-    if score in ('max-prob', 'MPS'):
+    if score in ('max-prob', 'MPS', 'margin'):
         out = raw
     elif score == 'entropy' or score == 'vacuity':
         out = 1 - raw
