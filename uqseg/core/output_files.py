@@ -1,0 +1,253 @@
+"""The model-outputs file shared by ``tools/dump_outputs.py`` and ``tools/eval_selective.py``.
+
+One file per model: a model's raw outputs on a labelled test set (and optionally on an OOD set),
+so that a selective-prediction study of many models (Galil et al., 2023, ICLR: 523 ImageNet
+classifiers) needs each model run once. Two containers, chosen by the extension:
+
+* ``.npz``: numpy's uncompressed archive, read with ``np.load(allow_pickle=False)`` (no code runs);
+* ``.pt``: a dict for ``torch.save``, read with ``torch.load(weights_only=True)``.
+
+Keys::
+
+    logits       (N, K) float   raw outputs z of the model, softmax(z) = p   } exactly one
+    probs        (N, K) float   probabilities p (rows sum to 1, tol 1e-3)     } of the two
+    labels       (N,)   int     ground-truth classes in [0, K)
+    kind         str            'logits' | 'log_alpha' | 'distance_logits' with ``logits`` (default
+                                'logits'); 'probs' with ``probs`` (the output kinds of
+                                ``uqseg.core.scores.OUTPUT_KINDS``: EDL log alpha, DisMax L / T)
+    ood_logits   (M, K) float   optional: the same model on an OOD set (``ood_probs`` with ``probs``)
+    model        str            optional: the model's name (default: the file name without extension)
+    classes      (K,) str       optional: the class names
+
+:func:`load_outputs` checks everything and raises ``ValueError`` naming the file: a missing or
+unknown key, both ``logits`` and ``probs``, shapes that disagree, NaN/Inf rows (their count and
+the first one), labels outside [0, K), probabilities outside [0, 1] or rows not summing to 1.
+Loading copies no more than needed: the array numpy reads is shared by the returned tensor
+(``torch.from_numpy``), float32 stays float32 (float16 / bfloat16 become float32).
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'FILE_KINDS', 'EXTENSIONS',
+           'PROBS_TOL']
+
+#: The kinds a file may hold: the output kinds of a layer (with ``logits``) and ``probs``.
+FILE_KINDS = ('logits', 'log_alpha', 'distance_logits', 'probs')
+EXTENSIONS = ('.npz', '.pt')
+#: Largest |row sum - 1| accepted for probabilities.
+PROBS_TOL = 1e-3
+_KEYS = ('logits', 'probs', 'labels', 'kind', 'ood_logits', 'ood_probs', 'model', 'classes')
+
+
+@dataclass
+class ModelOutputs:
+    """One model's outputs, as read by :func:`load_outputs`.
+
+    ``values`` (N, K) float tensor (logits of ``kind``, or probabilities for ``kind='probs'``),
+    ``labels`` (N,) int64, ``ood`` (M, K) of the same kind or None, ``model`` the file's name for
+    the model (default: the file name without extension), ``classes`` the class names or None.
+    """
+    path: str
+    model: str
+    kind: str
+    values: torch.Tensor
+    labels: torch.Tensor
+    ood: Optional[torch.Tensor] = None
+    classes: Optional[list] = None
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.values.shape[1])
+
+
+def _extension(path: str) -> str:
+    ext = osp.splitext(str(path))[1].lower()
+    if ext not in EXTENSIONS:
+        raise ValueError(f'{path}: a model-outputs file must end in .npz or .pt, got {ext or "no extension"!r}')
+    return ext
+
+
+def _tensor(x, path: str, key: str) -> torch.Tensor:
+    """``x`` (array or tensor) as a CPU tensor sharing numpy's memory where it can."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    arr = np.asarray(x)
+    if arr.dtype.kind not in 'biuf':
+        raise ValueError(f'{path}: {key!r} must be numeric, got dtype {arr.dtype}')
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder('='))
+    return torch.from_numpy(arr)
+
+
+def _string(x, path: str, key: str) -> str:
+    if isinstance(x, np.ndarray):
+        if x.ndim != 0 or x.dtype.kind != 'U':
+            raise ValueError(f'{path}: {key!r} must be a string, got an array of shape {x.shape} ({x.dtype})')
+        x = x.item()
+    if not isinstance(x, str):
+        raise ValueError(f'{path}: {key!r} must be a string, got {type(x).__name__}')
+    return x
+
+
+def _check_values(v: torch.Tensor, path: str, key: str, kind: str, k: Optional[int] = None) -> torch.Tensor:
+    if v.dim() != 2:
+        raise ValueError(f'{path}: {key!r} must be (N, K), got shape {tuple(v.shape)}')
+    if not v.is_floating_point():
+        raise ValueError(f'{path}: {key!r} must be floating point, got dtype {v.dtype}')
+    if v.dtype in (torch.float16, torch.bfloat16):
+        v = v.float()
+    if v.shape[0] == 0:
+        raise ValueError(f'{path}: {key!r} holds no sample')
+    if k is None and v.shape[1] < 2:
+        raise ValueError(f'{path}: {key!r} must have K >= 2 classes (columns), got {v.shape[1]}')
+    if k is not None and v.shape[1] != k:
+        raise ValueError(f'{path}: {key!r} has {v.shape[1]} classes (columns), the test outputs {k}')
+    # one row-sum pass; a non-finite sum means a NaN/Inf in the row or a finite overflow: look closer
+    sums = v.sum(1)
+    if not bool(torch.isfinite(sums).all()):
+        bad = ~torch.isfinite(v).all(1)
+        if bool(bad.any()):
+            rows = torch.nonzero(bad).reshape(-1)
+            raise ValueError(f'{path}: {key!r} has {rows.numel()} row(s) with NaN/Inf values, the first is row '
+                             f'{int(rows[0])}')
+    if kind == 'probs':
+        lo, hi = float(v.min()), float(v.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f'{path}: {key!r} are probabilities and must lie in [0, 1], got values in '
+                             f'[{lo:.6g}, {hi:.6g}]')
+        off = (sums - 1).abs() > PROBS_TOL
+        if bool(off.any()):
+            rows = torch.nonzero(off).reshape(-1)
+            r = int(rows[0])
+            raise ValueError(f'{path}: {key!r} rows must sum to 1 (tolerance {PROBS_TOL:g}); {rows.numel()} row(s) '
+                             f'do not, the first is row {r} (sum {float(sums[r]):.6g}); for logits save the key '
+                             "'logits'")
+    return v
+
+
+def check_outputs(path: str, values, labels, kind: str = 'logits', ood=None,
+                  classes: Optional[Sequence[str]] = None) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Check one model's outputs (see the module docstring); return ``(values, labels, ood)`` as
+    tensors (no copy of float32 / float64 values). Errors name ``path``."""
+    if kind not in FILE_KINDS:
+        raise ValueError(f'{path}: kind must be one of {FILE_KINDS}, got {kind!r}')
+    key = 'probs' if kind == 'probs' else 'logits'
+    v = _check_values(_tensor(values, path, key), path, key, kind)
+    y = _tensor(labels, path, 'labels')
+    if y.dim() != 1:
+        raise ValueError(f'{path}: labels must be (N,), got shape {tuple(y.shape)}')
+    if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f'{path}: labels must be integer class indices, got dtype {y.dtype}')
+    if y.shape[0] != v.shape[0]:
+        raise ValueError(f'{path}: {key!r} has {v.shape[0]} rows but labels has {y.shape[0]}; they must be the '
+                         'same samples')
+    if y.dtype != torch.int64:
+        y = y.long()
+    k = v.shape[1]
+    bad = (y < 0) | (y >= k)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).reshape(-1)
+        r = int(rows[0])
+        raise ValueError(f'{path}: labels must lie in [0, {k - 1}] ({k} classes); {rows.numel()} do not, the first '
+                         f'is row {r} (label {int(y[r])})')
+    o = None
+    if ood is not None:
+        o = _check_values(_tensor(ood, path, f'ood_{key}'), path, f'ood_{key}', kind, k)
+    if classes is not None and len(classes) != k:
+        raise ValueError(f'{path}: classes has {len(classes)} names for {k} classes')
+    return v, y, o
+
+
+def save_outputs(path: str, values, labels, kind: str = 'logits', ood=None, model: Optional[str] = None,
+                 classes: Optional[Sequence[str]] = None) -> str:
+    """Check and write one model's outputs to ``path`` (``.npz`` or ``.pt``, by the extension;
+    folders are created; written to a temporary file first, then renamed). ``values`` (N, K)
+    logits of ``kind`` or probabilities (``kind='probs'``), ``labels`` (N,), ``ood`` (M, K) of the
+    same kind. Returns ``path``."""
+    ext = _extension(path)
+    v, y, o = check_outputs(path, values, labels, kind, ood, classes)
+    key = 'probs' if kind == 'probs' else 'logits'
+    data = {key: v, 'labels': y, 'kind': kind}
+    if o is not None:
+        data[f'ood_{key}'] = o
+    if model is not None:
+        data['model'] = str(model)
+    if classes is not None:
+        data['classes'] = [str(c) for c in classes]
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp')
+    try:
+        with open(tmp, 'wb') as f:
+            if ext == '.npz':
+                arrays = {k: (x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)) for k, x in data.items()}
+                np.savez(f, **arrays)
+            else:
+                torch.save(data, f)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _read(path: str, ext: str) -> dict:
+    try:
+        if ext == '.npz':
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        data = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # a broken archive, pickled objects, a truncated file: all name the file
+        raise ValueError(f'{path}: cannot read it as a model-outputs {ext} file ({type(e).__name__}: {e})') from e
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: a .pt model-outputs file must hold a dict, got {type(data).__name__}')
+    return data
+
+
+def load_outputs(path: str) -> ModelOutputs:
+    """Read and check one model-outputs file (module docstring); errors name the file."""
+    path = str(path)
+    ext = _extension(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: no such model-outputs file')
+    data = _read(path, ext)
+    unknown = sorted(set(map(str, data)) - set(_KEYS))
+    if unknown:
+        raise ValueError(f'{path}: unknown key(s) {unknown}; a model-outputs file holds {_KEYS}')
+    if 'logits' in data and 'probs' in data:
+        raise ValueError(f"{path}: holds both 'logits' and 'probs'; keep one (the raw outputs, or probabilities)")
+    if 'logits' not in data and 'probs' not in data:
+        raise ValueError(f"{path}: missing key 'logits' (or 'probs'); it holds {sorted(data)}")
+    if 'labels' not in data:
+        raise ValueError(f"{path}: missing key 'labels'; it holds {sorted(data)}")
+    key = 'logits' if 'logits' in data else 'probs'
+    kind = _string(data['kind'], path, 'kind') if 'kind' in data else key
+    if key == 'probs' and kind != 'probs':
+        raise ValueError(f"{path}: 'probs' with kind {kind!r}; probabilities are kind 'probs'")
+    if key == 'logits' and kind not in FILE_KINDS[:3]:
+        raise ValueError(f"{path}: 'logits' with kind {kind!r}; the kinds of logits are {FILE_KINDS[:3]} (save "
+                         "probabilities as 'probs')")
+    other = 'ood_probs' if key == 'logits' else 'ood_logits'
+    if other in data:
+        raise ValueError(f"{path}: {other!r} beside {key!r}; the OOD outputs must be of the same kind (ood_{key})")
+    classes = data.get('classes')
+    if classes is not None:
+        if isinstance(classes, np.ndarray):
+            if classes.ndim != 1 or classes.dtype.kind != 'U':
+                raise ValueError(f"{path}: 'classes' must be a list of strings, got an array of {classes.dtype}")
+            classes = classes.tolist()
+        if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"{path}: 'classes' must be a list of strings")
+        classes = list(classes)
+    values, labels, ood = check_outputs(path, data[key], data['labels'], kind, data.get(f'ood_{key}'), classes)
+    model = _string(data['model'], path, 'model') if 'model' in data else osp.splitext(osp.basename(path))[0]
+    return ModelOutputs(path=path, model=model, kind=kind, values=values, labels=labels, ood=ood, classes=classes)
