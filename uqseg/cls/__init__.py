@@ -6,3 +6,7 @@ selective-prediction metrics), applied per image instead of per pixel. It import
 :mod:`uqseg.core`, :mod:`uqseg.engine` and mmpretrain, never :mod:`uqseg.seg`
 (``tests/test_layering.py``). See ``docs/architecture.md`` and ``docs/classification.md``.
 """
+from . import datasets, metrics, models, transforms
+from .models import LDLImageClassifier, TemperatureScaledImageClassifier
+
+__all__ = ['datasets', 'metrics', 'models', 'transforms', 'LDLImageClassifier', 'TemperatureScaledImageClassifier']

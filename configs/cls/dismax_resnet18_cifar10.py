@@ -1,0 +1,7 @@
+# DisMax with FPR mosaics on CIFAR-10 ResNet-18 (entropic scale 10).
+_base_ = ['./_base_/cifar10_resnet18.py']
+model = dict(data_preprocessor=dict(batch_augments=dict(augments=dict(type='FPRMosaic'))),
+             head=dict(type='OutputLayerClsHead', output_layer=dict(type='DisMaxLayer'),
+                       loss=dict(_delete_=True, type='DisMaxLoss', entropic_scale=10.0)))
+test_evaluator = [dict(type='SelectivePredictionMetric', confidences=('max-prob', 'entropy', 'margin', 'own'),
+                       accuracy_targets=(0.95, 0.99), coverages=(0.5, 0.8, 0.9), ood_sets=('cifar100', ))]

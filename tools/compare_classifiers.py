@@ -1,0 +1,158 @@
+"""The classification comparison on the Fashion-MNIST demo (MNIST digits as the OOD set): every
+method trained, its test outputs dumped, all of them scored at once by ``tools/eval_selective.py``
+(one ranked table, as Galil et al. scored 523 ImageNet models), then mean +- std over seeds per
+method.
+
+    python tools/compare_classifiers.py [--seeds 0 1 2] [--extra-seeds 0] [--work-dir work_dirs/cls_demo]
+    make compare-classifiers
+
+Rows: cross-entropy (``ce``), ``ce`` + temperature scaling (T fitted on the validation split by
+``tools/calibrate_classifier.py``, applied by ``TemperatureScaledImageClassifier``), EDL, TEDL,
+DisMax (FPR mosaics), knowledge distillation (``kd``: the ``ce`` model of the same seed as
+teacher, no augmentation), offline LDL (the same teacher, Mixup / CutMix) and online LDL (EMA
+teacher, Mixup / CutMix) over ``--seeds`` (the headline rows); label smoothing, cross-entropy with
+Mixup / CutMix (the augmentation control) and IsoMax+ over ``--extra-seeds``.
+
+Per run: ``tools/train.py`` (``randomness.seed``), ``tools/dump_outputs.py`` on the test loop's
+sets (the OOD set's outputs as ``ood_logits``) into ``<work-dir>/outputs/<method>_s<seed>.npz``.
+Then ``tools/eval_selective.py`` on every file (``--confidence own``: each model's own score, and
+max-prob; ``--fit-temperature``: Galil's check of how temperature scaling moves AUROC and the
+ranking, T fitted on a seeded 10 % of each test file), its CSV and plots in ``<work-dir>/eval``,
+and the per-method table over seeds: ``<work-dir>/classifiers.md`` / ``classifiers.json``.
+Finished steps are reused (an interrupted comparison resumes).
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+from demo import run, write_report  # noqa: E402
+
+CONFIGS = 'configs/cls/{}_fmnist_demo.py'
+HEADLINE = ('ce', 'ce+TS', 'edl', 'tedl', 'dismax', 'kd', 'ldl_offline', 'ldl_online')
+EXTRA = ('ls', 'ce_mixup', 'isomax')
+TEACHER = {'kd': 'ce', 'ldl_offline': 'ce'}
+# (CSV key, column label, digits); '{c}' is the row's confidence
+COLUMNS = [('accuracy', 'acc %', 2, 100.0), ('ECE', 'ECE', 4, 1.0), ('NLL', 'NLL', 3, 1.0),
+           ('AURC[{c}]', 'AURC', 4, 1.0), ('E-AURC[{c}]', 'E-AURC', 4, 1.0), ('AUROC[{c}]', 'AUROC', 4, 1.0),
+           ('cov@acc0.99[{c}]', 'cov@99%', 3, 1.0), ('OOD-AUROC[{c}]', 'OOD AUROC', 4, 1.0),
+           ('OOD-FPR95[{c}]', 'OOD FPR95', 4, 1.0)]
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds of the headline rows')
+    ap.add_argument('--extra-seeds', type=int, nargs='*', default=[0], help='seeds of the other rows')
+    ap.add_argument('--methods', nargs='+', help='only these rows (default: all)')
+    ap.add_argument('--work-dir', default='work_dirs/cls_demo')
+    return ap.parse_args(argv)
+
+
+def _last_checkpoint(work_dir: str) -> str:
+    with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def train(py: str, method: str, seed: int, work_dir: str) -> str:
+    """Train ``method`` with ``seed`` (its teacher first, for kd / offline LDL); its checkpoint."""
+    run_dir = osp.join(work_dir, f'seed{seed}', method)
+    if not osp.isfile(osp.join(ROOT, run_dir, 'last_checkpoint')):
+        opts = [f'randomness.seed={seed}']
+        if method in TEACHER:
+            opts.append(f'custom_hooks.0.checkpoint={train(py, TEACHER[method], seed, work_dir)}')
+        start = time.time()
+        run([py, 'tools/train.py', CONFIGS.format(method), '--work-dir', run_dir, '--cfg-options', *opts])
+        print(f'{method} seed {seed}: trained in {time.time() - start:.0f} s', flush=True)
+    return _last_checkpoint(run_dir)
+
+
+def dump(py: str, method: str, seed: int, work_dir: str) -> str:
+    """The test outputs of ``method`` / ``seed`` (``ce+TS``: calibrated on the validation split first)."""
+    out = osp.join(work_dir, 'outputs', f'{method}_s{seed}.npz')
+    if osp.isfile(osp.join(ROOT, out)):
+        return out
+    base = method.split('+')[0]
+    ckpt = train(py, base, seed, work_dir)
+    config = CONFIGS.format(base)
+    extra = []
+    if method.endswith('+TS'):
+        calibrated = osp.join(work_dir, f'seed{seed}', method, 'calibrated.pth')
+        if not osp.isfile(osp.join(ROOT, calibrated)):
+            run([py, 'tools/calibrate_classifier.py', config, ckpt, '--out', calibrated])
+        ckpt = calibrated
+        extra = ['--apply-temperature', '--cfg-options', 'model.type=TemperatureScaledImageClassifier']
+    run([py, 'tools/dump_outputs.py', config, ckpt, '--out', out, '--model-name', f'{method}_s{seed}', *extra])
+    return out
+
+
+def read_csv(path: str) -> list[dict]:
+    with open(osp.join(ROOT, path)) as f:
+        return list(csv.DictReader(f))
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float('nan')
+
+
+def method_table(rows: list[dict], methods: list, seeds_of: dict) -> tuple[str, dict]:
+    """Markdown table, one row per method and confidence: mean +- std over its seeds."""
+    by_model = {r['model']: r for r in rows}
+    head = ('| method | seeds | confidence | ' + ' | '.join(c[1] for c in COLUMNS) + ' |\n|'
+            + '---|' * (3 + len(COLUMNS)))
+    lines, data = [], {}
+    for method in methods:
+        seeds = seeds_of[method]
+        first = by_model.get(f'{method}_s{seeds[0]}')
+        if first is None:
+            continue
+        confs = ['max-prob'] + [c for c in (first.get('own_score'),) if c and c != 'max-prob']
+        for conf in confs:
+            cells = []
+            for key, _, digits, scale in COLUMNS:
+                k = key.format(c=conf)
+                v = np.array([_num(by_model.get(f'{method}_s{s}', {}).get(k)) * scale for s in seeds])
+                data[f'{method}/{k}'] = v.tolist()
+                if np.all(np.isnan(v)):
+                    cells.append('-')
+                elif len(v) > 1:
+                    cells.append(f'{np.nanmean(v):.{digits}f} +- {np.nanstd(v, ddof=1):.{digits}f}')
+                else:
+                    cells.append(f'{v[0]:.{digits}f}')
+            lines.append(f'| {method} | {len(seeds)} | {conf} | ' + ' | '.join(cells) + ' |')
+    return head + '\n' + '\n'.join(lines), data
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    py = sys.executable
+    methods = [m for m in HEADLINE + EXTRA if args.methods is None or m in args.methods]
+    seeds_of = {m: (args.seeds if m in HEADLINE else args.extra_seeds) for m in methods}
+    seeds_of = {m: s for m, s in seeds_of.items() if s}
+    files = [dump(py, m, s, args.work_dir) for m, seeds in seeds_of.items() for s in seeds]
+    eval_dir = osp.join(args.work_dir, 'eval')
+    os.makedirs(osp.join(ROOT, eval_dir), exist_ok=True)
+    csv_path = osp.join(eval_dir, 'selective.csv')
+    run([py, 'tools/eval_selective.py', *files, '--confidence', 'max-prob', 'own', '--csv', csv_path,
+         '--plots', eval_dir])
+    ts_csv = osp.join(eval_dir, 'selective_ts.csv')
+    run([py, 'tools/eval_selective.py', *[f for f in files if '+TS' not in f], '--fit-temperature', '--csv', ts_csv,
+         '--plots', osp.join(eval_dir, 'ts')])
+    md, data = method_table(read_csv(csv_path), list(seeds_of), seeds_of)
+    print(md)
+    write_report(args.work_dir, 'classifiers', md, data)
+    with open(osp.join(ROOT, args.work_dir, 'classifiers_files.json'), 'w') as f:
+        json.dump(files, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()

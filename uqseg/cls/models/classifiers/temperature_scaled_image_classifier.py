@@ -1,0 +1,65 @@
+"""Post-hoc temperature scaling (Guo et al., 2017) of any mmpretrain ``ImageClassifier``.
+
+``TemperatureScaledImageClassifier`` is mmpretrain's ``ImageClassifier`` whose ``predict`` divides
+the head's scores by ``T`` before the head's softmax, so ``pred_score`` and every metric read the
+calibrated model; training (``loss``) and ``tensor`` mode (the raw scores, what
+``tools/dump_outputs.py`` writes) are untouched. One line in a config, for a known ``T``::
+
+    model = dict(type='TemperatureScaledImageClassifier', temperature=1.7, backbone=..., head=...)
+
+``T`` lives in :class:`~uqseg.core.temperature_buffer.TemperatureBuffer` (not saved by training;
+``tools/calibrate_classifier.py`` fits it on a held-out split and writes it into the checkpoint;
+``temperature=None`` requires it from there). EDL heads (``log alpha`` outputs) are refused.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Union
+
+import torch
+from mmpretrain.models.classifiers import ImageClassifier
+from mmpretrain.registry import MODELS
+
+from ....core.temperature_buffer import TemperatureBuffer
+
+__all__ = ['TemperatureScaledImageClassifier', 'check_temperature_scalable', 'output_kind']
+
+
+def output_kind(classifier) -> str:
+    """What the head's scores are: its output layer's kind (``log_alpha``, ``distance_logits``) or ``logits``."""
+    return getattr(getattr(classifier.head, 'fc', None), 'output_kind', 'logits')
+
+
+def check_temperature_scalable(classifier, owner: str) -> None:
+    """Refuse, naming ``owner``, a classifier whose head outputs ``log alpha`` (EDL): temperature
+    scaling divides logits."""
+    if output_kind(classifier) == 'log_alpha':
+        raise ValueError(f'{owner}: the head {type(classifier.head).__name__} outputs log alpha (evidential), not '
+                         'logits; temperature scaling divides logits and does not apply to it')
+
+
+@MODELS.register_module()
+class TemperatureScaledImageClassifier(TemperatureBuffer, ImageClassifier):
+    """``ImageClassifier`` whose predictions are ``softmax(scores / T)``; see the module docstring.
+
+    Args:
+        temperature: ``T > 0`` (a number, or one per class), or None to require it from a
+            checkpoint. Default 1.
+        **kwargs: ``ImageClassifier``'s arguments (the head must have ``num_classes``).
+    """
+
+    calibration_tool = 'tools/calibrate_classifier.py'
+
+    def __init__(self, *args, temperature: Union[float, Sequence[float], None] = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        name = type(self).__name__
+        num_classes = getattr(self.head, 'num_classes', None)
+        if num_classes is None:
+            raise ValueError(f'{name} needs a head with num_classes (e.g. LinearClsHead), got '
+                             f'{type(self.head).__name__}')
+        self.init_temperature(temperature, num_classes)
+        check_temperature_scalable(self, name)
+
+    def predict(self, inputs: torch.Tensor, data_samples: Optional[List] = None, **kwargs) -> List:
+        feats = self.extract_feat(inputs)
+        scores = self.scale_logits(self.head(feats))
+        return self.head._get_predictions(scores, data_samples)
