@@ -219,7 +219,7 @@ def _report(path, z, y, kind, confs, args, ood, curves):
 def score_file(path: str, args) -> list[dict]:
     """The rows of one file (raw, and with ``--fit-temperature`` the TS row): file facts, the
     report's scalar keys, and ``_curve`` (plots only)."""
-    mo = load_outputs(path)
+    mo = load_outputs(path, check_values=False)  # the report checks the values (errors name the file)
     if mo.ood is None and (args.require_ood or needs_ood(args.rank_by)):
         why = '--require-ood' if args.require_ood else f'--rank-by {args.rank_by}'
         raise ValueError(f'{path}: {why} needs OOD outputs, but the file holds none (ood_logits / ood_probs; '

@@ -88,8 +88,8 @@ def _bad_files(tmp_path):
     neg[2] = -1
     return [
         (_npz(tmp_path, 'lengths.npz', logits=zn, labels=yn[:-1]), r'50 rows but labels has 49'),
-        (_npz(tmp_path, 'nanrows.npz', logits=nan, labels=yn), r'3 row\(s\) with NaN/Inf values, the first is row 3'),
-        (_npz(tmp_path, 'infrow.npz', logits=inf, labels=yn), r'1 row\(s\) with NaN/Inf values, the first is row 5'),
+        (_npz(tmp_path, 'nanrows.npz', logits=nan, labels=yn), r'3 row\(s\) hold NaN/Inf values, the first is row 3'),
+        (_npz(tmp_path, 'infrow.npz', logits=inf, labels=yn), r'1 row\(s\) hold NaN/Inf values, the first is row 5'),
         (_npz(tmp_path, 'labelhigh.npz', logits=zn, labels=high), r'labels must lie in \[0, 3\].*row 6 \(label 4\)'),
         (_npz(tmp_path, 'labelneg.npz', logits=zn, labels=neg), r'row 2 \(label -1\)'),
         (_npz(tmp_path, 'labelfloat.npz', logits=zn, labels=yn.astype(np.float32)), 'integer class indices'),

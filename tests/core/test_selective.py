@@ -389,9 +389,9 @@ def test_bad_inputs_raise_naming_the_problem():
         selective_report(bad, labels)
     with pytest.raises(ValueError, match=r'ood_z: 2 row\(s\) hold NaN/Inf values, the first is row 3'):
         selective_report(z, labels, ood_z=bad)
-    with pytest.raises(ValueError, match=r'labels must lie in \[0, 4\].*row 2: 5'):
+    with pytest.raises(ValueError, match=r'labels must lie in \[0, 4\].*row 2 \(label 5\)'):
         selective_report(z, torch.tensor([0, 1, 5] + [0] * 17))
-    with pytest.raises(ValueError, match=r'labels must lie in \[0, 4\].*row 0: -1'):
+    with pytest.raises(ValueError, match=r'labels must lie in \[0, 4\].*row 0 \(label -1\)'):
         selective_report(z, torch.full((20,), -1))
     with pytest.raises(ValueError, match='integer class indices'):
         selective_report(z, labels.double())

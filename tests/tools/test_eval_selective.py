@@ -70,9 +70,12 @@ def _expected(z, y, ood=None, n_bins=15):
 
 
 def _check_row(row, expected, conf='max-prob'):
+    # the files hold float32 logits, which the report exponentiates in float32 (sums in float64;
+    # core.selective.row_statistics); the expected values come from a float64 softmax: agreement
+    # to float32 precision
     for col, value in expected.items():
         key = col if col in TOOL.PLAIN_KEYS else f'{col}[{conf}]'
-        assert row[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (row['model'], key)
+        assert row[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (row['model'], key)
 
 
 def test_three_models_reproduce_the_functional_values_and_their_ranking(three, capsys):
@@ -202,7 +205,7 @@ def test_bad_files_stop_the_run_naming_the_file_or_are_skipped(three, tmp_path):
     bad = {'lengths.npz': dict(logits=zn, labels=yn[:-3]), 'nan.npz': dict(logits=nan, labels=yn),
            'labels.npz': dict(logits=zn, labels=high), 'probs.npz': dict(probs=p, labels=yn),
            'missing.npz': dict(labels=yn)}
-    messages = {'lengths.npz': 'labels has 237', 'nan.npz': r'2 row\(s\) with NaN/Inf values, the first is row 4',
+    messages = {'lengths.npz': 'labels has 237', 'nan.npz': r'2 row\(s\) hold NaN/Inf values, the first is row 4',
                 'labels.npz': r'row 10 \(label 7\)', 'probs.npz': 'rows must sum to 1',
                 'missing.npz': "missing key 'logits'"}
     for name, arrays in bad.items():

@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import Literal, Optional, Sequence
 
+import numpy as np
 import torch
 
 from .binning import bin_sums, errors_from_bin_sums
@@ -92,15 +93,32 @@ def _expected_cumsum(values: torch.Tensor, counts: torch.Tensor, k: torch.Tensor
     tensor of prefix lengths in [0, N]. Within the tie group (start ``s``, size ``m``, sum ``v``)
     that holds position ``k``, the prefix gets ``(k - s) * v / m`` of the group's sum.
     """
+    csum = values.cumsum(0)
+    if counts.numel() == values.numel():  # no ties: the plain prefix sums
+        return torch.where(k > 0, csum[(k - 1).clamp(min=0)], torch.zeros((), dtype=csum.dtype, device=csum.device))
     ends = counts.cumsum(0)
     starts = ends - counts
-    gsum = torch.zeros(counts.numel(), dtype=torch.float64, device=values.device)
-    gsum.index_add_(0, torch.repeat_interleave(torch.arange(counts.numel(), device=values.device),
-                                               counts), values)
-    before = gsum.cumsum(0) - gsum
+    at_end = csum[ends - 1]
+    before = torch.cat([at_end.new_zeros(1), at_end[:-1]])
     g = torch.searchsorted(ends, k, right=False).clamp(max=counts.numel() - 1)
-    out = before[g] + ((k - starts[g]).to(torch.float64) * gsum[g]) / counts[g].to(torch.float64)
+    out = before[g] + ((k - starts[g]).to(torch.float64) * (at_end[g] - before[g])) / counts[g].to(torch.float64)
     return torch.where(k > 0, out, torch.zeros_like(out))
+
+
+def _expected_prefix_sums(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """:func:`_expected_cumsum` at every ``k = 1..N`` (the whole risk-coverage curve), without the
+    search: each sample's tie group is known from ``counts``."""
+    csum = values.cumsum(0)
+    n, g = values.numel(), counts.numel()
+    if g == n:  # no ties
+        return csum
+    ends = counts.cumsum(0)
+    at_end = csum[ends - 1]
+    before = torch.cat([at_end.new_zeros(1), at_end[:-1]])
+    rate = (at_end - before) / counts.to(torch.float64)
+    gid = torch.repeat_interleave(torch.arange(g, device=values.device), counts)
+    within = torch.arange(1, n + 1, device=values.device, dtype=torch.float64) - (ends - counts)[gid].to(torch.float64)
+    return before[gid] + within * rate[gid]
 
 
 def adaptive_calibration_error(conf: torch.Tensor, correct: torch.Tensor, n_bins: int = 15) -> float:
@@ -219,7 +237,14 @@ def nll(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> float:
 # ----------------------------------------------------------------------------------------------
 def _sorted_desc(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The one sort of the selective and ranking metrics: (conf descending, correct in that order,
-    tie-group sizes). Every metric below reads its value off this triple."""
+    tie-group sizes). Every metric below reads its value off this triple. On the CPU the order
+    comes from numpy's argsort (its SIMD sort is about 3x torch's at 10^6 samples); the order
+    inside a tie group is irrelevant (ties are resolved in expectation)."""
+    if conf.device.type == 'cpu' and correct.device.type == 'cpu':
+        c = conf.detach().numpy()
+        order = np.argsort(np.negative(c))
+        conf_s = torch.from_numpy(c[order])
+        return conf_s, torch.from_numpy(correct.detach().numpy()[order]), _tie_groups(conf_s)
     conf_s, order = torch.sort(conf, descending=True)
     return conf_s, correct[order], _tie_groups(conf_s)
 
@@ -227,9 +252,8 @@ def _sorted_desc(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tenso
 def _curve_of(corr_s: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Coverage and risk (float64) of sorted correctness, ties in expectation; N >= 1."""
     n = corr_s.numel()
-    k = torch.arange(1, n + 1, device=corr_s.device, dtype=torch.int64)
-    errors = _expected_cumsum(1 - corr_s, counts, k)
-    kf = k.to(torch.float64)
+    kf = torch.arange(1, n + 1, device=corr_s.device, dtype=torch.float64)
+    errors = _expected_prefix_sums(1 - corr_s, counts)
     return kf / n, errors / kf
 
 
@@ -264,10 +288,14 @@ def _risk_at_coverage_of(risk: torch.Tensor, coverage: float) -> float:
 
 
 def _groups_of(corr_s: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per tie group (sorted order): (number correct, number incorrect), float64."""
-    gid = torch.repeat_interleave(torch.arange(counts.numel(), device=corr_s.device), counts)
-    pos = torch.zeros(counts.numel(), dtype=torch.float64, device=corr_s.device).index_add_(0, gid, corr_s)
-    return pos, counts.to(torch.float64) - pos
+    """Per tie group (sorted order): (number correct, number incorrect), float64 (group sums as
+    differences of the prefix sums at the groups' ends)."""
+    size = counts.to(torch.float64)
+    if counts.numel() == corr_s.numel():  # no ties: every group is one sample
+        return corr_s, 1 - corr_s
+    at_end = corr_s.cumsum(0)[counts.cumsum(0) - 1]
+    pos = torch.diff(at_end, prepend=at_end.new_zeros(1))
+    return pos, size - pos
 
 
 def risk_coverage_curve(conf: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,6 +35,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from . import selective
+
 __all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'FILE_KINDS', 'EXTENSIONS',
            'PROBS_TOL']
 
@@ -42,7 +44,7 @@ __all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'FIL
 FILE_KINDS = ('logits', 'log_alpha', 'distance_logits', 'probs')
 EXTENSIONS = ('.npz', '.pt')
 #: Largest |row sum - 1| accepted for probabilities.
-PROBS_TOL = 1e-3
+PROBS_TOL = selective.PROB_SUM_TOL
 _KEYS = ('logits', 'probs', 'labels', 'kind', 'ood_logits', 'ood_probs', 'model', 'classes')
 
 
@@ -96,7 +98,8 @@ def _string(x, path: str, key: str) -> str:
     return x
 
 
-def _check_values(v: torch.Tensor, path: str, key: str, kind: str, k: Optional[int] = None) -> torch.Tensor:
+def _check_values(v: torch.Tensor, path: str, key: str, kind: str, k: Optional[int] = None,
+                  check_values: bool = True) -> torch.Tensor:
     if v.dim() != 2:
         raise ValueError(f'{path}: {key!r} must be (N, K), got shape {tuple(v.shape)}')
     if not v.is_floating_point():
@@ -109,37 +112,23 @@ def _check_values(v: torch.Tensor, path: str, key: str, kind: str, k: Optional[i
         raise ValueError(f'{path}: {key!r} must have K >= 2 classes (columns), got {v.shape[1]}')
     if k is not None and v.shape[1] != k:
         raise ValueError(f'{path}: {key!r} has {v.shape[1]} classes (columns), the test outputs {k}')
-    # one row-sum pass; a non-finite sum means a NaN/Inf in the row or a finite overflow: look closer
-    sums = v.sum(1)
-    if not bool(torch.isfinite(sums).all()):
-        bad = ~torch.isfinite(v).all(1)
-        if bool(bad.any()):
-            rows = torch.nonzero(bad).reshape(-1)
-            raise ValueError(f'{path}: {key!r} has {rows.numel()} row(s) with NaN/Inf values, the first is row '
-                             f'{int(rows[0])}')
-    if kind == 'probs':
-        lo, hi = float(v.min()), float(v.max())
-        if lo < 0 or hi > 1:
-            raise ValueError(f'{path}: {key!r} are probabilities and must lie in [0, 1], got values in '
-                             f'[{lo:.6g}, {hi:.6g}]')
-        off = (sums - 1).abs() > PROBS_TOL
-        if bool(off.any()):
-            rows = torch.nonzero(off).reshape(-1)
-            r = int(rows[0])
-            raise ValueError(f'{path}: {key!r} rows must sum to 1 (tolerance {PROBS_TOL:g}); {rows.numel()} row(s) '
-                             f'do not, the first is row {r} (sum {float(sums[r]):.6g}); for logits save the key '
-                             "'logits'")
+    if check_values:  # NaN / Inf rows, probabilities in [0, 1] summing to 1: the report's own checks
+        selective.check_outputs(v, kind, f'{path}: {key!r}', finite=True)
     return v
 
 
 def check_outputs(path: str, values, labels, kind: str = 'logits', ood=None,
-                  classes: Optional[Sequence[str]] = None) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+                  classes: Optional[Sequence[str]] = None, check_values: bool = True
+                  ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Check one model's outputs (see the module docstring); return ``(values, labels, ood)`` as
-    tensors (no copy of float32 / float64 values). Errors name ``path``."""
+    tensors (no copy of float32 / float64 values). Errors name ``path``. The value checks (NaN /
+    Inf rows, probabilities) are :func:`uqseg.core.selective.check_outputs`'s; ``check_values=False``
+    skips that pass over the values for a caller that scores them next (``selective_report`` runs
+    the same checks), keeping the shape, kind and label checks."""
     if kind not in FILE_KINDS:
         raise ValueError(f'{path}: kind must be one of {FILE_KINDS}, got {kind!r}')
     key = 'probs' if kind == 'probs' else 'logits'
-    v = _check_values(_tensor(values, path, key), path, key, kind)
+    v = _check_values(_tensor(values, path, key), path, key, kind, check_values=check_values)
     y = _tensor(labels, path, 'labels')
     if y.dim() != 1:
         raise ValueError(f'{path}: labels must be (N,), got shape {tuple(y.shape)}')
@@ -148,18 +137,11 @@ def check_outputs(path: str, values, labels, kind: str = 'logits', ood=None,
     if y.shape[0] != v.shape[0]:
         raise ValueError(f'{path}: {key!r} has {v.shape[0]} rows but labels has {y.shape[0]}; they must be the '
                          'same samples')
-    if y.dtype != torch.int64:
-        y = y.long()
     k = v.shape[1]
-    bad = (y < 0) | (y >= k)
-    if bool(bad.any()):
-        rows = torch.nonzero(bad).reshape(-1)
-        r = int(rows[0])
-        raise ValueError(f'{path}: labels must lie in [0, {k - 1}] ({k} classes); {rows.numel()} do not, the first '
-                         f'is row {r} (label {int(y[r])})')
+    y = selective.check_labels(y, v.shape[0], k, f'{path}: labels')
     o = None
     if ood is not None:
-        o = _check_values(_tensor(ood, path, f'ood_{key}'), path, f'ood_{key}', kind, k)
+        o = _check_values(_tensor(ood, path, f'ood_{key}'), path, f'ood_{key}', kind, k, check_values)
     if classes is not None and len(classes) != k:
         raise ValueError(f'{path}: classes has {len(classes)} names for {k} classes')
     return v, y, o
@@ -213,8 +195,9 @@ def _read(path: str, ext: str) -> dict:
     return data
 
 
-def load_outputs(path: str) -> ModelOutputs:
-    """Read and check one model-outputs file (module docstring); errors name the file."""
+def load_outputs(path: str, check_values: bool = True) -> ModelOutputs:
+    """Read and check one model-outputs file (module docstring); errors name the file
+    (``check_values``: see :func:`check_outputs`)."""
     path = str(path)
     ext = _extension(path)
     if not osp.isfile(path):
@@ -248,6 +231,7 @@ def load_outputs(path: str) -> ModelOutputs:
         if not isinstance(classes, (list, tuple)) or not all(isinstance(c, str) for c in classes):
             raise ValueError(f"{path}: 'classes' must be a list of strings")
         classes = list(classes)
-    values, labels, ood = check_outputs(path, data[key], data['labels'], kind, data.get(f'ood_{key}'), classes)
+    values, labels, ood = check_outputs(path, data[key], data['labels'], kind, data.get(f'ood_{key}'), classes,
+                                        check_values)
     model = _string(data['model'], path, 'model') if 'model' in data else osp.splitext(osp.basename(path))[0]
     return ModelOutputs(path=path, model=model, kind=kind, values=values, labels=labels, ood=ood, classes=classes)

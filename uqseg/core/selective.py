@@ -35,19 +35,19 @@ import torch
 
 from .binning import bin_sums, reliability
 from .checks import check_n_bins, check_tpr
-from .functional import calibration_error, score_sums, selective_metrics, threshold_metrics
+from .functional import calibration_error, selective_metrics, threshold_metrics
 from .scores import (
     OUTPUT_KINDS,
     SCORE_KINDS,
     check_score_available,
     check_score_name,
-    normalised_entropy,
     raw_score,
     score_confidence,
-    top2_margin,
 )
 
 __all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'probabilities', 'check_outputs',
+           'check_labels',
+           'row_statistics', 'RowStatistics',
            'selective_report']
 
 #: The default confidences of every model (any output kind, ``'probs'`` included).
@@ -89,12 +89,15 @@ def _as_tensor(x, name: str) -> torch.Tensor:
     return x
 
 
-def check_outputs(z, kind: str = 'logits', name: str = 'z', num_classes: Optional[int] = None) -> torch.Tensor:
+def check_outputs(z, kind: str = 'logits', name: str = 'z', num_classes: Optional[int] = None,
+                  finite: bool = True) -> torch.Tensor:
     """Check ``(N, K)`` model outputs of ``kind`` and return them as a tensor.
 
     Raises ``ValueError`` naming ``name``: not 2-D floating point, ``K`` other than
     ``num_classes``, rows with NaN / Inf (the count and the first row), and for ``'probs'`` values
-    outside [0, 1] or rows whose sum is more than ``PROB_SUM_TOL`` away from 1.
+    outside [0, 1] or rows whose sum is more than ``PROB_SUM_TOL`` away from 1. ``finite=False``
+    leaves the NaN / Inf pass of an output kind to the caller (:func:`selective_report` finds such
+    rows in its statistics and then calls this again).
     """
     _check_kind(kind)
     z = _as_tensor(z, name)
@@ -103,7 +106,7 @@ def check_outputs(z, kind: str = 'logits', name: str = 'z', num_classes: Optiona
                          f'and dtype {z.dtype}')
     if num_classes is not None and z.shape[1] != num_classes:
         raise ValueError(f'{name} has {z.shape[1]} classes (columns), expected {num_classes}')
-    if not bool(torch.isfinite(z.sum(1)).all()):  # a row sum is finite unless the row holds NaN / Inf
+    if (finite or kind == 'probs') and not bool(torch.isfinite(z.sum(1)).all()):  # finite unless NaN / Inf in it
         bad = (~torch.isfinite(z)).any(1)
         if bool(bad.any()):
             raise ValueError(f'{name}: {int(bad.sum())} row(s) hold NaN/Inf values, the first is row '
@@ -124,24 +127,127 @@ def check_outputs(z, kind: str = 'logits', name: str = 'z', num_classes: Optiona
     return z
 
 
+def check_labels(labels, n: int, k: int, name: str = 'labels') -> torch.Tensor:
+    """Check ``(N,)`` integer class indices in ``[0, k)`` and return them as int64; ``ValueError``
+    naming ``name``, the count of bad labels and the first (row and value)."""
+    labels = _as_tensor(labels, name)
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f'{name} must have shape ({n},) to match the outputs ({n} rows), got {tuple(labels.shape)}')
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f'{name} must hold integer class indices, got dtype {labels.dtype}')
+    labels = labels.to(torch.int64)
+    if n:
+        bad = (labels < 0) | (labels >= k)
+        if bool(bad.any()):
+            r = int(bad.nonzero()[0, 0])
+            raise ValueError(f'{name} must lie in [0, {k - 1}] ({k} classes); {int(bad.sum())} do not, the first is '
+                             f'row {r} (label {int(labels[r])})')
+    return labels
+
+
 def probabilities(z: torch.Tensor, kind: str = 'logits', dim: int = 1) -> torch.Tensor:
     """``p`` in float64: ``softmax(z)`` along ``dim`` for an output kind, ``z`` itself for ``'probs'``."""
     _check_kind(kind)
     return z.double() if kind == 'probs' else torch.softmax(z.double(), dim)
 
 
-def _confidence(name: str, z: torch.Tensor, p: torch.Tensor, kind: str, dim: int) -> torch.Tensor:
-    """One confidence (float64, higher = more confident, in [0, 1]); ``p`` from :func:`probabilities`."""
-    k = p.shape[dim]
+#: Rows per chunk of :func:`row_statistics` are chosen so that a chunk holds about this many
+#: values (a few MB: the chunk's passes stay in the cache).
+CHUNK_VALUES = 1 << 18
+
+
+class RowStatistics:
+    """What every built-in confidence, the accuracy, NLL and Brier need from ``(N, K)`` rows, in
+    one chunked pass over them (float64 per row; see :func:`row_statistics`)."""
+
+    def __init__(self, max_prob, second_ratio, neg_entropy, log_p_label, sum_p2, p_label, pred):
+        self.max_prob, self.second_ratio, self.neg_entropy = max_prob, second_ratio, neg_entropy
+        self.log_p_label, self.sum_p2, self.p_label, self.pred = log_p_label, sum_p2, p_label, pred
+
+    @property
+    def margin(self) -> torch.Tensor:
+        """``p_(1) - p_(2) = p_(1) (1 - p_(2) / p_(1))``."""
+        return self.max_prob * (1 - self.second_ratio)
+
+    @property
+    def brier(self) -> torch.Tensor:
+        """``sum_c (p_c - [c = y])^2 = sum_c p_c^2 - 2 p_y + 1``."""
+        return self.sum_p2 - 2 * self.p_label + 1
+
+
+def row_statistics(z: torch.Tensor, labels: torch.Tensor, kind: str = 'logits') -> RowStatistics:
+    """Per row of ``z`` (outputs of ``kind``): ``max p``, ``p_(2) / p_(1)``, ``sum p log p``,
+    ``log p_y``, ``sum p^2``, ``p_y`` and the prediction (the first of tied maxima, as
+    ``argmax``), float64, computed chunk by chunk (a chunk stays in the cache for its passes).
+
+    For an output kind (``p = softmax(z)``), with the top score ``m``, ``e_c = exp(z_c - m)`` in
+    ``z``'s dtype for every class but the top one (whose ``e`` is 1) and the sums over those
+    classes in float64 (``r = sum e``, so ``S = 1 + r``): ``max p = 1 / S``, ``p_(2) / p_(1) =
+    max e``, ``sum p log p = (sum e z - m r) / S - log S``, ``log p_y = z_y - m - log S``,
+    ``sum p^2 = (1 + sum e^2) / S^2``. Splitting the top class off keeps ``1 - max p`` (= ``r /
+    S``) to the relative precision of ``e`` for near-certain predictions, and no (N, K) float64
+    copy is made. ``'probs'``: the same quantities from ``p``. A row with NaN / Inf gives NaN.
+    """
+    n, k = z.shape
+    rows = max(1, CHUNK_VALUES // max(k, 1))
+    f64 = torch.float64
+    out = {name: torch.empty(n, dtype=f64, device=z.device)
+           for name in ('max_prob', 'second_ratio', 'neg_entropy', 'log_p_label', 'sum_p2', 'p_label')}
+    pred = torch.empty(n, dtype=torch.int64, device=z.device)
+    for start in range(0, n, rows):
+        sl = slice(start, min(start + rows, n))
+        zc, yc = z[sl], labels[sl, None]
+        top, idx = zc.max(1, keepdim=True)
+        pred[sl] = idx[:, 0]
+        if kind == 'probs':
+            pmax = top[:, 0].to(f64)
+            rest = zc.scatter(1, idx, 0)
+            out['max_prob'][sl] = pmax
+            out['second_ratio'][sl] = torch.where(pmax > 0, rest.amax(1).to(f64) / pmax.clamp(min=1e-300), 1.0)
+            out['neg_entropy'][sl] = torch.special.xlogy(zc, zc).sum(1, dtype=f64)
+            py = zc.gather(1, yc)[:, 0].to(f64)
+            out['p_label'][sl] = py
+            out['log_p_label'][sl] = torch.log(py.clamp(min=1e-12))
+            out['sum_p2'][sl] = torch.linalg.vecdot(zc, zc).to(f64)
+            continue
+        e = (zc - top).exp_()
+        e.scatter_(1, idx, 0)
+        r = e.sum(1, dtype=f64)
+        ssum = 1 + r
+        log_s = torch.log1p(r)
+        m = top[:, 0].to(f64)
+        out['max_prob'][sl] = 1 / ssum
+        out['second_ratio'][sl] = e.amax(1).to(f64) if k > 1 else 0.0
+        out['neg_entropy'][sl] = (torch.linalg.vecdot(e, zc).to(f64) - m * r) / ssum - log_s
+        dy = zc.gather(1, yc)[:, 0].to(f64) - m
+        out['log_p_label'][sl] = dy - log_s
+        out['p_label'][sl] = (dy - log_s).exp()
+        out['sum_p2'][sl] = (1 + torch.linalg.vecdot(e, e).to(f64)) / ssum ** 2
+    return RowStatistics(pred=pred, **out)
+
+
+def _checked_statistics(z: torch.Tensor, labels: torch.Tensor, kind: str, name: str) -> RowStatistics:
+    """:func:`row_statistics`, whose NaN (a row with NaN / Inf) sends ``z`` to the full check."""
+    st = row_statistics(z, labels, kind)
+    if z.numel() and not bool(torch.isfinite(st.max_prob.sum() + st.neg_entropy.sum() + st.sum_p2.sum())):
+        check_outputs(z, kind, name)  # raises, naming the rows
+        raise ValueError(f'{name}: the outputs overflow (finite values whose softmax statistics are not)')
+    return st
+
+
+def _stat_confidence(name: str, st: RowStatistics, k: int) -> Optional[torch.Tensor]:
+    """The confidences that are functions of ``p`` alone, from :func:`row_statistics`; None for a
+    layer's own score (computed from its raw outputs)."""
     if name in ('max-prob', 'MPS'):
-        return p.amax(dim)
+        return st.max_prob
     if name == 'margin':
-        return top2_margin(p, dim)
+        return st.margin.clamp(0, 1)
     if name == 'entropy':
-        return score_confidence(name, normalised_entropy(p, dim), k)
+        return score_confidence(name, (-st.neg_entropy / math.log(k)).clamp(0, 1) if k > 1
+                                else torch.zeros_like(st.neg_entropy), k)
     if name == 'ES':
-        return score_confidence(name, -normalised_entropy(p, dim) * math.log(k), k)
-    return score_confidence(name, raw_score(name, z, dim).double(), k)
+        return score_confidence(name, st.neg_entropy.clamp(max=0), k)
+    return None
 
 
 def confidence_scores(z: torch.Tensor, kind: str = 'logits', names: Sequence[str] = CONFIDENCES,
@@ -156,9 +262,16 @@ def confidence_scores(z: torch.Tensor, kind: str = 'logits', names: Sequence[str
     """
     _check_kind(kind)
     names = _check_names(names, kind)
-    z = _as_tensor(z, 'z')
-    p = probabilities(z, kind, dim)
-    return {name: _confidence(name, z, p, kind, dim) for name in names}
+    z = _as_tensor(z, 'z').movedim(dim, -1)
+    shape = z.shape[:-1]
+    z = z.reshape(-1, z.shape[-1])
+    st = row_statistics(z, torch.zeros(z.shape[0], dtype=torch.int64, device=z.device), kind)
+    return {name: _confidence_of(name, z, st, kind).reshape(shape) for name in names}
+
+
+def _confidence_of(name: str, z: torch.Tensor, st: RowStatistics, kind: str) -> torch.Tensor:
+    conf = _stat_confidence(name, st, z.shape[1])
+    return conf if conf is not None else score_confidence(name, raw_score(name, z, 1).double(), z.shape[1])
 
 
 def _subsample(cov: torch.Tensor, risk: torch.Tensor, points: int) -> dict[str, torch.Tensor]:
@@ -195,20 +308,9 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
     NaN/Inf rows (count and first row), labels outside ``[0, K)``, ``'probs'`` rows not summing
     to 1 (tolerance 1e-3), mismatched shapes, bad targets / coverages / ``n_bins``.
     """
-    z = check_outputs(z, kind, 'z')
+    z = check_outputs(z, kind, 'z', finite=False)
     n, k = z.shape
-    labels = _as_tensor(labels, 'labels')
-    if labels.dim() != 1 or labels.shape[0] != n:
-        raise ValueError(f'labels must have shape ({n},) to match z {tuple(z.shape)}, got {tuple(labels.shape)}')
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f'labels must hold integer class indices, got dtype {labels.dtype}')
-    labels = labels.to(z.device, torch.int64)
-    if n:
-        bad = (labels < 0) | (labels >= k)
-        if bool(bad.any()):
-            r = int(bad.nonzero()[0, 0])
-            raise ValueError(f'labels must lie in [0, {k - 1}] (z has {k} classes); {int(bad.sum())} do not, the first '
-                             f'is row {r}: {int(labels[r])}')
+    labels = check_labels(labels, n, k).to(z.device)
     names = _check_names(confidences, kind)
     for a in accuracy_targets:
         if not 0 <= a <= 1:
@@ -223,23 +325,23 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
     if ood_z is not None:
         ood_z = check_outputs(ood_z, kind, 'ood_z', num_classes=k).to(z.device)
 
-    p = probabilities(z, kind)
-    conf_top, pred = p.max(1)
-    correct = pred == labels
-    nll_sum, brier_sum, count = score_sums(p, labels).tolist()
+    st = _checked_statistics(z, labels, kind, 'z')
+    conf_top = st.max_prob
+    correct = st.pred == labels
     out = {'accuracy': float(correct.double().mean()) if n else math.nan,
            'ECE': calibration_error(conf_top, correct, n_bins),
-           'NLL': nll_sum / count if count else math.nan,
-           'Brier': brier_sum / count if count else math.nan}
+           'NLL': float(-st.log_p_label.clamp(max=0).clamp(min=math.log(1e-12)).mean()) if n else math.nan,
+           'Brier': float(st.brier.mean()) if n else math.nan}
     curve_out = {}
-    p_ood = probabilities(ood_z, kind) if ood_z is not None else None
+    st_ood = _checked_statistics(ood_z, torch.zeros(ood_z.shape[0], dtype=torch.int64, device=z.device), kind,
+                                 'ood_z') if ood_z is not None else None
     is_id = None
     if ood_z is not None:
         is_id = torch.cat([torch.ones(n, dtype=torch.bool, device=z.device),
                            torch.zeros(ood_z.shape[0], dtype=torch.bool, device=z.device)])
     fpr_name = f'OOD-FPR{round(100 * fpr_tpr)}'
     for name in names:
-        conf = _confidence(name, z, p, kind, 1)
+        conf = _confidence_of(name, z, st, kind)
         m = selective_metrics(conf, correct, accuracy_targets, coverages, curve=curves)
         out[f'AURC[{name}]'] = m['AURC']
         out[f'E-AURC[{name}]'] = m['E-AURC']
@@ -249,7 +351,7 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
         for v in coverages:
             out[f'risk@cov{v:g}[{name}]'] = m['risk_at_coverage'][v]
         if ood_z is not None:
-            conf_ood = _confidence(name, ood_z, p_ood, kind, 1)
+            conf_ood = _confidence_of(name, ood_z, st_ood, kind)
             d = threshold_metrics(torch.cat([conf, conf_ood]), is_id, fpr_tpr)
             out[f'OOD-AUROC[{name}]'] = d['AUROC']
             out[f'{fpr_name}[{name}]'] = d['FPR']
