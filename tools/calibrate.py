@@ -31,6 +31,7 @@ from mmseg.registry import MODELS
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, calibration_summary, fit_temperature
+from uqseg.engine.calibration import check_calibration_split
 from uqseg.seg.calibration import META_KEY, collect_pixel_logits, write_calibrated_checkpoint
 from uqseg.seg.models.segmentors import check_temperature_scalable
 
@@ -54,31 +55,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _datasets(cfg) -> list:
-    """The data a dataset config reads, ``(type, data_root, data_prefix, ann_file)`` per dataset
-    (pipelines and other settings aside)."""
-    if cfg is None:
-        return []
-    if cfg.get('type') == 'ConcatDataset':
-        return [d for sub in cfg['datasets'] for d in _datasets(sub)]
-    prefix = cfg.get('data_prefix') or {}
-    return [(cfg.get('type'), cfg.get('data_root'), tuple(sorted(dict(prefix).items())), cfg.get('ann_file'))]
-
-
-def check_split(cfg, split: str, allow_test: bool, source: str) -> None:
-    if allow_test:
-        return
-    if split == 'test':
-        raise ValueError(f'{source}: --split test fits T on the test split; fit on a validation split (or pass '
-                         '--allow-test-split)')
-    tests = _datasets((cfg.get('test_dataloader') or {}).get('dataset'))
-    for d in _datasets(cfg.val_dataloader.dataset):
-        if d in tests:
-            raise ValueError(f'{source}: the val dataset ({d[0]} at {d[1]}, {dict(d[2]) or d[3]}) is also a test '
-                             'dataset of this config, and T must not be fitted on the test split: point '
-                             'val_dataloader.dataset at a held-out split (--cfg-options) or pass --allow-test-split')
-
-
 def ignore_index_of(cfg):
     head = cfg.model.get('decode_head', {})
     inner = head.get('head', head)
@@ -92,7 +68,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    check_split(cfg, args.split, args.allow_test_split, args.config)
+    check_calibration_split(cfg, args.split, args.allow_test_split, args.config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     check_temperature_scalable(model, args.config)

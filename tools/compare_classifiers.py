@@ -115,7 +115,7 @@ def method_table(rows: list[dict], methods: list, seeds_of: dict) -> tuple[str, 
         first = by_model.get(f'{method}_s{seeds[0]}')
         if first is None:
             continue
-        confs = ['max-prob'] + [c for c in (first.get('own_score'),) if c and c != 'max-prob']
+        confs = ['max-prob'] + [k[5:-1] for k in first if k.startswith('AURC[') and k != 'AURC[max-prob]']
         for conf in confs:
             cells = []
             for key, _, digits, scale in COLUMNS:

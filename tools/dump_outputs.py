@@ -18,8 +18,11 @@ layer's (``model.head.fc.output_kind``: EDL ``log_alpha``, DisMax / IsoMax+ ``di
 (``gt_label``), the kind, the model's name (``--model-name``, default the config's or torchvision
 model's name) and the dataset's class names.
 
-OOD outputs (``ood_logits``): from the config's top-level ``ood_dataloader`` (a dataloader dict,
-e.g. MNIST5kCSV for a Fashion-MNIST model) when it has one, or from ``--ood-dataset``: a key of the
+OOD outputs (``ood_logits``): the samples of the loop whose metainfo ``set_name`` is one of the
+OOD sets (``--ood-sets``, by default the ``ood_sets`` of the config's ``SelectivePredictionMetric``
+in ``test_evaluator``: the same split as the metric's, ``uqseg.cls.outputs.split_ood``), or a
+separate OOD dataset: the config's top-level ``ood_dataloader`` (a dataloader dict, e.g.
+MNIST5kCSV for a Fashion-MNIST model) when it has one, or ``--ood-dataset``: a key of the
 config holding a dataloader or dataset dict, a Python dict (``"dict(type='MNIST5kCSV')"`` or
 ``"{'type': ...}"``), or a ``.py`` config file with ``ood_dataloader`` / ``test_dataloader`` /
 ``dataset``. A bare dataset is read with the test dataloader's settings and, without a
@@ -54,8 +57,7 @@ from mmengine.runner import Runner, load_checkpoint
 from mmpretrain.registry import MODELS
 
 import uqseg  # noqa: F401  (applies uqseg.compat: local checkpoints on torch >= 2.6)
-import uqseg.cls.models  # noqa: F401  (registers TorchvisionBackbone, OutputLayerClsHead, ...)
-import uqseg.cls.models.classifiers  # noqa: F401  (TemperatureScaledImageClassifier, LDLImageClassifier)
+from uqseg.cls.outputs import collect_outputs, config_ood_sets, output_kind, split_ood
 from uqseg.core.output_files import EXTENSIONS, save_outputs
 
 SPLITS = ('test', 'val')
@@ -71,7 +73,9 @@ def parse_args(argv=None):
     ap.add_argument('--split', choices=SPLITS, default='test', help="the config's dataloader (default test)")
     ap.add_argument('--ood-dataset', help="OOD data: a config key, a Python dict or a .py config (default: the "
                                           "config's ood_dataloader, if any)")
-    ap.add_argument('--no-ood', action='store_true', help="do not dump the config's ood_dataloader")
+    ap.add_argument('--no-ood', action='store_true', help="do not dump the config's OOD data")
+    ap.add_argument('--ood-sets', nargs='*', help="set names of the loop's OOD samples (default: the ood_sets of the "
+                    "config's SelectivePredictionMetric in test_evaluator)")
     ap.add_argument('--apply-temperature', action='store_true',
                     help="divide the outputs by a TemperatureScaledImageClassifier's T (default: raw outputs)")
     ap.add_argument('--batch-size', type=int, help="override the dataloaders' batch size")
@@ -215,44 +219,6 @@ def torchvision_config(args) -> Config:
 # ----------------------------------------------------------------------------------------------
 # running
 # ----------------------------------------------------------------------------------------------
-def output_kind(model) -> str:
-    """The head's output layer's kind (``log_alpha``, ``distance_logits``), ``logits`` for a plain head."""
-    return getattr(getattr(getattr(model, 'head', None), 'fc', None), 'output_kind', 'logits')
-
-
-def _labels(samples, source: str) -> torch.Tensor:
-    out = []
-    for s in samples:
-        label = getattr(s, 'gt_label', None) if not isinstance(s, dict) else s.get('gt_label')
-        if label is None:
-            raise ValueError(f'{source}: a data sample has no gt_label; the dataset must be labelled')
-        label = torch.as_tensor(label).reshape(-1).cpu()
-        if label.numel() != 1:
-            raise ValueError(f'{source}: a data sample has {label.numel()} labels; single-label classification only')
-        out.append(label)
-    return torch.cat(out).long()
-
-
-@torch.no_grad()
-def run_outputs(model, loader, apply_temperature: bool, source: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(outputs (N, K) float32 on CPU, labels (N,))`` of ``model`` over ``loader``."""
-    outs, labels = [], []
-    for data in loader:
-        data = model.data_preprocessor(data, False)
-        z = model(data['inputs'], mode='tensor')
-        if not isinstance(z, torch.Tensor) or z.dim() != 2:
-            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"{source}: model(inputs, mode='tensor') returned {shape}, not (N, K) class scores; the "
-                             'model needs a classification head')
-        if apply_temperature:
-            z = model.scale_logits(z)
-        outs.append(z.float().cpu())
-        labels.append(_labels(data['data_samples'], source))
-    if not outs:
-        raise ValueError(f'{source}: the dataloader yielded no batch (empty dataset)')
-    return torch.cat(outs), torch.cat(labels)
-
-
 def _classes(loader, k: int):
     names = getattr(getattr(loader, 'dataset', None), 'metainfo', {}).get('classes')
     return [str(c) for c in names] if names is not None and len(names) == k else None
@@ -293,11 +259,16 @@ def main(argv=None) -> dict:
         model = model.to(args.device).eval()
         kind = output_kind(model)
         loader = Runner.build_dataloader(base)
-        z, y = run_outputs(model, loader, args.apply_temperature, f'{source} ({args.split} split)')
+        z, y, set_names = collect_outputs(model, loader, args.apply_temperature, f'{source} ({args.split} split)')
         classes = _classes(loader, z.shape[1])
-        ood = None
+        ood_sets = [] if args.no_ood else (args.ood_sets if args.ood_sets is not None else config_ood_sets(cfg))
+        z, y, ood = split_ood(z, y, set_names, ood_sets, f'{source} ({args.split} split)')
         if ood_cfg is not None:
-            ood, _ = run_outputs(model, Runner.build_dataloader(ood_cfg), args.apply_temperature, f'{source} (OOD)')
+            if ood is not None:
+                raise ValueError(f'{source}: the {args.split} loop already holds the OOD set(s) {list(ood_sets)}; '
+                                 'give --ood-dataset / ood_dataloader or ood_sets, not both')
+            ood, _, _ = collect_outputs(model, Runner.build_dataloader(ood_cfg), args.apply_temperature,
+                                        f'{source} (OOD)')
     save_outputs(args.out, z, y, kind=kind, ood=ood, model=name, classes=classes)
     t = f', T = {model.temperature.tolist()} applied' if args.apply_temperature else ''
     print(f'{name}: {z.shape[0]} {args.split} samples x {z.shape[1]} classes ({kind}{t})'

@@ -1,5 +1,6 @@
 """Temperature scaling of an mmseg model: the validation split's pixel logits, the written
-checkpoint that holds ``T``, and the model config that applies it (``tools/calibrate.py`` and
+checkpoint that holds ``T`` (:mod:`uqseg.engine.calibration`, shared with the classification front
+end, re-exported here), and the model config that applies it (``tools/calibrate.py`` and
 ``tools/test.py``; the fit itself is :func:`uqseg.core.temperature.fit_temperature`).
 
 The logits are the segmentor's own test-time logits (``inference``: ``whole`` or ``slide`` as the
@@ -13,22 +14,19 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Optional
 
 import torch
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmseg.registry import MODELS
 
-from ..core.temperature import StreamingSubsample, check_temperature
+from ..core.temperature import StreamingSubsample
+from ..engine.calibration import META_KEY, checkpoint_temperature, write_calibrated_checkpoint
 from ..engine.wrapped_model import unwrap_model
 from .metrics.prediction import ignored_labels
-from .models.segmentors import TEMPERATURE_KEY, TemperatureScaledEncoderDecoder
+from .models.segmentors import TemperatureScaledEncoderDecoder
 
 __all__ = ['META_KEY', 'pixel_logits', 'collect_pixel_logits', 'unit_temperature', 'checkpoint_temperature',
            'write_calibrated_checkpoint', 'temperature_scaled_model_cfg']
 
-#: the checkpoint ``meta`` key of the fit's record
-META_KEY = 'uqseg_temperature'
 _IGNORED = -1
 
 
@@ -80,24 +78,6 @@ def collect_pixel_logits(model, dataloader, capacity: int, seed: int = 0, ignore
             for z, y in pixel_logits(model, batch, ignore_index):
                 sub.update(z, y)
     return sub
-
-
-def checkpoint_temperature(path: str) -> Optional[torch.Tensor]:
-    """The ``temperature`` of the checkpoint at ``path``, None if it holds none."""
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
-    return state.get(TEMPERATURE_KEY)
-
-
-def write_calibrated_checkpoint(src: str, dst: str, temperature, record: dict) -> None:
-    """``src`` with ``state_dict['temperature'] = T`` and the fit's ``record`` in ``meta``."""
-    t = check_temperature(temperature, 'the fitted temperature').float()
-    ckpt = _load_checkpoint(src, map_location='cpu')
-    if 'state_dict' not in ckpt:
-        ckpt = {'state_dict': ckpt}
-    ckpt['state_dict'][TEMPERATURE_KEY] = t
-    ckpt.setdefault('meta', {})[META_KEY] = dict(record, temperature=t.tolist(), source_checkpoint=src)
-    torch.save(ckpt, dst)
 
 
 def temperature_scaled_model_cfg(model_cfg, source: str):

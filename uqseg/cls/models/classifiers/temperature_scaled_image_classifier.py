@@ -20,13 +20,9 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
 from ....core.temperature_buffer import TemperatureBuffer
+from ...outputs import output_kind
 
-__all__ = ['TemperatureScaledImageClassifier', 'check_temperature_scalable', 'output_kind']
-
-
-def output_kind(classifier) -> str:
-    """What the head's scores are: its output layer's kind (``log_alpha``, ``distance_logits``) or ``logits``."""
-    return getattr(getattr(classifier.head, 'fc', None), 'output_kind', 'logits')
+__all__ = ['TemperatureScaledImageClassifier', 'check_temperature_scalable']
 
 
 def check_temperature_scalable(classifier, owner: str) -> None:
@@ -60,6 +56,7 @@ class TemperatureScaledImageClassifier(TemperatureBuffer, ImageClassifier):
         check_temperature_scalable(self, name)
 
     def predict(self, inputs: torch.Tensor, data_samples: Optional[List] = None, **kwargs) -> List:
+        check_temperature_scalable(self, type(self).__name__)  # a TEDL head may have turned evidential
         feats = self.extract_feat(inputs)
         scores = self.scale_logits(self.head(feats))
         return self.head._get_predictions(scores, data_samples)

@@ -63,6 +63,7 @@ class TemperatureScaledEncoderDecoder(TemperatureBuffer, EncoderDecoder):
         check_temperature_scalable(self, type(self).__name__)
 
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
+        check_temperature_scalable(self, type(self).__name__)  # a TEDL head may have turned evidential
         return self.scale_logits(super().encode_decode(inputs, batch_img_metas))
 
 

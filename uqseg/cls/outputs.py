@@ -1,0 +1,92 @@
+"""A classifier's raw outputs over a dataloader: what ``tools/dump_outputs.py`` writes and
+``tools/calibrate_classifier.py`` fits ``T`` on.
+
+``collect_outputs`` runs each batch through ``model.data_preprocessor(data, False)`` and
+``model(inputs, mode='tensor')`` under ``torch.no_grad`` (the head's scores before any softmax:
+logits, an EDL layer's ``log alpha``, a DisMax layer's distance logits), keeping the labels and
+each sample's metainfo ``set_name`` (``None`` where a sample has none), so the samples of the
+test loop's OOD sets (``SelectivePredictionMetric(ood_sets=...)``) can be split off
+(``split_ood``) exactly as the metric splits them.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+__all__ = ['output_kind', 'collect_outputs', 'split_ood', 'config_ood_sets']
+
+
+def output_kind(model) -> str:
+    """What the head's scores are: its output layer's kind (``log_alpha``, ``distance_logits``) or ``logits``."""
+    return getattr(getattr(getattr(model, 'head', None), 'fc', None), 'output_kind', 'logits')
+
+
+def _labels(samples, source: str) -> torch.Tensor:
+    out = []
+    for s in samples:
+        label = getattr(s, 'gt_label', None) if not isinstance(s, dict) else s.get('gt_label')
+        if label is None:
+            raise ValueError(f'{source}: a data sample has no gt_label; the dataset must be labelled')
+        label = torch.as_tensor(label).reshape(-1)
+        if label.numel() != 1:
+            raise ValueError(f'{source}: a data sample has {label.numel()} labels; single-label classification only')
+        out.append(label)
+    return torch.cat(out).long()
+
+
+def _set_names(samples) -> list:
+    return [s.metainfo.get('set_name') if hasattr(s, 'metainfo') else None for s in samples]
+
+
+@torch.no_grad()
+def collect_outputs(model, loader, apply_temperature: bool = False, source: str = 'the model'
+                    ) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """``(outputs (N, K) float32 on the CPU, labels (N,), set names (N,))`` of ``model`` over
+    ``loader``; ``apply_temperature`` divides the outputs by the model's ``T`` (``scale_logits``)."""
+    outs, labels, names = [], [], []
+    for data in loader:
+        data = model.data_preprocessor(data, False)
+        z = model(data['inputs'], mode='tensor')
+        if not isinstance(z, torch.Tensor) or z.dim() != 2:
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"{source}: model(inputs, mode='tensor') returned {shape}, not (N, K) class scores; the "
+                             'model needs a classification head')
+        if apply_temperature:
+            z = model.scale_logits(z)
+        outs.append(z.float().cpu())
+        labels.append(_labels(data['data_samples'], source))
+        names += _set_names(data['data_samples'])
+    if not outs:
+        raise ValueError(f'{source}: the dataloader yielded no batch (empty dataset)')
+    return torch.cat(outs), torch.cat(labels), names
+
+
+def split_ood(z: torch.Tensor, labels: torch.Tensor, set_names: list, ood_sets: Sequence[str], source: str
+              ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """``(in-distribution outputs, their labels, OOD outputs or None)``: the samples whose
+    ``set_name`` is one of ``ood_sets`` are OOD. A named set without samples, or no
+    in-distribution sample left, is a ``ValueError`` naming the sets seen."""
+    if not ood_sets:
+        return z, labels, None
+    seen = sorted({str(n) for n in set_names if n is not None})
+    missing = [s for s in ood_sets if s not in seen]
+    if missing:
+        raise ValueError(f'{source}: the OOD set(s) {missing} have no sample; the set names seen are {seen} (give '
+                         "the OOD dataset set_name=..., or AddSetName in its pipeline, and PackInputs meta_keys "
+                         "'set_name')")
+    is_ood = torch.tensor([n in ood_sets for n in set_names], dtype=torch.bool)
+    if bool(is_ood.all()):
+        raise ValueError(f'{source}: every sample is in the OOD set(s) {list(ood_sets)}; none is in-distribution')
+    return z[~is_ood], labels[~is_ood], z[is_ood]
+
+
+def config_ood_sets(cfg) -> tuple:
+    """The ``ood_sets`` of the config's ``SelectivePredictionMetric`` in ``test_evaluator`` (empty if none)."""
+    evaluators = cfg.get('test_evaluator') or []
+    if isinstance(evaluators, dict):
+        evaluators = evaluators.get('metrics', [evaluators]) if 'type' not in evaluators else [evaluators]
+    for e in evaluators:
+        if isinstance(e, dict) and e.get('type') == 'SelectivePredictionMetric' and e.get('ood_sets'):
+            return tuple(e['ood_sets'])
+    return ()

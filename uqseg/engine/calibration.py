@@ -1,0 +1,74 @@
+"""The calibrated checkpoint and the split ``T`` is fitted on, for both front ends'
+calibration tools (``tools/calibrate.py`` for mmseg, ``tools/calibrate_classifier.py`` for
+mmpretrain; the fit is :func:`uqseg.core.temperature.fit_temperature`).
+
+A calibrated checkpoint is the trained one with ``state_dict['temperature'] = T`` (what
+:class:`~uqseg.core.temperature_buffer.TemperatureBuffer` loads) and the fit's record in
+``meta['uqseg_temperature']``. ``T`` is never fitted on a test split: :func:`check_calibration_split`
+refuses ``split='test'`` and a validation dataset that reads the same data as a test dataset
+(same type, root, prefix, annotation file and split), e.g. mmseg's and mmpretrain's reference
+configs, which validate on their test set.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from ..core.temperature import TEMPERATURE_KEY, check_temperature
+
+__all__ = ['META_KEY', 'checkpoint_temperature', 'write_calibrated_checkpoint', 'dataset_identities',
+           'check_calibration_split']
+
+#: the checkpoint ``meta`` key of the fit's record
+META_KEY = 'uqseg_temperature'
+
+
+def checkpoint_temperature(path: str) -> Optional[torch.Tensor]:
+    """The ``temperature`` of the checkpoint at ``path``, None if it holds none."""
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt)
+    return state.get(TEMPERATURE_KEY)
+
+
+def write_calibrated_checkpoint(src: str, dst: str, temperature, record: dict) -> None:
+    """``src`` with ``state_dict['temperature'] = T`` and the fit's ``record`` in ``meta``."""
+    t = check_temperature(temperature, 'the fitted temperature').float()
+    ckpt = _load_checkpoint(src, map_location='cpu')
+    if 'state_dict' not in ckpt:
+        ckpt = {'state_dict': ckpt}
+    ckpt['state_dict'][TEMPERATURE_KEY] = t
+    ckpt.setdefault('meta', {})[META_KEY] = dict(record, temperature=t.tolist(), source_checkpoint=src)
+    torch.save(ckpt, dst)
+
+
+def dataset_identities(cfg) -> list:
+    """The data a dataset config reads, ``(type, data_root, data_prefix, ann_file, split)`` per
+    dataset (``ConcatDataset`` unrolled; pipelines and other settings aside)."""
+    if cfg is None:
+        return []
+    if cfg.get('type') == 'ConcatDataset':
+        return [d for sub in cfg['datasets'] for d in dataset_identities(sub)]
+    prefix = cfg.get('data_prefix') or {}
+    if isinstance(prefix, str):
+        prefix = {'root': prefix}
+    return [(cfg.get('type'), cfg.get('data_root'), tuple(sorted(dict(prefix).items())), cfg.get('ann_file'),
+             cfg.get('split'))]
+
+
+def check_calibration_split(cfg, split: str, allow_test: bool, source: str) -> None:
+    """Refuse, naming ``source``, fitting ``T`` on the test split (``split='test'``, or a val
+    dataset that is one of the config's test datasets) unless ``allow_test``."""
+    if allow_test:
+        return
+    if split == 'test':
+        raise ValueError(f'{source}: --split test fits T on the test split; fit on a validation split (or pass '
+                         '--allow-test-split)')
+    tests = dataset_identities((cfg.get('test_dataloader') or {}).get('dataset'))
+    for d in dataset_identities(cfg.val_dataloader.dataset):
+        if d in tests:
+            raise ValueError(f'{source}: the val dataset ({d[0]} at {d[1]}, {dict(d[2]) or d[3]}'
+                             + (f', split {d[4]!r}' if d[4] else '') + ') is also a test dataset of this config, and '
+                             'T must not be fitted on the test split: point val_dataloader.dataset at a held-out '
+                             'split (--cfg-options) or pass --allow-test-split')
