@@ -20,6 +20,12 @@ max-prob; ``--fit-temperature``: Galil's check of how temperature scaling moves 
 ranking, T fitted on a seeded 10 % of each test file), its CSV and plots in ``<work-dir>/eval``,
 and the per-method table over seeds: ``<work-dir>/classifiers.md`` / ``classifiers.json``.
 Finished steps are reused (an interrupted comparison resumes).
+
+Data: ``tools/prepare_cls_data.py`` runs first when ``data/cls_data.json`` is missing. Without the
+Debian package it writes the embedded fallback (MNIST's 5,000 digits as the in-distribution set,
+scikit-learn's digits as OOD); the comparison then runs on it (configs written under
+``<work-dir>/configs`` override the data roots, class names, split sizes and the OOD set) and says
+so: its numbers are not the Fashion-MNIST ones.
 """
 import argparse
 import csv
@@ -55,32 +61,80 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+DATA_JSON = 'data/cls_data.json'
+
+
+FALLBACK_OVERRIDES = """
+# the embedded fallback data (tools/prepare_cls_data.py without the Debian package): {root}
+_classes = {classes!r}
+_meta = dict(classes=_classes)
+_pipeline = [dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'set_name'))]
+train_dataloader = dict(dataset=dict(data_root={root!r}, num_val={n_val}, num_train=None, metainfo=_meta))
+val_dataloader = dict(dataset=dict(data_root={root!r}, num_val={n_val}, metainfo=_meta))
+test_dataloader = dict(dataset=dict(datasets=[
+    dict(type='FashionMNISTSplit', data_root={root!r}, split='test', metainfo=_meta, pipeline=_pipeline),
+    dict(type={ood_type!r}, set_name={ood_set!r}, pipeline=_pipeline)]))
+test_evaluator = [dict(type='SelectivePredictionMetric', ood_sets=({ood_set!r}, ))]
+"""
+
+
+def read_data_info(py: str, data_json: str = DATA_JSON) -> dict:
+    """``data/cls_data.json`` (``tools/prepare_cls_data.py`` writes it first if missing)."""
+    path = osp.join(ROOT, data_json)
+    if not osp.isfile(path):
+        run([py, 'tools/prepare_cls_data.py', '--json', data_json])
+    with open(path) as f:
+        info = json.load(f)
+    if info['source'] == 'fallback':
+        print(f"NOTE: the Debian package dataset-fashion-mnist is not installed: the comparison runs on the embedded "
+              f"fallback ({info['data_root']}: MNIST digits, OOD {info['ood']['type']}); its numbers are not the "
+              'Fashion-MNIST ones', flush=True)
+    return info
+
+
+def config_of(method: str, info: dict, work_dir: str) -> str:
+    """The config of ``method``: the repository's for Fashion-MNIST; for the fallback data a
+    config written under ``<work_dir>/configs`` on it, with the fallback's roots, classes, split
+    sizes and OOD set."""
+    config = CONFIGS.format(method)
+    if info['source'] != 'fallback':
+        return config
+    path = osp.join(work_dir, 'configs', osp.basename(config))
+    os.makedirs(osp.join(ROOT, osp.dirname(path)), exist_ok=True)
+    text = f"_base_ = [{osp.join(ROOT, config)!r}]\n" + FALLBACK_OVERRIDES.format(
+        root=info['data_root'], classes=info['classes'], n_val=max(1, info['num_train_images'] // 8),
+        ood_type=info['ood']['type'], ood_set=info['ood']['set_name'])
+    with open(osp.join(ROOT, path), 'w') as f:
+        f.write(text)
+    return path
+
+
 def _last_checkpoint(work_dir: str) -> str:
     with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
 
 
-def train(py: str, method: str, seed: int, work_dir: str) -> str:
+def train(py: str, method: str, seed: int, work_dir: str, info: dict) -> str:
     """Train ``method`` with ``seed`` (its teacher first, for kd / offline LDL); its checkpoint."""
     run_dir = osp.join(work_dir, f'seed{seed}', method)
     if not osp.isfile(osp.join(ROOT, run_dir, 'last_checkpoint')):
         opts = [f'randomness.seed={seed}']
         if method in TEACHER:
-            opts.append(f'custom_hooks.0.checkpoint={train(py, TEACHER[method], seed, work_dir)}')
+            opts.append(f'custom_hooks.0.checkpoint={train(py, TEACHER[method], seed, work_dir, info)}')
         start = time.time()
-        run([py, 'tools/train.py', CONFIGS.format(method), '--work-dir', run_dir, '--cfg-options', *opts])
+        run([py, 'tools/train.py', config_of(method, info, work_dir), '--work-dir', run_dir, '--cfg-options', *opts])
         print(f'{method} seed {seed}: trained in {time.time() - start:.0f} s', flush=True)
     return _last_checkpoint(run_dir)
 
 
-def dump(py: str, method: str, seed: int, work_dir: str) -> str:
+def dump(py: str, method: str, seed: int, work_dir: str, info: dict) -> str:
     """The test outputs of ``method`` / ``seed`` (``ce+TS``: calibrated on the validation split first)."""
     out = osp.join(work_dir, 'outputs', f'{method}_s{seed}.npz')
     if osp.isfile(osp.join(ROOT, out)):
         return out
     base = method.split('+')[0]
-    ckpt = train(py, base, seed, work_dir)
-    config = CONFIGS.format(base)
+    ckpt = train(py, base, seed, work_dir, info)
+    config = config_of(base, info, work_dir)
     extra = []
     if method.endswith('+TS'):
         calibrated = osp.join(work_dir, f'seed{seed}', method, 'calibrated.pth')
@@ -138,7 +192,8 @@ def main(argv=None):
     methods = [m for m in HEADLINE + EXTRA if args.methods is None or m in args.methods]
     seeds_of = {m: (args.seeds if m in HEADLINE else args.extra_seeds) for m in methods}
     seeds_of = {m: s for m, s in seeds_of.items() if s}
-    files = [dump(py, m, s, args.work_dir) for m, seeds in seeds_of.items() for s in seeds]
+    info = read_data_info(py)
+    files = [dump(py, m, s, args.work_dir, info) for m, seeds in seeds_of.items() for s in seeds]
     eval_dir = osp.join(args.work_dir, 'eval')
     os.makedirs(osp.join(ROOT, eval_dir), exist_ok=True)
     csv_path = osp.join(eval_dir, 'selective.csv')
