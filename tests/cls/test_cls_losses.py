@@ -4,7 +4,6 @@ mmpretrain's ClsHead calls a loss (``loss(cls_score, target, avg_factor=N, **kwa
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -14,12 +13,6 @@ from uqseg.core import dismax_loss, edl_loss, ldl_loss
 from uqseg.core.checks import LabelRangeError
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-
-
-@pytest.fixture(autouse=True)
-def _mmpretrain_scope():
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
 
 
 def _rows(n=6, k=4, seed=0, sign=1.0):

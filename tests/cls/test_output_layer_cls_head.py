@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
-from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint, save_checkpoint
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -29,13 +28,6 @@ LOSSES = {'EDLLayer': dict(type='EDLLoss', kl_anneal_iters=0), 'DisMaxLayer': di
           'IsoMaxPlusLayer': dict(type='DisMaxLoss')}
 KINDS = {'EDLLayer': ('log_alpha', 'vacuity'), 'DisMaxLayer': ('distance_logits', 'MMLES'),
          'IsoMaxPlusLayer': ('distance_logits', 'MDS')}
-
-
-@pytest.fixture(autouse=True)
-def _mmpretrain_scope():
-    """Build as mmpretrain configs do (default_scope='mmpretrain'); the suite's scope comes back after."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
 
 
 def _head_cfg(layer='EDLLayer', **kw):

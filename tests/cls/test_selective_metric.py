@@ -11,7 +11,6 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
-from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.visualization import LocalVisBackend, Visualizer
 from mmpretrain.registry import METRICS
@@ -24,16 +23,10 @@ from uqseg.cls.metrics import SelectivePredictionMetric
 from uqseg.core.output_layers import DisMaxLayer, EDLLayer
 from uqseg.core.scores import raw_score
 from uqseg.core.selective import CONFIDENCES, selective_report
+from uqseg.engine.runtime_info import current_iter
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 K = 4
-
-
-@pytest.fixture(autouse=True)
-def _mmpretrain_scope():
-    """Build as mmpretrain configs do (default_scope='mmpretrain'); the suite's scope comes back after."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
 
 
 def _outputs(n=60, seed=0, layer=None):
@@ -177,7 +170,8 @@ def test_out_dir_pngs_and_visualizer_images(tmp_path):
     assert_png(tmp_path / 'plots' / 'risk_coverage.png')
     assert_png(tmp_path / 'plots' / 'reliability.png')
     sent = sorted(osp.basename(p) for p in glob.glob(str(tmp_path / 'vis' / 'vis_data' / 'vis_image' / '*.png')))
-    assert sent == ['selective_reliability_0.png', 'selective_risk_coverage_0.png'], sent
+    step = current_iter()  # the images are logged at the runner's iteration (another test may have left one)
+    assert sent == [f'selective_reliability_{step}.png', f'selective_risk_coverage_{step}.png'], sent
     for p in sent:
         assert_png(tmp_path / 'vis' / 'vis_data' / 'vis_image' / p)
 
