@@ -17,41 +17,27 @@ Never the test split: ``--split test`` and a config whose val dataset is one of 
 (mmseg's reference configs validate on their test set) are refused unless ``--allow-test-split``;
 point ``val_dataloader`` at a held-out split with ``--cfg-options``.
 """
-import argparse
-import json
-import os
 import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
-from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, calibration_summary, fit_temperature
-from uqseg.engine.calibration import check_calibration_split
-from uqseg.seg.calibration import META_KEY, collect_pixel_logits, write_calibrated_checkpoint
+from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, fit_temperature
+from uqseg.engine.calibration import calibration_parser, check_calibration_split, save_calibration
+from uqseg.seg.calibration import collect_pixel_logits
 from uqseg.seg.models.segmentors import check_temperature_scalable
-
-SPLITS = ('val', 'test')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', help='calibrated checkpoint (default: <checkpoint>_calibrated.pth)')
-    parser.add_argument('--method', choices=('nll', 'ece'), default='nll')
-    parser.add_argument('--per-class', action='store_true', help='one temperature per class (NLL only)')
+    parser = calibration_parser(__doc__.splitlines()[0])
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_SAMPLES,
                         help=f'valid pixels the fit uses at most (seeded uniform subsample; {DEFAULT_MAX_SAMPLES})')
     parser.add_argument('--seed', type=int, default=0, help='seed of the subsample')
-    parser.add_argument('--n-bins', type=int, default=15, help='ECE bins (report, and the ECE fit)')
-    parser.add_argument('--split', choices=SPLITS, default='val', help="the config's dataloader to fit on")
-    parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     return parser.parse_args(argv)
 
 
@@ -87,27 +73,13 @@ def main(argv=None):
     t0 = time.time()
     t = fit_temperature(z, y, method=args.method, per_class=args.per_class, max_samples=None, n_bins=args.n_bins)
     fitted = time.time() - t0
-    before, after = calibration_summary(z, y, 1.0, args.n_bins), calibration_summary(z, y, t, args.n_bins)
-    whole = sub.seen <= args.max_pixels
-    record = dict(method=args.method, per_class=args.per_class, split=args.split, config=args.config,
-                  pixels_seen=sub.seen, pixels_used=int(z.shape[0]), seed=args.seed, n_bins=args.n_bins,
-                  before=before, after=after, seconds_collect=collected, seconds_fit=fitted)
-    dst = args.out or osp.splitext(args.checkpoint)[0] + '_calibrated.pth'
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    write_calibrated_checkpoint(args.checkpoint, dst, t, record)
-    record['temperature'] = t.tolist()
-    with open(osp.splitext(dst)[0] + '.json', 'w') as f:
-        json.dump(record, f, indent=1)
-    where = 'the whole split' if whole else f'a seeded subsample of {z.shape[0]:,} of its {sub.seen:,} pixels'
-    tv = t.tolist()
-    shown = f'{tv:.4f}' if isinstance(tv, float) else '[' + ', '.join(f'{v:.3f}' for v in tv) + ']'
-    print(f'T = {shown} ({args.method}, fitted on the {args.split} split: {sub.seen:,} valid pixels; collect '
-          f'{collected:.1f} s, fit {fitted:.2f} s)')
-    print(f'calibration on {where}:')
-    print(f'{"":8}' + ''.join(f'{k:>10}' for k in before))
-    for name, vals in (('before', before), ('after', after)):
-        print(f'{name:8}' + ''.join(f'{v:>10.4f}' for v in vals.values()))
-    print(f'wrote {dst} (meta[{META_KEY!r}]); test with: python tools/test.py {args.config} {dst}')
+    where = 'the whole split' if sub.seen <= args.max_pixels else \
+        f'a seeded subsample of {z.shape[0]:,} of its {sub.seen:,} pixels'
+    record = save_calibration(args, t, z, y, dict(pixels_seen=sub.seen, pixels_used=int(z.shape[0]), seed=args.seed,
+                                                  seconds_collect=collected, seconds_fit=fitted),
+                              f'{sub.seen:,} valid pixels, scored on {where}; collect {collected:.1f} s, fit '
+                              f'{fitted:.2f} s')
+    print(f'test with: python tools/test.py {args.config} {record["out"]}')
     return record
 
 

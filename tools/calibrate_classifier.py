@@ -15,14 +15,11 @@ one per class), prints accuracy / ECE / NLL / Brier before and after, and writes
 Never the test split (``uqseg.engine.calibration.check_calibration_split``), and never an EDL
 head (its outputs are ``log alpha``, not logits).
 """
-import argparse
-import json
-import os
 import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint
 from mmpretrain.registry import MODELS
@@ -30,24 +27,13 @@ from mmpretrain.registry import MODELS
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.cls.models.classifiers import check_temperature_scalable
 from uqseg.cls.outputs import collect_outputs, config_ood_sets, split_ood
-from uqseg.core.temperature import calibration_summary, fit_temperature
-from uqseg.engine.calibration import META_KEY, check_calibration_split, write_calibrated_checkpoint
-
-SPLITS = ('val', 'test')
+from uqseg.core.temperature import fit_temperature
+from uqseg.engine.calibration import calibration_parser, check_calibration_split, save_calibration
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', help='calibrated checkpoint (default: <checkpoint>_calibrated.pth)')
-    parser.add_argument('--method', choices=('nll', 'ece'), default='nll')
-    parser.add_argument('--per-class', action='store_true', help='one temperature per class (NLL only)')
-    parser.add_argument('--n-bins', type=int, default=15, help='ECE bins (report, and the ECE fit)')
-    parser.add_argument('--split', choices=SPLITS, default='val', help="the config's dataloader to fit on")
-    parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
+    parser = calibration_parser(__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     return parser.parse_args(argv)
 
 
@@ -80,24 +66,10 @@ def main(argv=None) -> dict:
     t0 = time.time()
     t = fit_temperature(z, y, method=args.method, per_class=args.per_class, max_samples=None, n_bins=args.n_bins)
     fitted = time.time() - t0
-    before, after = calibration_summary(z, y, 1.0, args.n_bins), calibration_summary(z, y, t, args.n_bins)
-    record = dict(method=args.method, per_class=args.per_class, split=args.split, config=args.config,
-                  samples=int(z.shape[0]), n_bins=args.n_bins, before=before, after=after,
-                  seconds_collect=collected, seconds_fit=fitted)
-    dst = args.out or osp.splitext(args.checkpoint)[0] + '_calibrated.pth'
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    write_calibrated_checkpoint(args.checkpoint, dst, t, record)
-    record['temperature'] = t.tolist()
-    with open(osp.splitext(dst)[0] + '.json', 'w') as f:
-        json.dump(record, f, indent=1)
-    tv = t.tolist()
-    shown = f'{tv:.4f}' if isinstance(tv, float) else '[' + ', '.join(f'{v:.3f}' for v in tv) + ']'
-    print(f'T = {shown} ({args.method}, fitted on the {args.split} split: {z.shape[0]:,} images; collect '
-          f'{collected:.1f} s, fit {fitted:.2f} s)')
-    print(f'{"":8}' + ''.join(f'{k:>10}' for k in before))
-    for name, vals in (('before', before), ('after', after)):
-        print(f'{name:8}' + ''.join(f'{v:>10.4f}' for v in vals.values()))
-    print(f'wrote {dst} (meta[{META_KEY!r}]); a TemperatureScaledImageClassifier loading it applies T')
+    record = save_calibration(args, t, z, y, dict(samples=int(z.shape[0]), seconds_collect=collected,
+                                                  seconds_fit=fitted),
+                              f'{z.shape[0]:,} images; collect {collected:.1f} s, fit {fitted:.2f} s')
+    print('a TemperatureScaledImageClassifier (or LDLImageClassifier) loading it applies T')
     return record
 
 

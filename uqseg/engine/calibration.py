@@ -11,15 +11,23 @@ configs, which validate on their test set.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import os.path as osp
 from typing import Optional
 
 import torch
+from mmengine.config import DictAction
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from ..core.temperature import TEMPERATURE_KEY, check_temperature
+from ..core.temperature import TEMPERATURE_KEY, calibration_summary, check_temperature
 
-__all__ = ['META_KEY', 'checkpoint_temperature', 'write_calibrated_checkpoint', 'dataset_identities',
-           'check_calibration_split']
+__all__ = ['META_KEY', 'SPLITS', 'checkpoint_temperature', 'write_calibrated_checkpoint', 'dataset_identities',
+           'check_calibration_split', 'calibration_parser', 'save_calibration']
+
+#: the dataloaders a calibration tool may fit on
+SPLITS = ('val', 'test')
 
 #: the checkpoint ``meta`` key of the fit's record
 META_KEY = 'uqseg_temperature'
@@ -72,3 +80,42 @@ def check_calibration_split(cfg, split: str, allow_test: bool, source: str) -> N
                              + (f', split {d[4]!r}' if d[4] else '') + ') is also a test dataset of this config, and '
                              'T must not be fitted on the test split: point val_dataloader.dataset at a held-out '
                              'split (--cfg-options) or pass --allow-test-split')
+
+
+def calibration_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments both calibration tools take (each adds its own)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', help='calibrated checkpoint (default: <checkpoint>_calibrated.pth)')
+    parser.add_argument('--method', choices=('nll', 'ece'), default='nll')
+    parser.add_argument('--per-class', action='store_true', help='one temperature per class (NLL only)')
+    parser.add_argument('--n-bins', type=int, default=15, help='ECE bins (report, and the ECE fit)')
+    parser.add_argument('--split', choices=SPLITS, default='val', help="the config's dataloader to fit on")
+    parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
+    return parser
+
+
+def save_calibration(args, t: torch.Tensor, z: torch.Tensor, y: torch.Tensor, record: dict, what: str) -> dict:
+    """Report the fit (accuracy / ECE / NLL / Brier before and after on ``(z, y)``), write the
+    calibrated checkpoint (``args.out``, default ``<checkpoint>_calibrated.pth``) and its record
+    ``<out>.json``; the record. ``what`` says what the fit saw (for the printed line)."""
+    before, after = calibration_summary(z, y, 1.0, args.n_bins), calibration_summary(z, y, t, args.n_bins)
+    record = dict(record, method=args.method, per_class=args.per_class, split=args.split, config=args.config,
+                  n_bins=args.n_bins, before=before, after=after)
+    dst = args.out or osp.splitext(args.checkpoint)[0] + '_calibrated.pth'
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    write_calibrated_checkpoint(args.checkpoint, dst, t, record)
+    record['temperature'] = t.tolist()
+    with open(osp.splitext(dst)[0] + '.json', 'w') as f:
+        json.dump(record, f, indent=1)
+    tv = t.tolist()
+    shown = f'{tv:.4f}' if isinstance(tv, float) else '[' + ', '.join(f'{v:.3f}' for v in tv) + ']'
+    print(f'T = {shown} ({args.method}, fitted on the {args.split} split: {what})')
+    print(f'{"":8}' + ''.join(f'{k:>10}' for k in before))
+    for name, vals in (('before', before), ('after', after)):
+        print(f'{name:8}' + ''.join(f'{v:>10.4f}' for v in vals.values()))
+    print(f'wrote {dst} (meta[{META_KEY!r}])')
+    record['out'] = dst
+    return record
