@@ -8,10 +8,11 @@ method.
 
 Rows: cross-entropy (``ce``), ``ce`` + temperature scaling (T fitted on the validation split by
 ``tools/calibrate_classifier.py``, applied by ``TemperatureScaledImageClassifier``), EDL, TEDL,
-DisMax (FPR mosaics), knowledge distillation (``kd``: the ``ce`` model of the same seed as
-teacher, no augmentation), offline LDL (the same teacher, Mixup / CutMix) and online LDL (EMA
-teacher, Mixup / CutMix) over ``--seeds`` (the headline rows); label smoothing, cross-entropy with
-Mixup / CutMix (the augmentation control) and IsoMax+ over ``--extra-seeds``.
+DisMax (FPR mosaics) and DisMax + temperature scaling (its post-hoc step in the paper),
+knowledge distillation (``kd``: the ``ce`` model of the same seed as teacher, no augmentation),
+offline LDL (the same teacher, Mixup / CutMix) and online LDL (EMA teacher, Mixup / CutMix) over
+``--seeds`` (the headline rows); label smoothing, cross-entropy with Mixup / CutMix (the
+augmentation control) and IsoMax+ over ``--extra-seeds``.
 
 Per run: ``tools/train.py`` (``randomness.seed``), ``tools/dump_outputs.py`` on the test loop's
 sets (the OOD set's outputs as ``ood_logits``) into ``<work-dir>/outputs/<method>_s<seed>.npz``.
@@ -42,7 +43,7 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 from demo import run, write_report  # noqa: E402
 
 CONFIGS = 'configs/cls/{}_fmnist_demo.py'
-HEADLINE = ('ce', 'ce+TS', 'edl', 'tedl', 'dismax', 'kd', 'ldl_offline', 'ldl_online')
+HEADLINE = ('ce', 'ce+TS', 'edl', 'tedl', 'dismax', 'dismax+TS', 'kd', 'ldl_offline', 'ldl_online')
 EXTRA = ('ls', 'ce_mixup', 'isomax')
 TEACHER = {'kd': 'ce', 'ldl_offline': 'ce'}
 # (CSV key, column label, digits); '{c}' is the row's confidence
