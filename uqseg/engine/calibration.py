@@ -52,8 +52,9 @@ def write_calibrated_checkpoint(src: str, dst: str, temperature, record: dict) -
 
 
 def dataset_identities(cfg) -> list:
-    """The data a dataset config reads, ``(type, data_root, data_prefix, ann_file, split)`` per
-    dataset (``ConcatDataset`` unrolled; pipelines and other settings aside)."""
+    """The data a dataset config reads, ``(type, data_root, data_prefix, ann_file, split, data_file)``
+    per dataset (``ConcatDataset`` unrolled; the root normalised; pipelines and other settings
+    aside)."""
     if cfg is None:
         return []
     if cfg.get('type') == 'ConcatDataset':
@@ -61,8 +62,9 @@ def dataset_identities(cfg) -> list:
     prefix = cfg.get('data_prefix') or {}
     if isinstance(prefix, str):
         prefix = {'root': prefix}
-    return [(cfg.get('type'), cfg.get('data_root'), tuple(sorted(dict(prefix).items())), cfg.get('ann_file'),
-             cfg.get('split'))]
+    root = cfg.get('data_root')
+    return [(cfg.get('type'), osp.normpath(root) if root else root, tuple(sorted(dict(prefix).items())),
+             cfg.get('ann_file'), cfg.get('split'), cfg.get('data_file'))]
 
 
 def check_calibration_split(cfg, split: str, allow_test: bool, source: str) -> None:
