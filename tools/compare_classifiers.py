@@ -170,7 +170,8 @@ def method_table(rows: list[dict], methods: list, seeds_of: dict) -> tuple[str, 
         first = by_model.get(f'{method}_s{seeds[0]}')
         if first is None:
             continue
-        confs = ['max-prob'] + [k[5:-1] for k in first if k.startswith('AURC[') and k != 'AURC[max-prob]']
+        confs = ['max-prob'] + [k[5:-1] for k, v in first.items()
+                                if k.startswith('AURC[') and k != 'AURC[max-prob]' and v not in ('', None)]
         for conf in confs:
             cells = []
             for key, _, digits, scale in COLUMNS:
