@@ -269,7 +269,8 @@ def main(argv=None) -> dict:
                                  'give --ood-dataset / ood_dataloader or ood_sets, not both')
             ood, _, _ = collect_outputs(model, Runner.build_dataloader(ood_cfg), args.apply_temperature,
                                         f'{source} (OOD)')
-    save_outputs(args.out, z, y, kind=kind, ood=ood, model=name, classes=classes)
+    own = getattr(getattr(getattr(model, 'head', None), 'fc', None), 'default_score', None)
+    save_outputs(args.out, z, y, kind=kind, ood=ood, model=name, classes=classes, score=own)
     t = f', T = {model.temperature.tolist()} applied' if args.apply_temperature else ''
     print(f'{name}: {z.shape[0]} {args.split} samples x {z.shape[1]} classes ({kind}{t})'
           + (f', {ood.shape[0]} OOD samples' if ood is not None else '')

@@ -23,9 +23,10 @@ higher for the rest; NaN ranks last. Metric conventions: ``docs/metrics.md#selec
 
 ``--confidence``: the confidences scored (the first one fills the table and the ranking, all go to
 the CSV): ``max-prob`` (default), ``entropy``, ``margin``, a layer's score (``vacuity``,
-``MMLES``, ...) or ``own``, the file kind's layer default: vacuity for ``log_alpha`` (EDL), MMLES
-for ``distance_logits`` (DisMax; an IsoMax+ layer's own score, MDS, must be named), max-prob for
-``logits`` / ``probs``.
+``MMLES``, ...) or ``own``, the model's own score: the file's ``score`` (``tools/dump_outputs.py``
+writes the output layer's ``default_score``: vacuity for EDL, MMLES for DisMax, MDS for IsoMax+),
+else the kind's default (vacuity for ``log_alpha``, MMLES for ``distance_logits``, max-prob for
+``logits`` / ``probs``).
 
 ``--fit-temperature`` (Guo et al., 2017): per file, a seeded random split (``randperm`` of the
 rows from ``torch.Generator().manual_seed(seed)``; the first ``round(calib_fraction N)``, at least
@@ -57,6 +58,7 @@ import os.path as osp
 import sys
 import time
 import warnings
+from typing import Optional
 
 import numpy as np
 import torch
@@ -124,11 +126,12 @@ def expand_inputs(items) -> list[str]:
     return out
 
 
-def resolve_confidences(names, kind: str) -> list[str]:
-    """The confidences of a file of ``kind``: 'own' replaced by the kind's default, repeats dropped."""
+def resolve_confidences(names, kind: str, own: Optional[str] = None) -> list[str]:
+    """The confidences of a file of ``kind``: 'own' replaced by the file's own score (its ``score``
+    key, ``own``) or else the kind's default, repeats dropped."""
     out = []
     for c in names:
-        c = OWN_SCORE[kind] if c == 'own' else c
+        c = (own or OWN_SCORE[kind]) if c == 'own' else c
         if c not in out:
             out.append(c)
     return out
@@ -187,7 +190,7 @@ def rank_key_of(rank_by: str, row: dict) -> str:
     if '[' in rank_by:
         base = rank_base(rank_by)
         c = rank_by[len(base) + 1:].rstrip(']')
-        return f'{base}[{OWN_SCORE[row["kind"]] if c == "own" else c}]'
+        return f'{base}[{row["own_score"] if c == "own" else c}]'
     return rank_by if rank_by in PLAIN_KEYS else f'{rank_by}[{row["confidence"]}]'
 
 
@@ -224,10 +227,11 @@ def score_file(path: str, args) -> list[dict]:
         why = '--require-ood' if args.require_ood else f'--rank-by {args.rank_by}'
         raise ValueError(f'{path}: {why} needs OOD outputs, but the file holds none (ood_logits / ood_probs; '
                          'tools/dump_outputs.py --ood-dataset writes them)')
-    confs = resolve_confidences(args.confidence, mo.kind)
+    confs = resolve_confidences(args.confidence, mo.kind, mo.score)
     kind, model, ood = mo.kind, mo.model, mo.ood
     curves = bool(args.plots)
-    base = dict(model=model, file=path, kind=kind, confidence=confs[0], num_classes=mo.num_classes,
+    base = dict(model=model, file=path, kind=kind, own_score=mo.score or OWN_SCORE[kind], confidence=confs[0],
+                num_classes=mo.num_classes,
                 n_ood=0 if ood is None else int(ood.shape[0]))
     if not args.fit_temperature:
         n = int(mo.labels.numel())

@@ -141,3 +141,18 @@ def test_save_refuses_what_load_would_refuse(tmp_path):
     with pytest.raises(ValueError, match='kind must be one of'):
         save_outputs(path, torch.randn(3, 2), torch.zeros(3, dtype=torch.long), kind='evidence')
     assert not osp.exists(path) and not list(tmp_path.iterdir())
+
+
+def test_own_score_key_round_trips_and_is_checked_against_the_kind(tmp_path):
+    """``score``: the model's own score (dump_outputs writes the layer's default_score); IsoMax+'s is
+    MDS, which the kind's default (MMLES) would not give."""
+    z = -torch.rand(30, 4)
+    y = torch.arange(30) % 4
+    path = save_outputs(str(tmp_path / 'iso.npz'), z, y, kind='distance_logits', score='MDS')
+    assert load_outputs(path).score == 'MDS'
+    assert load_outputs(save_outputs(str(tmp_path / 'plain.npz'), z, y)).score is None
+    with pytest.raises(ValueError, match=r"'score' 'vacuity' is not a score of kind 'logits' outputs"):
+        save_outputs(str(tmp_path / 'bad.npz'), z, y, kind='logits', score='vacuity')
+    np.savez(str(tmp_path / 'bad2.npz'), logits=z.numpy(), labels=y.numpy(), kind='log_alpha', score='MDS')
+    with pytest.raises(ValueError, match=r"bad2.npz: 'score' 'MDS' is not a score of kind 'log_alpha'"):
+        load_outputs(str(tmp_path / 'bad2.npz'))

@@ -250,3 +250,20 @@ def test_bad_options_are_refused_before_any_file_is_read(three):
         TOOL.main([str(root), '--rank-by', 'AURC[entropy]'])
     with pytest.raises(ValueError, match='--calib-fraction must lie in'):
         TOOL.main([str(root), '--fit-temperature', '--calib-fraction', '1.0'])
+
+
+def test_own_confidence_reads_the_files_score(tmp_path):
+    """An IsoMax+ file carries its own score (MDS): ``--confidence own`` and ``--rank-by 'AURC[own]'``
+    use it, not the distance kind's default (MMLES)."""
+    from uqseg.core.functional import aurc
+    from uqseg.core.output_files import save_outputs
+    from uqseg.core.scores import raw_score, score_confidence
+    g = torch.Generator().manual_seed(3)
+    z = -torch.rand(200, 5, generator=g) * 4
+    y = torch.randint(0, 5, (200,), generator=g)
+    path = save_outputs(str(tmp_path / 'iso.npz'), z, y, kind='distance_logits', score='MDS')
+    out = TOOL.main([path, '--confidence', 'own', '--rank-by', 'AURC[own]'])
+    row = out['rows'][0]
+    assert row['confidence'] == 'MDS' and 'AURC[MMLES]' not in row
+    conf = score_confidence('MDS', raw_score('MDS', z.double()), 5)
+    assert row['AURC[MDS]'] == pytest.approx(aurc(conf, z.argmax(1) == y), rel=1e-9)

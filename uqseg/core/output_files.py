@@ -18,6 +18,8 @@ Keys::
     ood_logits   (M, K) float   optional: the same model on an OOD set (``ood_probs`` with ``probs``)
     model        str            optional: the model's name (default: the file name without extension)
     classes      (K,) str       optional: the class names
+    score        str            optional: the model's own score (its output layer's ``default_score``,
+                                e.g. 'MDS' for IsoMax+; a name of ``uqseg.core.scores.SCORES`` the kind has)
 
 :func:`load_outputs` checks everything and raises ``ValueError`` naming the file: a missing or
 unknown key, both ``logits`` and ``probs``, shapes that disagree, NaN/Inf rows (their count and
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 
 from . import selective
+from .scores import scores_of
 
 __all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'FILE_KINDS', 'EXTENSIONS',
            'PROBS_TOL']
@@ -45,7 +48,7 @@ FILE_KINDS = ('logits', 'log_alpha', 'distance_logits', 'probs')
 EXTENSIONS = ('.npz', '.pt')
 #: Largest |row sum - 1| accepted for probabilities.
 PROBS_TOL = selective.PROB_SUM_TOL
-_KEYS = ('logits', 'probs', 'labels', 'kind', 'ood_logits', 'ood_probs', 'model', 'classes')
+_KEYS = ('logits', 'probs', 'labels', 'kind', 'ood_logits', 'ood_probs', 'model', 'classes', 'score')
 
 
 @dataclass
@@ -54,7 +57,8 @@ class ModelOutputs:
 
     ``values`` (N, K) float tensor (logits of ``kind``, or probabilities for ``kind='probs'``),
     ``labels`` (N,) int64, ``ood`` (M, K) of the same kind or None, ``model`` the file's name for
-    the model (default: the file name without extension), ``classes`` the class names or None.
+    the model (default: the file name without extension), ``classes`` the class names or None,
+    ``score`` the model's own score or None.
     """
     path: str
     model: str
@@ -63,10 +67,19 @@ class ModelOutputs:
     labels: torch.Tensor
     ood: Optional[torch.Tensor] = None
     classes: Optional[list] = None
+    score: Optional[str] = None
 
     @property
     def num_classes(self) -> int:
         return int(self.values.shape[1])
+
+
+def _own_score(score: str, kind: str, path: str) -> str:
+    """``score`` if it names a score that outputs of ``kind`` have, else ``ValueError`` naming ``path``."""
+    allowed = selective.PROB_SCORES if kind == 'probs' else scores_of(kind)
+    if score not in allowed:
+        raise ValueError(f"{path}: 'score' {score!r} is not a score of kind {kind!r} outputs; they have {allowed}")
+    return score
 
 
 def _extension(path: str) -> str:
@@ -148,7 +161,7 @@ def check_outputs(path: str, values, labels, kind: str = 'logits', ood=None,
 
 
 def save_outputs(path: str, values, labels, kind: str = 'logits', ood=None, model: Optional[str] = None,
-                 classes: Optional[Sequence[str]] = None) -> str:
+                 classes: Optional[Sequence[str]] = None, score: Optional[str] = None) -> str:
     """Check and write one model's outputs to ``path`` (``.npz`` or ``.pt``, by the extension;
     folders are created; written to a temporary file first, then renamed). ``values`` (N, K)
     logits of ``kind`` or probabilities (``kind='probs'``), ``labels`` (N,), ``ood`` (M, K) of the
@@ -163,6 +176,8 @@ def save_outputs(path: str, values, labels, kind: str = 'logits', ood=None, mode
         data['model'] = str(model)
     if classes is not None:
         data['classes'] = [str(c) for c in classes]
+    if score is not None:
+        data['score'] = _own_score(score, kind, path)
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp')
@@ -234,4 +249,6 @@ def load_outputs(path: str, check_values: bool = True) -> ModelOutputs:
     values, labels, ood = check_outputs(path, data[key], data['labels'], kind, data.get(f'ood_{key}'), classes,
                                         check_values)
     model = _string(data['model'], path, 'model') if 'model' in data else osp.splitext(osp.basename(path))[0]
-    return ModelOutputs(path=path, model=model, kind=kind, values=values, labels=labels, ood=ood, classes=classes)
+    score = _own_score(_string(data['score'], path, 'score'), kind, path) if 'score' in data else None
+    return ModelOutputs(path=path, model=model, kind=kind, values=values, labels=labels, ood=ood, classes=classes,
+                        score=score)
