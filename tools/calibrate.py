@@ -17,18 +17,16 @@ Never the test split: ``--split test`` and a config whose val dataset is one of 
 (mmseg's reference configs validate on their test set) are refused unless ``--allow-test-split``;
 point ``val_dataloader`` at a held-out split with ``--cfg-options``.
 """
-import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, fit_temperature
-from uqseg.engine.calibration import calibration_parser, check_calibration_split, save_calibration
+from uqseg.engine.calibration import calibration_config, calibration_parser, save_calibration
 from uqseg.seg.calibration import collect_pixel_logits
 from uqseg.seg.models.segmentors import check_temperature_scalable
 
@@ -49,12 +47,7 @@ def ignore_index_of(cfg):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    check_calibration_split(cfg, args.split, args.allow_test_split, args.config)
+    cfg = calibration_config(args)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     check_temperature_scalable(model, args.config)

@@ -15,11 +15,9 @@ one per class), prints accuracy / ECE / NLL / Brier before and after, and writes
 Never the test split (``uqseg.engine.calibration.check_calibration_split``), and never an EDL
 head (its outputs are ``log alpha``, not logits).
 """
-import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint
 from mmpretrain.registry import MODELS
@@ -28,7 +26,7 @@ import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.cls.models.classifiers import check_temperature_scalable
 from uqseg.cls.outputs import collect_outputs, config_ood_sets, split_ood
 from uqseg.core.temperature import fit_temperature
-from uqseg.engine.calibration import calibration_parser, check_calibration_split, save_calibration
+from uqseg.engine.calibration import calibration_config, calibration_parser, save_calibration
 
 
 def parse_args(argv=None):
@@ -39,16 +37,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = calibration_config(args)
     scope = cfg.get('default_scope') or 'mmpretrain'
     if scope != 'mmpretrain':
         raise ValueError(f'{args.config}: default_scope {scope!r}; calibrate_classifier.py calibrates mmpretrain '
                          'classifiers (tools/calibrate.py: mmseg models)')
-    check_calibration_split(cfg, args.split, args.allow_test_split, args.config)
     model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
     if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner merges it
         model_cfg.setdefault('data_preprocessor', dict(cfg.data_preprocessor))

@@ -18,13 +18,13 @@ import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from ..core.temperature import TEMPERATURE_KEY, calibration_summary, check_temperature
 
 __all__ = ['META_KEY', 'SPLITS', 'checkpoint_temperature', 'write_calibrated_checkpoint', 'dataset_identities',
-           'check_calibration_split', 'calibration_parser', 'save_calibration']
+           'check_calibration_split', 'calibration_parser', 'calibration_config', 'save_calibration']
 
 #: the dataloaders a calibration tool may fit on
 SPLITS = ('val', 'test')
@@ -97,6 +97,18 @@ def calibration_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
     return parser
+
+
+def calibration_config(args) -> Config:
+    """The tool's config (``--cfg-options`` merged) after checking that the checkpoint exists and
+    that ``T`` is not fitted on the test split."""
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    check_calibration_split(cfg, args.split, args.allow_test_split, args.config)
+    return cfg
 
 
 def save_calibration(args, t: torch.Tensor, z: torch.Tensor, y: torch.Tensor, record: dict, what: str) -> dict:
