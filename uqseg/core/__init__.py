@@ -17,12 +17,15 @@ from . import (
                functional,
                ldl_loss,
                loss_reduction,
+               output_files,
                output_layers,
                prototype_distance,
                ranking,
                sc_bce,
                scores,
+               selective,
                temperature,
+               temperature_buffer,
 )
 from .accumulators import CalibrationAccumulator, ConfidenceHistogram, ScoreSumAccumulator
 from .dismax_loss import DisMaxLoss
@@ -30,8 +33,11 @@ from .edl_loss import EDLLoss
 from .ldl_loss import LDLLoss
 from .output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer, PrototypeDistanceLayer
 from .sc_bce import SCBCELoss
+from .selective import selective_report
+from .temperature_buffer import TemperatureBuffer
 
 __all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional',
-           'ldl_loss', 'loss_reduction', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce', 'scores',
-           'temperature', 'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss',
+           'ldl_loss', 'loss_reduction', 'output_files', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce',
+           'scores', 'selective', 'temperature', 'temperature_buffer', 'selective_report', 'TemperatureBuffer',
+           'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss',
            'EDLLoss', 'DisMaxLoss', 'LDLLoss', 'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']
