@@ -57,7 +57,7 @@ from mmengine.runner import Runner, load_checkpoint
 from mmpretrain.registry import MODELS
 
 import uqseg  # noqa: F401  (applies uqseg.compat: local checkpoints on torch >= 2.6)
-from uqseg.cls.outputs import collect_outputs, config_ood_sets, output_kind, split_ood
+from uqseg.cls.outputs import collect_outputs, config_ood_sets, output_kind, own_score, split_ood
 from uqseg.core.output_files import EXTENSIONS, save_outputs
 
 SPLITS = ('test', 'val')
@@ -269,8 +269,7 @@ def main(argv=None) -> dict:
                                  'give --ood-dataset / ood_dataloader or ood_sets, not both')
             ood, _, _ = collect_outputs(model, Runner.build_dataloader(ood_cfg), args.apply_temperature,
                                         f'{source} (OOD)')
-    own = getattr(getattr(getattr(model, 'head', None), 'fc', None), 'default_score', None)
-    save_outputs(args.out, z, y, kind=kind, ood=ood, model=name, classes=classes, score=own)
+    save_outputs(args.out, z, y, kind=kind, ood=ood, model=name, classes=classes, score=own_score(model))
     t = f', T = {model.temperature.tolist()} applied' if args.apply_temperature else ''
     print(f'{name}: {z.shape[0]} {args.split} samples x {z.shape[1]} classes ({kind}{t})'
           + (f', {ood.shape[0]} OOD samples' if ood is not None else '')

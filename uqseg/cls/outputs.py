@@ -14,12 +14,18 @@ from typing import Optional, Sequence
 
 import torch
 
-__all__ = ['output_kind', 'collect_outputs', 'split_ood', 'config_ood_sets']
+__all__ = ['output_kind', 'own_score', 'collect_outputs', 'ood_mask', 'split_ood', 'config_ood_sets']
 
 
 def output_kind(model) -> str:
     """What the head's scores are: its output layer's kind (``log_alpha``, ``distance_logits``) or ``logits``."""
     return getattr(getattr(getattr(model, 'head', None), 'fc', None), 'output_kind', 'logits')
+
+
+def own_score(model) -> Optional[str]:
+    """The head's output layer's own score (``default_score``: EDL ``vacuity``, DisMax ``MMLES``,
+    IsoMax+ ``MDS``), None for a plain head."""
+    return getattr(getattr(getattr(model, 'head', None), 'fc', None), 'default_score', None)
 
 
 def _labels(samples, source: str) -> torch.Tensor:
@@ -62,22 +68,30 @@ def collect_outputs(model, loader, apply_temperature: bool = False, source: str 
     return torch.cat(outs), torch.cat(labels), names
 
 
-def split_ood(z: torch.Tensor, labels: torch.Tensor, set_names: list, ood_sets: Sequence[str], source: str
-              ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-    """``(in-distribution outputs, their labels, OOD outputs or None)``: the samples whose
-    ``set_name`` is one of ``ood_sets`` are OOD. A named set without samples, or no
-    in-distribution sample left, is a ``ValueError`` naming the sets seen."""
-    if not ood_sets:
-        return z, labels, None
+def ood_mask(set_names: Sequence, ood_sets: Sequence[str], source: str) -> torch.Tensor:
+    """Which samples are OOD: their ``set_name`` is one of ``ood_sets`` (bool, one per name). A named
+    set without samples, or no in-distribution sample left, is a ``ValueError`` naming ``source`` and
+    the sets seen. The one rule of the metric, ``dump_outputs.py`` and ``calibrate_classifier.py``."""
     seen = sorted({str(n) for n in set_names if n is not None})
     missing = [s for s in ood_sets if s not in seen]
     if missing:
-        raise ValueError(f'{source}: the OOD set(s) {missing} have no sample; the set names seen are {seen} (give '
-                         "the OOD dataset set_name=..., or AddSetName in its pipeline, and PackInputs meta_keys "
-                         "'set_name')")
+        raise ValueError(f'{source}: ood_sets {missing} have no sample; the set names seen are {seen} (metainfo '
+                         "set_name: give the OOD dataset set_name=..., or AddSetName in its pipeline, and "
+                         "PackInputs meta_keys 'set_name')")
     is_ood = torch.tensor([n in ood_sets for n in set_names], dtype=torch.bool)
     if bool(is_ood.all()):
-        raise ValueError(f'{source}: every sample is in the OOD set(s) {list(ood_sets)}; none is in-distribution')
+        raise ValueError(f'{source}: every sample is in ood_sets {sorted(ood_sets)}; the in-distribution samples '
+                         'are those of the other sets')
+    return is_ood
+
+
+def split_ood(z: torch.Tensor, labels: torch.Tensor, set_names: list, ood_sets: Sequence[str], source: str
+              ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """``(in-distribution outputs, their labels, OOD outputs or None)``, the OOD samples those of
+    :func:`ood_mask`."""
+    if not ood_sets:
+        return z, labels, None
+    is_ood = ood_mask(set_names, ood_sets, source)
     return z[~is_ood], labels[~is_ood], z[is_ood]
 
 

@@ -21,6 +21,7 @@ from mmengine.visualization import Visualizer
 from mmpretrain.registry import METRICS
 from PIL import Image
 
+from uqseg.cls.outputs import ood_mask
 from uqseg.core.plots import plot_reliability_diagram, plot_risk_coverage_curves
 from uqseg.core.scores import check_score_name
 from uqseg.core.selective import CONFIDENCES, selective_report
@@ -144,17 +145,9 @@ class SelectivePredictionMetric(BaseMetric):
                         f"IsoMaxPlusLayer) or drop 'own'; available here: {CONFIDENCES}")
                 name = own
             names.append(name)
-        seen = sorted({r['set_name'] for r in results})
-        missing = [s for s in self.ood_sets if s not in seen]
-        if missing:
-            raise ValueError(f'SelectivePredictionMetric: ood_sets {missing} have no sample; the set names seen '
-                             f'are {seen} (metainfo set_name; add it to PackInputs meta_keys)')
-        ood = set(self.ood_sets)
-        id_rows = [r for r in results if r['set_name'] not in ood]
-        ood_rows = [r for r in results if r['set_name'] in ood]
-        if not id_rows:
-            raise ValueError(f'SelectivePredictionMetric: every sample is in ood_sets {sorted(ood)}; the '
-                             'in-distribution samples are those of the other sets')
+        is_ood = ood_mask([r['set_name'] for r in results], self.ood_sets, 'SelectivePredictionMetric').tolist()
+        id_rows = [r for r, o in zip(results, is_ood) if not o]
+        ood_rows = [r for r, o in zip(results, is_ood) if o]
         unlabelled = [r['set_name'] for r in id_rows if r['label'] < 0]
         if unlabelled:
             raise ValueError(f'SelectivePredictionMetric: {len(unlabelled)} in-distribution sample(s) have no '
