@@ -15,6 +15,7 @@ from . import (
                edl_loss,
                evidential,
                functional,
+               layer_losses,
                ldl_loss,
                loss_reduction,
                output_files,
@@ -37,7 +38,8 @@ from .selective import selective_report
 from .temperature_buffer import TemperatureBuffer
 
 __all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'dismax_loss', 'edl_loss', 'evidential', 'functional',
-           'ldl_loss', 'loss_reduction', 'output_files', 'output_layers', 'prototype_distance', 'ranking', 'sc_bce',
+           'layer_losses', 'ldl_loss', 'loss_reduction', 'output_files', 'output_layers', 'prototype_distance',
+           'ranking', 'sc_bce',
            'scores', 'selective', 'temperature', 'temperature_buffer', 'selective_report', 'TemperatureBuffer',
            'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss',
            'EDLLoss', 'DisMaxLoss', 'LDLLoss', 'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']

@@ -29,7 +29,6 @@ stage (``evidential = output_kind == 'log_alpha'``: TEDL's cross-entropy stage 1
 """
 from __future__ import annotations
 
-import warnings
 from typing import List, Optional, Tuple
 
 import torch
@@ -40,15 +39,16 @@ from mmpretrain.structures import DataSample
 
 from ....core.dismax_loss import DisMaxLoss as _CoreDisMaxLoss
 from ....core.edl_loss import EDLLoss as _CoreEDLLoss
-from ....core.output_layers import EDLLayer, PrototypeDistanceLayer
+from ....core.layer_losses import LAYER_LOSSES, prepare_edl_losses
 from ....engine.runtime_info import current_iter
 from ....registry import build_output_layer
 from ..losses import DisMaxLoss, EDLLoss
 
 __all__ = ['OutputLayerClsHead']
 
-#: each layer family, the core loss it trains with and that loss's mmpretrain registration
-_LAYER_LOSS = ((EDLLayer, _CoreEDLLoss, EDLLoss), (PrototypeDistanceLayer, _CoreDisMaxLoss, DisMaxLoss))
+#: each layer family, the core loss it trains with (core.layer_losses) and that loss's mmpretrain registration
+_REGISTERED = {_CoreEDLLoss: EDLLoss, _CoreDisMaxLoss: DisMaxLoss}
+_LAYER_LOSS = tuple((layer, loss, _REGISTERED[loss]) for layer, loss in LAYER_LOSSES)
 
 
 def _is_pretrained(init_cfg) -> bool:
@@ -129,18 +129,9 @@ class OutputLayerClsHead(LinearClsHead):
         return super().loss(feats, data_samples, **kwargs)
 
     def _prepare_loss(self) -> None:
-        """Give an ``EDLLoss`` the iteration and the layer's stage (the mmseg head does the same)."""
-        if not isinstance(self.loss_module, _CoreEDLLoss):
-            return
-        evidential = self.output_kind == 'log_alpha'
-        if not evidential and self.training and not getattr(self.fc, 'stage_scheduled', False) and not self._warned:
-            self._warned = True
-            warnings.warn(f'{type(self).__name__}: the EDLLayer is in its cross-entropy stage (TEDL stage 1: '
-                          'evidential=False, e.g. from a stage-1 checkpoint) and no TEDLHook switches it: training '
-                          "trains plain cross-entropy. Add dict(type='TEDLHook', switch_iter=...) to custom_hooks, or "
-                          'build the layer with evidential=True and load a checkpoint of another stage.')
-        self.loss_module.step = current_iter()
-        self.loss_module.evidential = evidential
+        """Give an ``EDLLoss`` the iteration and the layer's stage (as the mmseg head does)."""
+        self._warned = prepare_edl_losses(self.fc, [self.loss_module], current_iter(), self.training, self._warned,
+                                          type(self).__name__)
 
     def _get_predictions(self, cls_score: torch.Tensor, data_samples) -> List[DataSample]:
         out = super()._get_predictions(cls_score, data_samples)

@@ -29,7 +29,6 @@ layer's stage (TEDL).
 """
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import torch
@@ -37,9 +36,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from torch import nn
 
-from ....core.dismax_loss import DisMaxLoss
-from ....core.edl_loss import EDLLoss
-from ....core.output_layers import EDLLayer, PrototypeDistanceLayer
+from ....core.layer_losses import LAYER_LOSSES, prepare_edl_losses
 from ....engine.runtime_info import current_iter
 from ....registry import build_output_layer
 from ...outputs import announce_output
@@ -52,8 +49,6 @@ MASK_CLASSIFICATION_HINT = (
     'heads (MaskFormer, Mask2Former, SAN, Segmenter mask transformer) classify queries, and cascade point '
     'heads (PointHead) classify sampled points with their own fc')
 
-#: The loss each layer family trains with.
-_LAYER_LOSS = ((EDLLayer, EDLLoss), (PrototypeDistanceLayer, DisMaxLoss))
 
 
 @MODELS.register_module()
@@ -114,7 +109,7 @@ class OutputLayerHead(DecodeHeadWrapper):
         return list(self.loss_decode) if isinstance(self.loss_decode, nn.ModuleList) else [self.loss_decode]
 
     def _check_losses(self) -> None:
-        for layer_type, loss_type in _LAYER_LOSS:
+        for layer_type, loss_type in LAYER_LOSSES:
             if isinstance(self.conv_seg, layer_type):
                 found = [m for m in self.losses if isinstance(m, loss_type)]
                 if len(found) != 1:
@@ -123,7 +118,7 @@ class OutputLayerHead(DecodeHeadWrapper):
                         f'hold exactly one, found {len(found)} among {[type(m).__name__ for m in self.losses]}. Write '
                         f"loss_decode=dict(_delete_=True, type='{loss_type.__name__}', ...) on a base config")
         for m in self.losses:
-            for layer_type, loss_type in _LAYER_LOSS:
+            for layer_type, loss_type in LAYER_LOSSES:
                 if isinstance(m, loss_type) and not isinstance(self.conv_seg, layer_type):
                     raise ValueError(f'OutputLayerHead: loss_decode {loss_type.__name__} needs a '
                                      f'{layer_type.__name__}, not {self.output_layer_name}')
@@ -166,16 +161,6 @@ class OutputLayerHead(DecodeHeadWrapper):
         return super().predict(inputs, batch_img_metas, test_cfg)
 
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
-        step = current_iter()
-        stage1 = self.output_kind == 'logits'
-        if stage1 and self.training and not self.conv_seg.stage_scheduled and not self._warned:
-            self._warned = True
-            warnings.warn(f'{type(self).__name__}: the EDLLayer is in its cross-entropy stage (TEDL stage 1: '
-                          "evidential=False, e.g. from a stage-1 checkpoint) and no TEDLHook switches it: training "
-                          "trains plain cross-entropy. Add dict(type='TEDLHook', switch_iter=...) to custom_hooks, or "
-                          'build the layer with evidential=True and load a checkpoint of another stage.')
-        for m in self.losses:
-            if isinstance(m, EDLLoss):
-                m.step = step
-                m.evidential = not stage1
+        self._warned = prepare_edl_losses(self.conv_seg, self.losses, current_iter(), self.training, self._warned,
+                                          type(self).__name__)
         return super().loss_by_feat(seg_logits, batch_data_samples)
