@@ -21,13 +21,13 @@ Conventions: ``docs/ldl.md``, ``docs/classification.md``.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List
 
 import torch
 from mmpretrain.registry import MODELS
-from torch import nn
 
 from ....core.ldl_loss import LDLLoss
+from ....engine.ldl_student import LDLStudent
 from ....engine.runtime_info import current_iter
 from .temperature_scaled_image_classifier import TemperatureScaledImageClassifier
 
@@ -35,7 +35,7 @@ __all__ = ['LDLImageClassifier']
 
 
 @MODELS.register_module()
-class LDLImageClassifier(TemperatureScaledImageClassifier):
+class LDLImageClassifier(LDLStudent, TemperatureScaledImageClassifier):
     """``ImageClassifier`` trained on a teacher's soft labels; see the module docstring. Its head's
     ``loss`` must be an ``LDLLoss``."""
 
@@ -44,27 +44,12 @@ class LDLImageClassifier(TemperatureScaledImageClassifier):
         if not isinstance(getattr(self.head, 'loss_module', None), LDLLoss):
             raise ValueError(f'LDLImageClassifier: the head {type(self.head).__name__} has no LDLLoss as its loss; '
                              "give it loss=dict(type='LDLLoss', ...)")
-        self.__dict__['_teacher'] = None
-
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        return self.__dict__['_teacher']
-
-    def set_teacher(self, teacher: Optional[nn.Module]) -> None:
-        """Use ``teacher`` (a classifier; kept outside the module tree, so it is in no state dict; a
-        deep copy of the student copies it too: the hooks unset it first)."""
-        self.__dict__['_teacher'] = teacher
+        self.set_teacher(None)
 
     @torch.no_grad()
     def teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """The teacher's raw head scores on ``inputs`` (eval mode, no gradient)."""
-        teacher = self.teacher
-        if teacher is None:
-            raise RuntimeError(
-                "LDLImageClassifier has no teacher: add custom_hooks=[dict(type='EMATeacherHook')] (online LDL) or "
-                "[dict(type='CheckpointTeacherHook', checkpoint=...)] (offline LDL) to the config")
-        teacher.train(False)
-        return teacher(inputs, mode='tensor')
+        return self.eval_teacher()(inputs, mode='tensor')
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> dict:
         teacher = self.teacher_logits(inputs)

@@ -17,7 +17,6 @@ model loaded from a checkpoint, frozen).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Optional
 
 import torch
 from mmseg.models.utils import resize
@@ -25,6 +24,7 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ....core.ldl_loss import LDLLoss
+from ....engine.ldl_student import LDLStudent
 from ....engine.runtime_info import current_iter
 from .temperature_scaled_encoder_decoder import TemperatureScaledEncoderDecoder
 
@@ -37,7 +37,7 @@ def _losses(head) -> list:
 
 
 @MODELS.register_module()
-class LDLEncoderDecoder(TemperatureScaledEncoderDecoder):
+class LDLEncoderDecoder(LDLStudent, TemperatureScaledEncoderDecoder):
     """``EncoderDecoder`` trained on a teacher's soft labels; see the module docstring.
     Its decode head must have an ``LDLLoss`` in ``loss_decode``."""
 
@@ -46,27 +46,12 @@ class LDLEncoderDecoder(TemperatureScaledEncoderDecoder):
         if not _losses(self.decode_head):
             raise ValueError(f"LDLEncoderDecoder: the decode head {type(self.decode_head).__name__} has no LDLLoss in "
                              "loss_decode; give it loss_decode=dict(_delete_=True, type='LDLLoss', ...)")
-        self.__dict__['_teacher'] = None
-
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        return self.__dict__['_teacher']
-
-    def set_teacher(self, teacher: Optional[nn.Module]) -> None:
-        """Use ``teacher`` (a segmentor with ``_forward``; kept outside the module tree, so it is in no
-        state dict; a deep copy of the student copies it too: the hooks unset it first)."""
-        self.__dict__['_teacher'] = teacher
+        self.set_teacher(None)
 
     @torch.no_grad()
     def teacher_logits(self, inputs: torch.Tensor, size) -> torch.Tensor:
         """The teacher's decode-head logits on ``inputs`` (eval mode, no gradient), resized to ``size``."""
-        teacher = self.teacher
-        if teacher is None:
-            raise RuntimeError(
-                "LDLEncoderDecoder has no teacher: add custom_hooks=[dict(type='EMATeacherHook')] (online LDL) or "
-                "[dict(type='CheckpointTeacherHook', checkpoint=...)] (offline LDL) to the config")
-        teacher.train(False)
-        logits = teacher._forward(inputs)
+        logits = self.eval_teacher()._forward(inputs)
         return resize(logits, size=size, mode='bilinear', align_corners=self.decode_head.align_corners)
 
     @contextmanager
