@@ -46,7 +46,7 @@ from .scores import (
 )
 
 __all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'probabilities', 'check_outputs',
-           'check_labels',
+           'check_labels', 'as_tensor',
            'row_statistics', 'RowStatistics',
            'selective_report']
 
@@ -81,7 +81,8 @@ def _check_names(names, kind: str) -> tuple[str, ...]:
     return names
 
 
-def _as_tensor(x, name: str) -> torch.Tensor:
+def as_tensor(x, name: str) -> torch.Tensor:
+    """``x`` (a tensor, or a numpy array shared by the tensor), else ``TypeError`` naming ``name``."""
     if isinstance(x, np.ndarray):
         return torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
@@ -100,7 +101,7 @@ def check_outputs(z, kind: str = 'logits', name: str = 'z', num_classes: Optiona
     rows in its statistics and then calls this again).
     """
     _check_kind(kind)
-    z = _as_tensor(z, name)
+    z = as_tensor(z, name)
     if z.dim() != 2 or not z.is_floating_point():
         raise ValueError(f'{name} must be a 2-D (N, K) floating-point tensor, got shape {tuple(z.shape)} '
                          f'and dtype {z.dtype}')
@@ -130,7 +131,7 @@ def check_outputs(z, kind: str = 'logits', name: str = 'z', num_classes: Optiona
 def check_labels(labels, n: int, k: int, name: str = 'labels') -> torch.Tensor:
     """Check ``(N,)`` integer class indices in ``[0, k)`` and return them as int64; ``ValueError``
     naming ``name``, the count of bad labels and the first (row and value)."""
-    labels = _as_tensor(labels, name)
+    labels = as_tensor(labels, name)
     if labels.dim() != 1 or labels.shape[0] != n:
         raise ValueError(f'{name} must have shape ({n},) to match the outputs ({n} rows), got {tuple(labels.shape)}')
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -273,7 +274,7 @@ def confidence_scores(z: torch.Tensor, kind: str = 'logits', names: Sequence[str
     """
     _check_kind(kind)
     names = _check_names(names, kind)
-    z = _as_tensor(z, 'z').movedim(dim, -1)
+    z = as_tensor(z, 'z').movedim(dim, -1)
     shape = z.shape[:-1]
     z = z.reshape(-1, z.shape[-1])
     st = row_statistics(z, torch.zeros(z.shape[0], dtype=torch.int64, device=z.device), kind)

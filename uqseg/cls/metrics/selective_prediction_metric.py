@@ -24,7 +24,7 @@ from PIL import Image
 from uqseg.cls.outputs import ood_mask
 from uqseg.core.plots import plot_reliability_diagram, plot_risk_coverage_curves
 from uqseg.core.scores import check_score_name
-from uqseg.core.selective import CONFIDENCES, selective_report
+from uqseg.core.selective import CONFIDENCES, as_tensor, selective_report
 from uqseg.engine.runtime_info import current_iter
 
 __all__ = ['SelectivePredictionMetric', 'OWN_SCORE']
@@ -32,14 +32,6 @@ __all__ = ['SelectivePredictionMetric', 'OWN_SCORE']
 #: The name that stands for the model's own score (its output layer's ``default_score``).
 OWN_SCORE = 'own'
 _DEFAULT_SET = 'all'
-
-
-def _to_tensor(value, what: str) -> torch.Tensor:
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
-    if isinstance(value, torch.Tensor):
-        return value
-    raise TypeError(f'SelectivePredictionMetric: {what} must be a tensor or numpy array, got {type(value).__name__}')
 
 
 @METRICS.register_module()
@@ -104,16 +96,16 @@ class SelectivePredictionMetric(BaseMetric):
                 sample = sample.to_dict()
             kind, default = sample.get('output_kind'), sample.get('default_score')
             if 'pred_logits' in sample and kind is not None:
-                values = _to_tensor(sample['pred_logits'], 'pred_logits')
+                values = as_tensor(sample['pred_logits'], 'SelectivePredictionMetric: pred_logits')
             elif 'pred_score' in sample:
-                values, kind = _to_tensor(sample['pred_score'], 'pred_score'), 'probs'
+                values, kind = as_tensor(sample['pred_score'], 'SelectivePredictionMetric: pred_score'), 'probs'
             else:
                 keys = sorted(k for k in sample if not k.startswith('_'))
                 raise KeyError(f'SelectivePredictionMetric: a data sample has neither pred_score nor pred_logits '
                                f'with metainfo output_kind (fields: {keys}); {sample.get("img_path", "")}')
             label = sample.get('gt_label')
-            label = -1 if label is None or _to_tensor(label, 'gt_label').numel() == 0 else \
-                int(_to_tensor(label, 'gt_label').reshape(-1)[0])
+            label = -1 if label is None or as_tensor(label, 'SelectivePredictionMetric: gt_label').numel() == 0 else \
+                int(as_tensor(label, 'SelectivePredictionMetric: gt_label').reshape(-1)[0])
             self.results.append(dict(values=values.detach().cpu().reshape(-1), kind=kind, default_score=default,
                                      label=label, set_name=str(sample.get('set_name', _DEFAULT_SET))))
 
