@@ -45,7 +45,7 @@ from .scores import (
     score_confidence,
 )
 
-__all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'probabilities', 'check_outputs',
+__all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'check_outputs',
            'check_labels', 'as_tensor',
            'row_statistics', 'RowStatistics',
            'selective_report']
@@ -144,12 +144,6 @@ def check_labels(labels, n: int, k: int, name: str = 'labels') -> torch.Tensor:
             raise ValueError(f'{name} must lie in [0, {k - 1}] ({k} classes); {int(bad.sum())} do not, the first is '
                              f'row {r} (label {int(labels[r])})')
     return labels
-
-
-def probabilities(z: torch.Tensor, kind: str = 'logits', dim: int = 1) -> torch.Tensor:
-    """``p`` in float64: ``softmax(z)`` along ``dim`` for an output kind, ``z`` itself for ``'probs'``."""
-    _check_kind(kind)
-    return z.double() if kind == 'probs' else torch.softmax(z.double(), dim)
 
 
 #: Rows per chunk of :func:`row_statistics` are chosen so that a chunk holds about this many
