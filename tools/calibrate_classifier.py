@@ -19,12 +19,11 @@ import time
 
 import torch
 from mmengine.registry import DefaultScope
-from mmengine.runner import Runner, load_checkpoint
-from mmpretrain.registry import MODELS
+from mmengine.runner import Runner
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.cls.models.classifiers import check_temperature_scalable
-from uqseg.cls.outputs import collect_outputs, config_ood_sets, split_ood
+from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, split_ood
 from uqseg.core.temperature import fit_temperature
 from uqseg.engine.calibration import calibration_config, calibration_parser, save_calibration
 
@@ -38,16 +37,8 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = calibration_config(args)
-    scope = cfg.get('default_scope') or 'mmpretrain'
-    if scope != 'mmpretrain':
-        raise ValueError(f'{args.config}: default_scope {scope!r}; calibrate_classifier.py calibrates mmpretrain '
-                         'classifiers (tools/calibrate.py: mmseg models)')
-    model_cfg = cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model)
-    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner merges it
-        model_cfg.setdefault('data_preprocessor', dict(cfg.data_preprocessor))
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(model_cfg)
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model = build_classifier(cfg, args.checkpoint, args.config, 'calibrate_classifier.py')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
         check_temperature_scalable(model, args.config)
         model = model.to(args.device).eval()
         start = time.time()

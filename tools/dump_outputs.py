@@ -53,11 +53,10 @@ import time
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
-from mmengine.runner import Runner, load_checkpoint
-from mmpretrain.registry import MODELS
+from mmengine.runner import Runner
 
 import uqseg  # noqa: F401  (applies uqseg.compat: local checkpoints on torch >= 2.6)
-from uqseg.cls.outputs import collect_outputs, config_ood_sets, output_kind, own_score, split_ood
+from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, output_kind, own_score, split_ood
 from uqseg.core.output_files import EXTENSIONS, save_outputs
 
 SPLITS = ('test', 'val')
@@ -240,19 +239,11 @@ def main(argv=None) -> dict:
         name = args.model_name or osp.splitext(osp.basename(args.config))[0]
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    scope = cfg.get('default_scope') or 'mmpretrain'
-    if scope != 'mmpretrain':
-        raise ValueError(f"{source}: default_scope {scope!r}; dump_outputs runs mmpretrain classifiers")
-    model_cfg = _plain(cfg.model)
-    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner merges it
-        model_cfg.setdefault('data_preprocessor', _plain(cfg.data_preprocessor))
     base = split_loader(cfg, args.split, source, args.batch_size)
     ood_cfg = ood_loader(cfg, args, base, source)
     start = time.perf_counter()
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(model_cfg)
-        if checkpoint is not None:
-            load_checkpoint(model, checkpoint, map_location='cpu')
+    model = build_classifier(cfg, checkpoint, source, 'dump_outputs')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
         if args.apply_temperature and not callable(getattr(model, 'scale_logits', None)):
             raise ValueError(f'{source}: --apply-temperature needs a TemperatureScaledImageClassifier (a model with '
                              f'a temperature), got {type(model).__name__}')

@@ -1,5 +1,5 @@
 """A classifier's raw outputs over a dataloader: what ``tools/dump_outputs.py`` writes and
-``tools/calibrate_classifier.py`` fits ``T`` on.
+``tools/calibrate_classifier.py`` fits ``T`` on (both build the model with ``build_classifier``).
 
 ``collect_outputs`` runs each batch through ``model.data_preprocessor(data, False)`` and
 ``model(inputs, mode='tensor')`` under ``torch.no_grad`` (the head's scores before any softmax:
@@ -10,11 +10,34 @@ test loop's OOD sets (``SelectivePredictionMetric(ood_sets=...)``) can be split 
 """
 from __future__ import annotations
 
+import copy
 from typing import Optional, Sequence
 
 import torch
+from mmengine.registry import DefaultScope
+from mmengine.runner import load_checkpoint
+from mmpretrain.registry import MODELS
 
-__all__ = ['output_kind', 'own_score', 'collect_outputs', 'ood_mask', 'split_ood', 'config_ood_sets']
+__all__ = ['build_classifier', 'output_kind', 'own_score', 'collect_outputs', 'ood_mask', 'split_ood',
+           'config_ood_sets']
+
+
+def build_classifier(cfg, checkpoint: Optional[str], source: str, tool: str):
+    """The model of an mmpretrain config (its top-level ``data_preprocessor`` merged in, as mmengine's
+    Runner does), built by mmpretrain's ``MODELS`` and, with ``checkpoint``, loaded from it; a
+    config of another default scope is a ``ValueError`` naming ``source`` and ``tool``."""
+    scope = cfg.get('default_scope') or 'mmpretrain'
+    if scope != 'mmpretrain':
+        raise ValueError(f'{source}: default_scope {scope!r}; {tool} runs mmpretrain classifiers')
+    model_cfg = copy.deepcopy(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else dict(cfg.model))
+    if cfg.get('data_preprocessor') is not None:
+        pre = cfg.data_preprocessor
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(pre.to_dict() if hasattr(pre, 'to_dict') else pre))
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(model_cfg)
+        if checkpoint is not None:
+            load_checkpoint(model, checkpoint, map_location='cpu')
+    return model
 
 
 def output_kind(model) -> str:
