@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -114,27 +114,30 @@ class LabelRangeError(ValueError):
         self.sample, self.value = sample, value
 
 
-def class_labels(label: torch.Tensor, shape: torch.Size, num_classes: int, ignore_index: int,
+def class_labels(label: torch.Tensor, shape: torch.Size, num_classes: int, ignore_index: Optional[int],
                  owner: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Check integer class labels against scores of ``shape`` ``(N, K, ...)``; return (labels with
     ignored pixels set to 0, valid mask). ``label`` may carry a singleton channel ``(N, 1, ...)``.
     A label outside ``0..K-1`` that is not ``ignore_index`` raises :class:`LabelRangeError`
-    naming ``owner`` and the sample."""
+    naming ``owner`` and the sample. ``ignore_index=None``: no label is ignored (classification,
+    where e.g. 255 is an ImageNet class)."""
     if label.dim() == len(shape) and label.shape[1] == 1:
         label = label[:, 0]
     want = (shape[0],) + tuple(shape[2:])
     if tuple(label.shape) != want:
         raise ValueError(f'{owner}: label shape {tuple(label.shape)} does not match the scores '
                          f'{tuple(shape)} (expected {want})')
-    if label.is_floating_point():
+    if label.is_floating_point() or label.dtype == torch.bool:
         raise ValueError(f'{owner}: labels must be integer class indices, got dtype {label.dtype}')
-    valid = label != ignore_index
+    valid = torch.ones_like(label, dtype=torch.bool) if ignore_index is None else label != ignore_index
     bad = valid & ((label < 0) | (label >= num_classes))
     if bool(bad.any()):
         vals = label[bad].unique()[:8].tolist()
         first = int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0, 0])
-        raise LabelRangeError(f'{owner}: labels must be 0..{num_classes - 1} or ignore_index={ignore_index}; '
-                              f'got {vals} (sample {first} of the batch)', sample=first, value=vals[0])
+        allowed = (f'class indices 0..{num_classes - 1} (classification has no ignore_index: every index is a class)'
+                   if ignore_index is None else f'0..{num_classes - 1} or ignore_index={ignore_index}')
+        raise LabelRangeError(f'{owner}: labels must be {allowed}; got {vals} (sample {first} of the batch)',
+                              sample=first, value=vals[0])
     return torch.where(valid, label, torch.zeros_like(label)).long(), valid
 
 
@@ -183,7 +186,7 @@ def soft_targets(target: torch.Tensor, shape: torch.Size, owner: str) -> torch.T
     return target
 
 
-def class_targets(target: torch.Tensor, shape: torch.Size, num_classes: int, ignore_index: int, owner: str
+def class_targets(target: torch.Tensor, shape: torch.Size, num_classes: int, ignore_index: Optional[int], owner: str
                   ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """The targets of a loss on scores of ``shape`` ``(N, K, ...)``: integer labels (``(N, ...)``,
     :func:`class_labels`, ``ignore_index`` left out) or soft targets ``q`` of the scores' shape

@@ -8,7 +8,8 @@ Each class here is the core loss (same arguments, math and ``loss_name``; the so
 ``(1 - w) q + w softmax(t / tau)``) with that interface:
 
 * **no ignore index**: every label in ``0..K-1`` is a class (255 is one on ImageNet); a label
-  outside raises :class:`~uqseg.core.checks.LabelRangeError` naming the loss and the sample;
+  outside raises :class:`~uqseg.core.checks.LabelRangeError` naming the loss and the sample (the
+  core losses with ``ignore_index=None``, :func:`uqseg.core.checks.class_labels`);
 * **reduction** as mmpretrain's ``weight_reduce_loss``: the per-sample losses (times an optional
   per-sample ``weight`` and ``loss_weight``) summed and divided by ``avg_factor`` (mmpretrain passes
   ``N``: the mean over the batch, the core's reduction), or by ``N`` without one;
@@ -25,32 +26,15 @@ from typing import Optional
 import torch
 from mmpretrain.registry import MODELS
 
-from ...core.checks import LabelRangeError, is_soft_target
 from ...core.dismax_loss import DisMaxLoss as _CoreDisMaxLoss
 from ...core.edl_loss import EDLLoss as _CoreEDLLoss
 from ...core.ldl_loss import LDLLoss as _CoreLDLLoss
 
-__all__ = ['EDLLoss', 'DisMaxLoss', 'LDLLoss', 'check_class_indices']
+__all__ = ['EDLLoss', 'DisMaxLoss', 'LDLLoss']
 
 Tensor = torch.Tensor
 
-#: the ``ignore_index`` handed to the core once every label is checked to lie in ``0..K-1``
-_NO_IGNORE = -1
 _REDUCTIONS = (None, 'none', 'mean', 'sum')
-
-
-def check_class_indices(target: Tensor, num_classes: int, owner: str) -> None:
-    """Raise unless the integer labels ``target`` lie in ``0..num_classes-1`` (no ignore index)."""
-    if target.is_floating_point() or target.dtype == torch.bool:
-        raise ValueError(f'{owner}: labels must be integer class indices (N,) or soft targets (N, K) of the scores\' '
-                         f'shape, got dtype {target.dtype} and shape {tuple(target.shape)}')
-    bad = (target < 0) | (target >= num_classes)
-    if bool(bad.any()):
-        vals = target[bad].unique()[:8].tolist()
-        first = int(bad.reshape(bad.shape[0], -1).any(1).nonzero()[0, 0]) if bad.dim() else 0
-        raise LabelRangeError(f'{owner}: labels must be class indices 0..{num_classes - 1} (classification has no '
-                              f'ignore_index: every index is a class); got {vals} (sample {first} of the batch)',
-                              sample=first, value=vals[0])
 
 
 class _ClassificationLoss:
@@ -58,9 +42,6 @@ class _ClassificationLoss:
 
     #: extra keywords the loss takes
     call_kwargs: tuple = ()
-
-    def _label_classes(self, k: int) -> int:
-        return k
 
     def forward(self, cls_score: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None, reduction_override: Optional[str] = None, **kwargs) -> Tensor:
@@ -75,9 +56,7 @@ class _ClassificationLoss:
             raise ValueError(f"{owner}: reduction_override must be 'none', 'mean' or 'sum', got {reduction_override!r}")
         if not isinstance(target, Tensor):
             raise TypeError(f'{owner}: target must be a tensor, got {type(target).__name__}')
-        if isinstance(cls_score, Tensor) and cls_score.dim() >= 2 and not is_soft_target(target, cls_score.shape):
-            check_class_indices(target, self._label_classes(cls_score.shape[1]), owner)
-        losses = super().forward(cls_score, target, weight, ignore_index=_NO_IGNORE, reduction_override='none',
+        losses = super().forward(cls_score, target, weight, ignore_index=None, reduction_override='none',
                                  **kwargs)
         if reduction_override == 'none':
             return losses
@@ -106,9 +85,6 @@ class LDLLoss(_ClassificationLoss, _CoreLDLLoss):
     as keywords (see the module docstring)."""
 
     call_kwargs = ('teacher_logits', 'step')
-
-    def _label_classes(self, k: int) -> int:
-        return max(k, 2)  # a one-channel sigmoid head: labels 0 / 1
 
     def forward(self, cls_score: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None, reduction_override: Optional[str] = None,
