@@ -156,3 +156,94 @@ def test_own_score_key_round_trips_and_is_checked_against_the_kind(tmp_path):
     np.savez(str(tmp_path / 'bad2.npz'), logits=z.numpy(), labels=y.numpy(), kind='log_alpha', score='MDS')
     with pytest.raises(ValueError, match=r"bad2.npz: 'score' 'MDS' is not a score of kind 'log_alpha'"):
         load_outputs(str(tmp_path / 'bad2.npz'))
+
+
+def _probability_rows(v) -> bool:
+    """The definition, in float64 numpy: every value in [0, 1] and every row sum within 1e-3 of 1."""
+    v = np.asarray(v, dtype=np.float64)
+    return bool(np.all((v >= 0) & (v <= 1)) and np.all(np.abs(v.sum(1) - 1) <= 1e-3))
+
+
+PROBS_AS_LOGITS = r"every row of 'logits' \(kind 'logits'\) lies in \[0, 1\] and sums to 1"
+
+
+def test_probabilities_saved_as_logits_are_refused_unless_the_kind_is_given(tmp_path):
+    z, y = _data()
+    p = z.softmax(1)
+    assert _probability_rows(p)
+    # save: kind not given (the default 'logits') is refused; given, the file is written
+    path = str(tmp_path / 'probs_as_logits.npz')
+    with pytest.raises(ValueError, match=PROBS_AS_LOGITS + r".*kind 'probs'.*kind='logits'") as err:
+        save_outputs(path, p, y)
+    assert 'probs_as_logits.npz' in str(err.value) and not osp.exists(path)
+    save_outputs(path, p, y, kind='logits')
+    # load: the file's kind is a claim, refused with or without the value checks; stated, read as logits
+    for check_values in (True, False):
+        with pytest.raises(ValueError, match='probs_as_logits.npz: ' + PROBS_AS_LOGITS):
+            load_outputs(path, check_values=check_values)
+    mo = load_outputs(path, kind='logits')
+    assert mo.kind == 'logits' and torch.equal(mo.values, p)
+    # a plain npz without a kind, another logit kind, and OOD rows alone
+    plain = _npz(tmp_path, 'plain.npz', logits=p.numpy(), labels=y.numpy())
+    with pytest.raises(ValueError, match='plain.npz: ' + PROBS_AS_LOGITS):
+        load_outputs(plain)
+    assert load_outputs(plain, kind='logits').kind == 'logits'
+    edl = _npz(tmp_path, 'edl.npz', logits=p.numpy(), labels=y.numpy(), kind='log_alpha')
+    with pytest.raises(ValueError, match=r"edl.npz: every row of 'logits' \(kind 'log_alpha'\).*--kind log_alpha"):
+        load_outputs(edl)
+    ood = _npz(tmp_path, 'ood.npz', logits=z.numpy(), labels=y.numpy(), ood_logits=p[:9].numpy())
+    with pytest.raises(ValueError, match=r"ood.npz: every row of 'ood_logits' \(kind 'logits'\)"):
+        load_outputs(ood)
+    # probabilities as what they are
+    assert load_outputs(save_outputs(str(tmp_path / 'p.npz'), p, y, kind='probs')).kind == 'probs'
+
+
+def test_logits_that_are_not_all_probability_rows_are_read(tmp_path):
+    """Logits in [0, 1] whose rows do not sum to 1, rows summing to 1 with a value outside [0, 1],
+    and probability rows but one (at every position, through many chunks) are logits."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 4, (40,), generator=g)
+    unit = torch.rand(40, 4, generator=g)  # in [0, 1], rows sum to about 2
+    outside = torch.tensor([[1.5, -0.5, 0.0, 0.0]]).repeat(40, 1)  # rows sum to 1
+    for name, v in (('unit', unit), ('outside', outside)):
+        assert not _probability_rows(v)
+        assert torch.equal(load_outputs(save_outputs(str(tmp_path / f'{name}.npz'), v, y)).values, v)
+
+
+@pytest.mark.parametrize('row', [0, 1, 2, 3, 6, 7, 20, 39])
+def test_one_row_that_is_not_a_probability_row_makes_logits(tmp_path, monkeypatch, row):
+    """The check reads rows 1, 2, 4, ... in chunks of at most 2 rows here (a 4-class chunk of 8
+    values): one bad row anywhere decides, as the definition does."""
+    from uqseg.core import output_files
+    monkeypatch.setattr(output_files, '_CHUNK_VALUES', 8)
+    g = torch.Generator().manual_seed(row)
+    y = torch.randint(0, 4, (40,), generator=g)
+    p = torch.randn(40, 4, generator=g).softmax(1)
+    path = str(tmp_path / 'all.npz')
+    with pytest.raises(ValueError, match=PROBS_AS_LOGITS):
+        save_outputs(path, p, y)
+    for bad in (torch.tensor([0.5, 0.6, 0.0, 0.0]), torch.tensor([1.2, -0.2, 0.0, 0.0]),
+                torch.tensor([float('nan'), 0.5, 0.5, 0.0])):
+        v = p.clone()
+        v[row] = bad
+        assert not _probability_rows(v)
+        if bad.isnan().any():  # a NaN row is not read as probabilities, but refused as NaN
+            with pytest.raises(ValueError, match=rf'first is row {row}'):
+                save_outputs(path, v, y)
+            continue
+        assert torch.equal(load_outputs(save_outputs(path, v, y)).values, v)
+
+
+def test_a_stated_kind_must_agree_with_the_file(tmp_path):
+    z, y = _data()
+    edl = save_outputs(str(tmp_path / 'edl.npz'), z, y, kind='log_alpha')
+    with pytest.raises(ValueError, match=r"edl.npz: the file's kind is 'log_alpha', but kind 'logits' was stated"):
+        load_outputs(edl, kind='logits')
+    assert load_outputs(edl, kind='log_alpha').kind == 'log_alpha'
+    with pytest.raises(ValueError, match=r"edl.npz: the stated kind must be one of .*, got 'alpha'"):
+        load_outputs(edl, kind='alpha')
+    plain = _npz(tmp_path, 'plain.npz', logits=z.numpy(), labels=y.numpy())  # no kind: the stated one
+    assert load_outputs(plain, kind='log_alpha').kind == 'log_alpha'
+    probs = _npz(tmp_path, 'probs.npz', probs=z.softmax(1).numpy(), labels=y.numpy())
+    with pytest.raises(ValueError, match=r"probs.npz: 'probs' with kind 'logits'"):
+        load_outputs(probs, kind='logits')

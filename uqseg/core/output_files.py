@@ -24,6 +24,15 @@ Keys::
 :func:`load_outputs` checks everything and raises ``ValueError`` naming the file: a missing or
 unknown key, both ``logits`` and ``probs``, shapes that disagree, NaN/Inf rows (their count and
 the first one), labels outside [0, K), probabilities outside [0, 1] or rows not summing to 1.
+
+Probabilities saved as logits: softmax of probabilities is not the model's ``p`` (it flattens
+every row towards uniform), yet every metric computed from it looks plausible. Logits of any kind
+whose every row lies in [0, 1] and sums to 1 (``|sum - 1| <= PROBS_TOL``; test and OOD rows
+alike) are refused unless the kind is *given*: by the caller of :func:`save_outputs` (an explicit
+``kind=``) or of :func:`load_outputs` (``kind=``, ``tools/eval_selective.py --kind``), who states
+that these are logits; the ``kind`` read from a file is a claim, not a statement (any writer puts
+it there, ``save_outputs`` by default). The check stops at the first rows that are not
+probabilities (rows 1, 2, 4, ... chunk by chunk), so real logits cost it a few rows.
 Loading copies no more than needed: the array numpy reads is shared by the returned tensor
 (``torch.from_numpy``), float32 stays float32 (float16 / bfloat16 become float32).
 """
@@ -46,8 +55,10 @@ __all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'FIL
 #: The kinds a file may hold: the output kinds of a layer (with ``logits``) and ``probs``.
 FILE_KINDS = ('logits', 'log_alpha', 'distance_logits', 'probs')
 EXTENSIONS = ('.npz', '.pt')
-#: Largest |row sum - 1| accepted for probabilities.
+#: Largest |row sum - 1| accepted for probabilities (and taken for probabilities in logits).
 PROBS_TOL = selective.PROB_SUM_TOL
+#: The values a chunk of the probability-rows check holds at most (4 MB of float32).
+_CHUNK_VALUES = 1 << 20
 _KEYS = ('logits', 'probs', 'labels', 'kind', 'ood_logits', 'ood_probs', 'model', 'classes', 'score')
 
 
@@ -111,8 +122,36 @@ def _string(x, path: str, key: str) -> str:
     return x
 
 
+def _looks_like_probabilities(v: torch.Tensor) -> bool:
+    """Whether every row of the (N, K) ``v`` lies in [0, 1] and sums to 1 (``|sum - 1| <=
+    PROBS_TOL``, sums in float64). Rows are read in chunks of 1, 2, 4, ... rows (at most
+    ``_CHUNK_VALUES`` values), stopping at the first chunk with a row that is not a probability
+    row; a NaN fails the range test."""
+    n, k = v.shape
+    cap = max(1, _CHUNK_VALUES // k)
+    start, rows = 0, 1
+    while start < n:
+        c = v[start:start + rows]
+        lo, hi = c.aminmax()
+        if not (float(lo) >= 0 and float(hi) <= 1):
+            return False
+        if float((c.sum(1, dtype=torch.float64) - 1).abs().max()) > PROBS_TOL:
+            return False
+        start, rows = start + rows, min(2 * rows, cap)
+    return True
+
+
+def _check_not_probabilities(v: torch.Tensor, path: str, key: str, kind: str) -> None:
+    """Refuse logits of ``kind`` whose rows all look like probabilities (module docstring)."""
+    if _looks_like_probabilities(v):
+        raise ValueError(f'{path}: every row of {key!r} (kind {kind!r}) lies in [0, 1] and sums to 1 (tolerance '
+                         f"{PROBS_TOL:g}): these look like probabilities, which scored as logits give softmax(p), "
+                         f"not p. Save probabilities as kind 'probs' (key 'probs'); if they are {kind} indeed, "
+                         f'give the kind: kind={kind!r} (tools/eval_selective.py --kind {kind})')
+
+
 def _check_values(v: torch.Tensor, path: str, key: str, kind: str, k: Optional[int] = None,
-                  check_values: bool = True) -> torch.Tensor:
+                  check_values: bool = True, kind_given: bool = False) -> torch.Tensor:
     if v.dim() != 2:
         raise ValueError(f'{path}: {key!r} must be (N, K), got shape {tuple(v.shape)}')
     if not v.is_floating_point():
@@ -127,21 +166,25 @@ def _check_values(v: torch.Tensor, path: str, key: str, kind: str, k: Optional[i
         raise ValueError(f'{path}: {key!r} has {v.shape[1]} classes (columns), the test outputs {k}')
     if check_values:  # NaN / Inf rows, probabilities in [0, 1] summing to 1: the report's own checks
         selective.check_outputs(v, kind, f'{path}: {key!r}', finite=True)
+    if kind != 'probs' and not kind_given:
+        _check_not_probabilities(v, path, key, kind)
     return v
 
 
 def check_outputs(path: str, values, labels, kind: str = 'logits', ood=None,
-                  classes: Optional[Sequence[str]] = None, check_values: bool = True
+                  classes: Optional[Sequence[str]] = None, check_values: bool = True, kind_given: bool = False
                   ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Check one model's outputs (see the module docstring); return ``(values, labels, ood)`` as
     tensors (no copy of float32 / float64 values). Errors name ``path``. The value checks (NaN /
     Inf rows, probabilities) are :func:`uqseg.core.selective.check_outputs`'s; ``check_values=False``
     skips that pass over the values for a caller that scores them next (``selective_report`` runs
-    the same checks), keeping the shape, kind and label checks."""
+    the same checks), keeping the shape, kind and label checks. Logits whose rows all look like
+    probabilities are refused unless ``kind_given`` (the caller states the kind; module docstring),
+    with or without ``check_values``."""
     if kind not in FILE_KINDS:
         raise ValueError(f'{path}: kind must be one of {FILE_KINDS}, got {kind!r}')
     key = 'probs' if kind == 'probs' else 'logits'
-    v = _check_values(_tensor(values, path, key), path, key, kind, check_values=check_values)
+    v = _check_values(_tensor(values, path, key), path, key, kind, check_values=check_values, kind_given=kind_given)
     y = _tensor(labels, path, 'labels')
     if y.dim() != 1:
         raise ValueError(f'{path}: labels must be (N,), got shape {tuple(y.shape)}')
@@ -154,20 +197,23 @@ def check_outputs(path: str, values, labels, kind: str = 'logits', ood=None,
     y = selective.check_labels(y, v.shape[0], k, f'{path}: labels')
     o = None
     if ood is not None:
-        o = _check_values(_tensor(ood, path, f'ood_{key}'), path, f'ood_{key}', kind, k, check_values)
+        o = _check_values(_tensor(ood, path, f'ood_{key}'), path, f'ood_{key}', kind, k, check_values, kind_given)
     if classes is not None and len(classes) != k:
         raise ValueError(f'{path}: classes has {len(classes)} names for {k} classes')
     return v, y, o
 
 
-def save_outputs(path: str, values, labels, kind: str = 'logits', ood=None, model: Optional[str] = None,
+def save_outputs(path: str, values, labels, kind: Optional[str] = None, ood=None, model: Optional[str] = None,
                  classes: Optional[Sequence[str]] = None, score: Optional[str] = None) -> str:
     """Check and write one model's outputs to ``path`` (``.npz`` or ``.pt``, by the extension;
     folders are created; written to a temporary file first, then renamed). ``values`` (N, K)
     logits of ``kind`` or probabilities (``kind='probs'``), ``labels`` (N,), ``ood`` (M, K) of the
-    same kind. Returns ``path``."""
+    same kind. ``kind=None``: ``'logits'``, not given, so rows that all look like probabilities are
+    refused (module docstring). Returns ``path``."""
     ext = _extension(path)
-    v, y, o = check_outputs(path, values, labels, kind, ood, classes)
+    kind_given = kind is not None
+    kind = 'logits' if kind is None else kind
+    v, y, o = check_outputs(path, values, labels, kind, ood, classes, kind_given=kind_given)
     key = 'probs' if kind == 'probs' else 'logits'
     data = {key: v, 'labels': y, 'kind': kind}
     if o is not None:
@@ -210,11 +256,16 @@ def _read(path: str, ext: str) -> dict:
     return data
 
 
-def load_outputs(path: str, check_values: bool = True) -> ModelOutputs:
+def load_outputs(path: str, check_values: bool = True, kind: Optional[str] = None) -> ModelOutputs:
     """Read and check one model-outputs file (module docstring); errors name the file
-    (``check_values``: see :func:`check_outputs`)."""
+    (``check_values``: see :func:`check_outputs`). ``kind``: the kind the caller states the file
+    holds (one of :data:`FILE_KINDS`): a file whose ``kind`` key differs is refused, a file without
+    one is read as ``kind``, and logits are not refused for looking like probabilities; None: the
+    file's ``kind`` (default ``'logits'``, or ``'probs'`` with ``probs``), not given."""
     path = str(path)
     ext = _extension(path)
+    if kind is not None and kind not in FILE_KINDS:
+        raise ValueError(f'{path}: the stated kind must be one of {FILE_KINDS}, got {kind!r}')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: no such model-outputs file')
     data = _read(path, ext)
@@ -228,7 +279,10 @@ def load_outputs(path: str, check_values: bool = True) -> ModelOutputs:
     if 'labels' not in data:
         raise ValueError(f"{path}: missing key 'labels'; it holds {sorted(data)}")
     key = 'logits' if 'logits' in data else 'probs'
-    kind = _string(data['kind'], path, 'kind') if 'kind' in data else key
+    stated = kind
+    kind = _string(data['kind'], path, 'kind') if 'kind' in data else (stated or key)
+    if stated is not None and kind != stated:
+        raise ValueError(f"{path}: the file's kind is {kind!r}, but kind {stated!r} was stated for it")
     if key == 'probs' and kind != 'probs':
         raise ValueError(f"{path}: 'probs' with kind {kind!r}; probabilities are kind 'probs'")
     if key == 'logits' and kind not in FILE_KINDS[:3]:
@@ -247,7 +301,7 @@ def load_outputs(path: str, check_values: bool = True) -> ModelOutputs:
             raise ValueError(f"{path}: 'classes' must be a list of strings")
         classes = list(classes)
     values, labels, ood = check_outputs(path, data[key], data['labels'], kind, data.get(f'ood_{key}'), classes,
-                                        check_values)
+                                        check_values, kind_given=stated is not None)
     model = _string(data['model'], path, 'model') if 'model' in data else osp.splitext(osp.basename(path))[0]
     score = _own_score(_string(data['score'], path, 'score'), kind, path) if 'score' in data else None
     return ModelOutputs(path=path, model=model, kind=kind, values=values, labels=labels, ood=ood, classes=classes,
