@@ -1,8 +1,12 @@
 """Temperature fitting (uqseg.core.temperature): it recovers a known temperature from logits of a
 calibrated model that were then scaled, never raises the NLL of the fitting data, and refuses
-empty or broken data; the streaming subsample is uniform, seeded and strict about its input;
-check_temperature refuses non-positive values; calibration_summary agrees with scikit-learn."""
+empty or broken data; its optimum matches a float64 golden-section search written here, also below
+0.05 and above 20 (where the old clamped fit stopped), and a reached bound is flagged and warned
+about (one T, per class, one channel, ECE); the streaming subsample is uniform, seeded and strict
+about its input; check_temperature refuses non-positive values; calibration_summary agrees with
+scikit-learn."""
 import math
+import warnings
 
 import pytest
 import torch
@@ -10,11 +14,14 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from uqseg.core.temperature import (
+    DEFAULT_BOUNDS,
     StreamingSubsample,
     apply_temperature,
     calibration_summary,
+    check_bounds,
     check_temperature,
     fit_temperature,
+    fit_temperature_result,
     temperature_nll,
 )
 
@@ -90,6 +97,162 @@ def test_bad_data_is_refused_with_a_clear_error():
         fit_temperature(z, y + 5)
     with pytest.raises(ValueError, match="method must be 'nll' or 'ece'"):
         fit_temperature(z, y, method='brier')
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimum against an independent float64 search, and the bounds
+# ---------------------------------------------------------------------------------------------
+def _reference_nll(z, y, t):
+    """Mean NLL of softmax(z / t) (sigmoid for one channel), float64, from the definition:
+    logsumexp(z / t) - z_y / t per row; one channel: softplus(z / t) - y z / t."""
+    zt = z.double() / t
+    if zt.dim() == 1:
+        return float((F.softplus(zt) - y.double() * zt).mean())
+    return float((torch.logsumexp(zt, 1) - zt.gather(1, y[:, None])[:, 0]).mean())
+
+
+def _golden_optimum(z, y, a=math.log(1e-4), b=math.log(1e4)):
+    """argmin over T of the reference NLL: golden-section search on log T in [a, b] down to 1e-10
+    (the NLL is unimodal in log T: convex in 1 / T)."""
+    g = (math.sqrt(5) - 1) / 2
+    while b - a > 1e-10:
+        c, d = b - g * (b - a), a + g * (b - a)
+        if _reference_nll(z, y, math.exp(c)) <= _reference_nll(z, y, math.exp(d)):
+            b = d
+        else:
+            a = c
+    return math.exp((a + b) / 2)
+
+
+def _binary(n=20000, seed=1):
+    """One-channel logits of a calibrated model: labels drawn from sigmoid(z)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator=g, dtype=torch.float64) * 3
+    return z, (torch.rand(n, generator=g, dtype=torch.float64) < torch.sigmoid(z)).long()
+
+
+@pytest.mark.parametrize('binary', [False, True], ids=['softmax', 'one-channel'])
+@pytest.mark.parametrize('scale', [0.02, 0.0667, 40.0])
+def test_nll_fit_finds_the_optimum_beyond_the_old_bounds(scale, binary):
+    """Optima below 0.05 (DisMax-like: 0.0667, 0.02) and above 20 (40), where the clamped fit
+    stopped at 0.05 / 20: the fit matches a float64 golden-section search, no bound reached."""
+    z, y = _binary() if binary else _calibrated(n=20000, seed=5)
+    z = z * scale
+    expected = _golden_optimum(z, y)
+    assert expected == pytest.approx(scale, rel=0.05)  # the data is as intended
+    fit = fit_temperature_result(z, y)
+    assert float(fit.temperature) == pytest.approx(expected, rel=1e-5)
+    assert fit.temperature.dtype == torch.float64 and fit.temperature.dim() == 0
+    assert fit.at_bound == (None,) and fit.bound_reached is None and fit.message() is None
+    assert fit.bounds == DEFAULT_BOUNDS and fit.record() == dict(bounds=list(DEFAULT_BOUNDS), bound_reached=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no warning inside the bounds
+        assert torch.equal(fit_temperature(z, y), fit.temperature)
+    # float32 logits (what the tools collect) give the optimum of those float32 values
+    assert float(fit_temperature(z.float(), y)) == pytest.approx(_golden_optimum(z.float(), y), rel=1e-5)
+
+
+@pytest.mark.parametrize('binary', [False, True], ids=['softmax', 'one-channel'])
+@pytest.mark.parametrize('scale,side,bound', [(0.02, 'lower', 0.05), (40.0, 'upper', 20.0)])
+def test_an_optimum_outside_the_bounds_stops_at_the_bound_flagged_and_warned(scale, side, bound, binary):
+    z, y = _binary() if binary else _calibrated(n=20000, seed=5)
+    z = z * scale
+    fit = fit_temperature_result(z, y, bounds=(0.05, 20))
+    assert float(fit.temperature) == bound  # the bound exactly, and the nearest point to the optimum
+    assert fit.at_bound == (side,) and fit.bound_reached == side
+    assert fit.record() == dict(bounds=[0.05, 20.0], bound_reached=side)
+    inside = 0.05 * 1.01 if side == 'lower' else 20 / 1.01
+    assert _reference_nll(z, y, bound) < _reference_nll(z, y, inside)  # the NLL falls towards the bound
+    with pytest.warns(UserWarning, match=f'T stopped at the {side} bound {bound:g}: the NLL still falls beyond it'):
+        t = fit_temperature(z, y, bounds=(0.05, 20))
+    assert float(t) == bound
+
+
+def test_no_finite_optimum_is_flagged_at_the_bound():
+    """Separable rows (the NLL falls as T -> 0) and one-channel logits that carry no information on
+    the labels (it falls as T -> inf; where public binary temperature scaling diverges)."""
+    z, _ = _calibrated(n=2000, seed=6)
+    fit = fit_temperature_result(z, z.argmax(1))  # every row right: separable
+    assert fit.at_bound == ('lower',) and float(fit.temperature) == DEFAULT_BOUNDS[0]
+    g = torch.Generator().manual_seed(7)
+    zb = torch.randn(4000, generator=g, dtype=torch.float64) * 3
+    yb = (zb < 0).long()  # every sign wrong: the best sigmoid(z / T) is 1/2, T -> inf
+    fit = fit_temperature_result(zb, yb, bounds=(0.1, 50))
+    assert fit.at_bound == ('upper',) and float(fit.temperature) == 50
+    assert 'logits that carry no information' in fit.message()
+    # rows without information (every logit equal): a flat NLL, no bound, T = 1
+    flat = fit_temperature_result(torch.zeros(100, 3), torch.arange(100) % 3)
+    assert flat.at_bound == (None,) and float(flat.temperature) == 1.0
+
+
+def test_bounds_that_exclude_one_start_inside_and_find_an_interior_optimum():
+    z, y = _calibrated(n=20000, seed=8)
+    z = z * 0.3
+    fit = fit_temperature_result(z, y, bounds=(0.1, 0.5))
+    assert fit.at_bound == (None,) and float(fit.temperature) == pytest.approx(_golden_optimum(z, y), rel=1e-5)
+
+
+def _per_class_reference(z, y, t, k):
+    """argmin over T_k of the reference NLL with the other temperatures of ``t`` held."""
+    def nll_k(tk):
+        tt = t.clone()
+        tt[k] = tk
+        return _reference_nll(z / tt, y, 1.0)
+    a, b, g = math.log(1e-4), math.log(1e4), (math.sqrt(5) - 1) / 2
+    while b - a > 1e-10:
+        c, d = b - g * (b - a), a + g * (b - a)
+        a, b = (a, d) if nll_k(math.exp(c)) <= nll_k(math.exp(d)) else (c, b)
+    return math.exp((a + b) / 2), nll_k
+
+
+def test_per_class_fit_holds_classes_at_their_bounds_and_optimises_the_others():
+    z, y = _calibrated(n=30000, k=3, seed=9)
+    zs = z * torch.tensor([0.02, 1.0, 40.0], dtype=torch.float64)
+    free = fit_temperature_result(zs, y, per_class=True)  # default bounds: every class inside
+    assert free.at_bound == (None, None, None) and free.record()['at_bound'] == [None, None, None]
+    for k in range(3):  # each T_k optimal given the others (the NLL is convex in the 1 / T_k)
+        assert float(free.temperature[k]) == pytest.approx(_per_class_reference(zs, y, free.temperature, k)[0],
+                                                           rel=1e-4)
+    fit = fit_temperature_result(zs, y, per_class=True, bounds=(0.05, 20))
+    assert fit.at_bound == ('lower', None, 'upper') and fit.bound_reached == 'both'
+    assert fit.record() == dict(bounds=[0.05, 20.0], bound_reached='both', at_bound=['lower', None, 'upper'])
+    t = fit.temperature
+    assert float(t[0]) == 0.05 and float(t[2]) == 20.0
+    # the free class is optimal given the held ones, and the held ones want to go beyond their bounds
+    t1, _ = _per_class_reference(zs, y, t, 1)
+    assert float(t[1]) == pytest.approx(t1, rel=1e-4)
+    _, nll0 = _per_class_reference(zs, y, t, 0)
+    _, nll2 = _per_class_reference(zs, y, t, 2)
+    assert nll0(0.05) < nll0(0.05 * 1.01) and nll2(20.0) < nll2(20.0 / 1.01)
+    with pytest.warns(UserWarning, match=r'T of class\(es\) \[0\] stopped at the lower bound 0.05.*'
+                                         r'T of class\(es\) \[2\] stopped at the upper bound 20'):
+        fit_temperature(zs, y, per_class=True, bounds=(0.05, 20))
+
+
+def test_ece_fit_reports_a_grid_end():
+    z, y = _calibrated(n=10000, seed=10)
+    low = fit_temperature_result(z * 0.02, y, method='ece', bounds=(0.05, 20))
+    assert low.at_bound == ('lower',) and low.bound_reached == 'lower' and low.method == 'ece'
+    assert 0.05 <= float(low.temperature) < 0.05 * 1.2  # within the grid's first step
+    with pytest.warns(UserWarning, match='lower bound 0.05: the ECE still falls beyond it'):
+        fit_temperature(z * 0.02, y, method='ece', bounds=(0.05, 20))
+    assert fit_temperature_result(z * 40, y, method='ece', bounds=(0.05, 20)).at_bound == ('upper',)
+    inside = fit_temperature_result(z * 0.02, y, method='ece')  # default bounds reach below 0.02
+    assert inside.at_bound == (None,) and float(inside.temperature) == pytest.approx(0.02, rel=0.15)
+
+
+@pytest.mark.parametrize('bad', [(0, 1), (-1, 1), (2, 1), (1, 1), (float('nan'), 1), (1, float('inf')), (1,),
+                                 (1, 2, 3), 'ab', None])
+def test_bad_bounds_are_refused_naming_them(bad):
+    with pytest.raises(ValueError, match='--my-bounds must be'):
+        check_bounds(bad, '--my-bounds')
+    z, y = _calibrated(n=10)
+    with pytest.raises(ValueError, match='bounds must be'):
+        fit_temperature(z, y, bounds=bad)
+
+
+def test_check_bounds_returns_floats():
+    assert check_bounds([1, 3]) == (1.0, 3.0) and check_bounds(DEFAULT_BOUNDS) == DEFAULT_BOUNDS
 
 
 def test_apply_temperature_divides_the_class_dimension():
@@ -214,8 +377,9 @@ def test_streaming_subsample_one_channel_logits():
     kz, ky = sub.rows()
     assert kz.shape == (12,) and ky.shape == (12,) and sub.seen == 30
     assert kz.unique().numel() == 12 and torch.equal(ky, y[kz.long()])
-    # the subsample feeds fit_temperature
-    assert torch.isfinite(fit_temperature(kz / 10 - 1.5, ky))
+    # the subsample feeds fit_temperature (labels i % 2 say nothing of the logit i: T at the upper bound)
+    with pytest.warns(UserWarning, match='upper bound'):
+        assert torch.isfinite(fit_temperature(kz / 10 - 1.5, ky))
 
 
 def test_streaming_subsample_empty_before_any_update():

@@ -6,9 +6,14 @@ best calibrated on the data given, which must be a held-out validation split, ne
 split. Objectives:
 
 * ``'nll'`` (default): the mean negative log-likelihood, minimised over ``log T`` by L-BFGS with a
-  strong-Wolfe line search, in float64 (convex in ``1 / T`` for one temperature);
+  strong-Wolfe line search, in float64, without a clamp in the objective; ``T`` is then held to
+  ``bounds`` (convex in ``1 / T``, so unimodal in ``log T``: for one ``T`` the sign of the
+  derivative at the two bounds says whether the optimum lies inside);
 * ``'ece'``: the ECE (equal-width bins, 15 by default, top-label confidence), piecewise constant
   in ``T``, so minimised by a log-spaced grid over ``bounds`` refined by golden-section search.
+
+:func:`fit_temperature_result` says whether the optimum lay beyond a bound (:class:`TemperatureFit`:
+``T`` is then the bound, not the optimum); :func:`fit_temperature` returns ``T`` and warns then.
 
 Rows are ``(N, K)`` logits with ``(N,)`` labels, or ``(N,)`` one-channel logits with 0/1 labels;
 ``ignore_index`` rows are dropped. Dense data (millions of pixels) are fitted from a seeded
@@ -22,6 +27,8 @@ replacement, in memory ``O(capacity)``).
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -29,7 +36,8 @@ import torch.nn.functional as F
 
 from .functional import brier_score, calibration_error, nll
 
-__all__ = ['fit_temperature', 'apply_temperature', 'temperature_nll', 'check_temperature', 'check_finite_logits',
+__all__ = ['fit_temperature', 'fit_temperature_result', 'TemperatureFit', 'check_bounds', 'DEFAULT_BOUNDS',
+           'apply_temperature', 'temperature_nll', 'check_temperature', 'check_finite_logits',
            'StreamingSubsample',
            'calibration_summary', 'DEFAULT_MAX_SAMPLES', 'TEMPERATURE_KEY']
 
@@ -40,6 +48,14 @@ Tensor = torch.Tensor
 
 #: Rows a fit uses at most (a seeded uniform subsample beyond).
 DEFAULT_MAX_SAMPLES = 1_000_000
+#: The range ``T`` is fitted in: three decades either side of 1, far beyond the optima seen (DisMax
+#: about 0.07, plain networks 0.9 to 4); reaching one is reported, never silent.
+DEFAULT_BOUNDS = (1e-3, 1e3)
+#: ECE grid points per decade of ``bounds``
+_ECE_GRID_PER_DECADE = 16
+#: how far (in log T) beyond a bound the L-BFGS trial points may go: there the objective only has to
+#: say "outside", and float64 ``z / T`` stays finite
+_LOG_T_MARGIN = 20.0
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
@@ -171,48 +187,180 @@ def _ece(z: Tensor, y: Tensor, t: float, n_bins: int) -> float:
     return calibration_error(conf, correct, n_bins)
 
 
-def fit_temperature(logits: Tensor, labels: Tensor, method: str = 'nll', per_class: bool = False,
-                    ignore_index: Optional[int] = None, max_samples: Optional[int] = DEFAULT_MAX_SAMPLES,
-                    seed: int = 0, n_bins: int = 15, bounds: tuple = (0.05, 20.0)) -> Tensor:
-    """The temperature (float64 scalar, or ``(K,)`` with ``per_class``) minimising ``method`` on
-    the data; see the module docstring. ``per_class`` needs ``(N, K)`` logits and ``'nll'``."""
-    if method not in ('nll', 'ece'):
-        raise ValueError(f"method must be 'nll' or 'ece', got {method!r}")
-    lo, hi = (float(b) for b in bounds)
-    if not 0 < lo < hi:
-        raise ValueError(f'bounds must be 0 < lo < hi, got {bounds!r}')
-    z, y = _prepare(logits, labels, ignore_index, max_samples, seed)
-    if per_class and (z.dim() != 2 or method != 'nll'):
-        raise ValueError("per_class temperatures need (N, K) logits and method='nll'")
-    if method == 'ece':
-        grid = torch.logspace(math.log10(lo), math.log10(hi), 41, dtype=torch.float64).tolist()
-        errs = [_ece(z, y, t, n_bins) for t in grid]
-        i = min(range(len(grid)), key=lambda j: (errs[j], abs(math.log(grid[j]))))
-        a, b = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, len(grid) - 1)])
-        best_t, best_e = grid[i], errs[i]
-        for _ in range(20):  # golden-section search on log T inside the bracket of the grid's best
-            c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-            ec, ed = _ece(z, y, math.exp(c), n_bins), _ece(z, y, math.exp(d), n_bins)
-            for t, e in ((math.exp(c), ec), (math.exp(d), ed)):
-                if e < best_e:
-                    best_t, best_e = t, e
-            a, b = (a, d) if ec <= ed else (c, b)
-        return torch.tensor(best_t, dtype=torch.float64)
-    k = z.shape[1] if (per_class and z.dim() == 2) else 1
-    log_t = torch.zeros(k, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-12,
+def check_bounds(bounds, owner: str = 'bounds') -> tuple[float, float]:
+    """``(lo, hi)`` as floats, refused (naming ``owner`` and the value) unless ``0 < lo < hi`` are
+    finite."""
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f'{owner} must be two numbers LO HI, got {bounds!r}') from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ValueError(f'{owner} must be finite with 0 < LO < HI, got {bounds!r}')
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """A fit's ``temperature`` (float64, ``()`` or ``(K,)``), the ``bounds`` it was held to, the
+    ``method``, and per temperature ``at_bound``: None, or ``'lower'`` / ``'upper'`` when the
+    objective still falls beyond that bound (``T`` is then the bound, not the optimum)."""
+
+    temperature: Tensor
+    bounds: tuple[float, float]
+    method: str
+    at_bound: tuple[Optional[str], ...]
+
+    @property
+    def bound_reached(self) -> Optional[str]:
+        """None, ``'lower'``, ``'upper'``, or ``'both'`` (per class, some at each bound)."""
+        hit = {b for b in self.at_bound if b}
+        return None if not hit else hit.pop() if len(hit) == 1 else 'both'
+
+    def record(self) -> dict:
+        """The JSON fields: ``bounds``, ``bound_reached`` and, per class, ``at_bound``."""
+        rec = dict(bounds=list(self.bounds), bound_reached=self.bound_reached)
+        if self.temperature.dim():
+            rec['at_bound'] = list(self.at_bound)
+        return rec
+
+    def message(self) -> Optional[str]:
+        """What a reached bound means, None if none was reached."""
+        if self.bound_reached is None:
+            return None
+        objective = 'NLL' if self.method == 'nll' else 'ECE'
+        parts = []
+        for side, value, why in (('lower', self.bounds[0], 'a far under-confident model, or separable rows: then no '
+                                  'finite T is optimal'),
+                                 ('upper', self.bounds[1], 'a far over-confident model, or logits that carry no '
+                                  'information on the labels: then no finite T is optimal')):
+            idx = [i for i, b in enumerate(self.at_bound) if b == side]
+            if idx:
+                who = f'T of class(es) {idx}' if self.temperature.dim() else 'T'
+                parts.append(f'{who} stopped at the {side} bound {value:g}: the {objective} still falls beyond it '
+                             f'({why})')
+        return ('temperature fit: ' + '; '.join(parts) + f'. T is the bound, not the optimum: widen the bounds '
+                f'(now {self.bounds[0]:g} to {self.bounds[1]:g}; tools: --bounds LO HI) or check the model and data')
+
+
+def _nll_grad(z: Tensor, y: Tensor, log_t: Tensor, per_class: bool) -> Tensor:
+    """d NLL / d log T at ``log_t`` (float64, autograd)."""
+    u = log_t.detach().clone().requires_grad_(True)
+    t = u.exp()
+    temperature_nll(z, y, t if per_class else t[0]).backward()
+    return u.grad
+
+
+def _minimise_nll(z: Tensor, y: Tensor, log_t: Tensor, free: Tensor, per_class: bool, a: float, b: float) -> Tensor:
+    """``log_t`` with its ``free`` entries minimising the NLL by L-BFGS (the others held), no clamp
+    in ``[a, b]``; trial points beyond ``_LOG_T_MARGIN`` outside are held there (only "outside"
+    matters there)."""
+    if not bool(free.any()):
+        return log_t
+    x = log_t[free].clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-12,
                             line_search_fn='strong_wolfe')
 
     def closure():
         opt.zero_grad()
-        t = log_t.clamp(math.log(lo), math.log(hi)).exp()
+        u = log_t.clone()
+        u[free] = x.clamp(a - _LOG_T_MARGIN, b + _LOG_T_MARGIN)
+        t = u.exp()
         loss = temperature_nll(z, y, t if per_class else t[0])
         loss.backward()
         return loss
 
     opt.step(closure)
-    t = log_t.detach().clamp(math.log(lo), math.log(hi)).exp()
-    return t if per_class else t[0]
+    out = log_t.clone()
+    out[free] = x.detach()
+    return out
+
+
+def _fit_nll(z: Tensor, y: Tensor, per_class: bool, lo: float, hi: float) -> tuple[Tensor, tuple]:
+    """``(T, at_bound)`` (``(K,)`` or ``(1,)``) minimising the NLL over ``log T`` in ``[a, b] =
+    [log lo, log hi]`` (per entry).
+
+    One ``T``: the NLL is convex in ``1 / T``, hence unimodal in ``log T``, so its derivatives at
+    the bounds decide: ``>= 0`` at ``a`` (and ``> 0`` at ``b``) puts the optimum at or below ``lo``,
+    ``<= 0`` at ``b`` (and ``< 0`` at ``a``) at or above ``hi``; otherwise it is inside, and L-BFGS
+    from ``T = 1`` (moved inside) finds it. Per class (convex in the ``1 / T_k``): an active set, L-BFGS over the free entries,
+    entries that leave ``[a, b]`` held at the bound; a held entry whose derivative points back
+    inside is freed again; at the end a held entry has reached its bound."""
+    a, b = math.log(lo), math.log(hi)
+    k = z.shape[1] if per_class else 1
+    log_t = torch.full((k,), min(max(0.0, a), b), dtype=torch.float64)
+    held = torch.zeros(k, dtype=torch.bool)
+    if k == 1:  # both derivatives 0: a flat NLL (rows without information), no bound; T stays 1 (moved inside)
+        g_a, g_b = (float(_nll_grad(z, y, torch.tensor([v], dtype=torch.float64), False)[0]) for v in (a, b))
+        if g_a >= 0 and g_b > 0:
+            log_t[0], held[0] = a, True
+        elif g_b <= 0 and g_a < 0:
+            log_t[0], held[0] = b, True
+    for _ in range(2 * k + 2):
+        log_t = _minimise_nll(z, y, log_t, ~held, per_class, a, b)
+        out = ~held & ((log_t < a) | (log_t > b))
+        log_t = log_t.clamp(a, b)
+        if bool(out.any()):
+            held |= out
+            continue
+        g = _nll_grad(z, y, log_t, per_class)
+        inward = held & (((log_t == a) & (g < 0)) | ((log_t == b) & (g > 0)))
+        if k == 1 or not bool(inward.any()):
+            break
+        held &= ~inward
+    at_bound = tuple(None if not h else 'lower' if v == a else 'upper' for h, v in zip(held.tolist(), log_t.tolist()))
+    t = log_t.exp()  # a held entry is its bound exactly (exp(log lo) may round off it)
+    t[held & (log_t == a)], t[held & (log_t == b)] = lo, hi
+    return t, at_bound
+
+
+def _fit_ece(z: Tensor, y: Tensor, n_bins: int, lo: float, hi: float) -> tuple[float, Optional[str]]:
+    """``(T, at_bound)`` minimising the ECE: a log grid over the bounds (``_ECE_GRID_PER_DECADE``
+    points a decade, at least 41; ties to the ``T`` nearest 1), 20 golden-section steps on log T in
+    the bracket of the grid's best; a bound is reached when the grid's best is its end."""
+    n = max(41, math.ceil(_ECE_GRID_PER_DECADE * math.log10(hi / lo)) + 1)
+    grid = torch.logspace(math.log10(lo), math.log10(hi), n, dtype=torch.float64).tolist()
+    grid[0], grid[-1] = lo, hi
+    errs = [_ece(z, y, t, n_bins) for t in grid]
+    i = min(range(len(grid)), key=lambda j: (errs[j], abs(math.log(grid[j]))))
+    a, b = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, len(grid) - 1)])
+    best_t, best_e = grid[i], errs[i]
+    for _ in range(20):  # golden-section search on log T inside the bracket of the grid's best
+        c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
+        ec, ed = _ece(z, y, math.exp(c), n_bins), _ece(z, y, math.exp(d), n_bins)
+        for t, e in ((math.exp(c), ec), (math.exp(d), ed)):
+            if e < best_e:
+                best_t, best_e = t, e
+        a, b = (a, d) if ec <= ed else (c, b)
+    return best_t, ('lower' if i == 0 else 'upper' if i == len(grid) - 1 else None)
+
+
+def fit_temperature_result(logits: Tensor, labels: Tensor, method: str = 'nll', per_class: bool = False,
+                           ignore_index: Optional[int] = None, max_samples: Optional[int] = DEFAULT_MAX_SAMPLES,
+                           seed: int = 0, n_bins: int = 15, bounds: tuple = DEFAULT_BOUNDS) -> TemperatureFit:
+    """The temperature (float64 scalar, or ``(K,)`` with ``per_class``) minimising ``method`` on
+    the data within ``bounds``, and whether a bound was reached (:class:`TemperatureFit`); see the
+    module docstring. ``per_class`` needs ``(N, K)`` logits and ``'nll'``."""
+    if method not in ('nll', 'ece'):
+        raise ValueError(f"method must be 'nll' or 'ece', got {method!r}")
+    lo, hi = check_bounds(bounds)
+    z, y = _prepare(logits, labels, ignore_index, max_samples, seed)
+    if per_class and (z.dim() != 2 or method != 'nll'):
+        raise ValueError("per_class temperatures need (N, K) logits and method='nll'")
+    if method == 'ece':
+        t, side = _fit_ece(z, y, n_bins, lo, hi)
+        return TemperatureFit(torch.tensor(t, dtype=torch.float64), (lo, hi), method, (side,))
+    t, at_bound = _fit_nll(z, y, per_class, lo, hi)
+    return TemperatureFit(t if per_class else t[0], (lo, hi), method, at_bound)
+
+
+def fit_temperature(logits: Tensor, labels: Tensor, method: str = 'nll', per_class: bool = False,
+                    ignore_index: Optional[int] = None, max_samples: Optional[int] = DEFAULT_MAX_SAMPLES,
+                    seed: int = 0, n_bins: int = 15, bounds: tuple = DEFAULT_BOUNDS) -> Tensor:
+    """:func:`fit_temperature_result`'s temperature; a ``UserWarning`` when a bound was reached."""
+    fit = fit_temperature_result(logits, labels, method, per_class, ignore_index, max_samples, seed, n_bins, bounds)
+    if fit.bound_reached:
+        warnings.warn(fit.message())
+    return fit.temperature
 
 
 def calibration_summary(logits: Tensor, labels: Tensor, temperature=1.0, n_bins: int = 15) -> dict[str, float]:
