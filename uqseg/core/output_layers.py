@@ -23,7 +23,7 @@ from .evidential import DEFAULT_EXP_CLAMP, check_evidence, log_alpha
 from .prototype_distance import dismax_logits, isomax_plus_logits, prototype_distances
 from .scores import scores_of
 
-__all__ = ['EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']
+__all__ = ['check_features', 'EDLLayer', 'PrototypeDistanceLayer', 'DisMaxLayer', 'IsoMaxPlusLayer']
 
 Tensor = torch.Tensor
 
@@ -35,6 +35,19 @@ def _check_sizes(layer: str, in_channels: int, num_classes: int) -> None:
         raise ValueError(f'{layer}: num_classes must be >= 2 (a softmax over classes), got {num_classes!r}. '
                          'A one-channel sigmoid head has no Dirichlet / class distances: give the head '
                          'out_channels=2 (num_classes=2) for a binary task')
+
+
+def check_features(layer: nn.Module, x: Tensor) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``(N, D, H, W)`` or ``(N, D)`` with ``D`` the layer's
+    ``in_channels`` (a shape compare, no pass over the data), naming the layer, the key and both
+    sizes instead of a matrix product's shape error."""
+    name = type(layer).__name__
+    if x.dim() not in (2, 4):
+        raise ValueError(f'{name} expects (N, D, H, W) or (N, D) features, got {tuple(x.shape)}')
+    if x.shape[1] != layer.in_channels:
+        raise ValueError(f'{name}: in_channels={layer.in_channels} but the features have {x.shape[1]} channels '
+                         f'(dim 1 of {tuple(x.shape)}); set in_channels={x.shape[1]} (the in_channels of the '
+                         "mmpretrain head holding the layer, the channels of an mmseg decode head)")
 
 
 class EDLLayer(nn.Module):
@@ -95,11 +108,10 @@ class EDLLayer(nn.Module):
 
     def logits(self, x: Tensor) -> Tensor:
         """The linear logits ``f`` (before the evidence function)."""
+        check_features(self, x)
         if x.dim() == 4:
             return nn.functional.conv2d(x, self.weight, self.bias)
-        if x.dim() == 2:
-            return nn.functional.linear(x, self.weight.flatten(1), self.bias)
-        raise ValueError(f'{type(self).__name__} expects (N, D, H, W) or (N, D) features, got {tuple(x.shape)}')
+        return nn.functional.linear(x, self.weight.flatten(1), self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         f = self.logits(x)
@@ -156,11 +168,10 @@ class PrototypeDistanceLayer(nn.Module):
         nn.init.constant_(self.distance_scale, 1.0)
 
     def distances(self, x: Tensor) -> Tensor:
+        check_features(self, x)
         return prototype_distances(x, self.prototypes, self.distance_scale, dim=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() not in (2, 4):
-            raise ValueError(f'{type(self).__name__} expects (N, D, H, W) or (N, D) features, got {tuple(x.shape)}')
         return type(self).logit_rule(self.distances(x), dim=1) / self.temperature
 
     def extra_repr(self) -> str:

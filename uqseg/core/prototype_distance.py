@@ -37,6 +37,9 @@ def prototype_distances(features: Tensor, prototypes: Tensor, scale: Tensor, dim
     in float32 or float64, also under autocast (in float16 the rounding of ``x.P`` would zero
     distances below ~0.02).
     """
+    if prototypes.dim() != 2 or features.dim() < 2 or features.shape[dim] != prototypes.shape[1]:
+        raise ValueError(f'prototype_distances: features {tuple(features.shape)} need as many channels on dim {dim} '
+                         f'as the prototypes {tuple(prototypes.shape)} (K, D) have columns')
     x = features.movedim(dim, 1) if dim != 1 else features
     with torch.autocast(device_type=x.device.type, enabled=False):  # sqrt(2 - 2 x.P) needs float32
         return _distances(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x,
