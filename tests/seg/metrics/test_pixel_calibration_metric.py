@@ -291,8 +291,15 @@ def test_bad_inputs_raise_errors_naming_the_image():
     with pytest.raises(ValueError, match="confidence='positive' needs a binary prediction"):
         metric(confidence='positive').process(
             {}, [make_sample(torch.randn(3, 2, 2), torch.zeros(2, 2, dtype=torch.long))])
-    with pytest.raises(ValueError, match='n_bins must be a positive int, got 0'):
-        metric(n_bins=0)
-    with pytest.raises(ValueError, match='confidence must be'):
+    with pytest.raises(ValueError, match="PixelCalibrationMetric: confidence must be 'top-label' or 'positive', "
+                                         "got 'both'"):
         metric(confidence='both')
     assert m.results == []  # nothing half-added
+
+
+@pytest.mark.parametrize('bad', [0, -3, 2.5, True, '10'])
+def test_bad_n_bins_names_the_metric_and_the_key(bad):
+    """Issue 19: the message says which metric and which argument (built from a config, the stack has no
+    other clue)."""
+    with pytest.raises(ValueError, match=rf'^PixelCalibrationMetric: n_bins must be a positive int, got {bad!r}$'):
+        metric(n_bins=bad)

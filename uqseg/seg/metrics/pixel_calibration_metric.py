@@ -85,9 +85,13 @@ class PixelCalibrationMetric(BaseMetric):
                  **kwargs) -> None:
         check_metric_kwargs(type(self), kwargs)
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
+        name = type(self).__name__
         if confidence not in ('top-label', 'positive'):
-            raise ValueError(f"confidence must be 'top-label' or 'positive', got {confidence!r}")
-        self.n_bins = check_n_bins(n_bins)
+            raise ValueError(f"{name}: confidence must be 'top-label' or 'positive', got {confidence!r}")
+        try:
+            self.n_bins = check_n_bins(n_bins)
+        except ValueError as e:
+            raise ValueError(f'{name}: {e}') from None
         self.confidence = confidence
         self.ignore_index = ignore_index
         self.per_image = per_image
