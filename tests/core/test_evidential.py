@@ -1,6 +1,7 @@
 """EDL's Dirichlet pieces (uqseg.core.evidential; spec section 2): evidence functions, log alpha,
-vacuity, the three data terms and the KL regulariser against hand-worked values and
-torch.distributions, the annealing factor, gradients and the evidence checks."""
+vacuity (exactly 1 at zero evidence, extreme log alpha against a float64 log-space reference), the
+three data terms and the KL regulariser against hand-worked values and torch.distributions, the
+annealing factor, gradients and the evidence checks."""
 import math
 
 import pytest
@@ -24,6 +25,7 @@ from uqseg.core.evidential import (
     vacuity,
 )
 from uqseg.core.loss_reduction import reduce_loss_map
+from uqseg.core.scores import raw_score, score_confidence
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 D64 = torch.float64
@@ -95,13 +97,81 @@ def test_vacuity_is_k_over_s_in_unit_interval():
         assert torch.allclose(u, 5 / alpha.sum(1), rtol=1e-12)
         assert bool(((u > 0) & (u <= 1)).all())
         assert torch.allclose(vacuity(log_alpha(f[0], kind), dim=0), u[0], rtol=1e-12)
-    # zero evidence: alpha = 1, S = K, u = 1 exactly (log alpha = 0)
-    assert torch.equal(vacuity(torch.zeros(2, 7)), torch.ones(2))
-    assert torch.equal(vacuity(log_alpha(torch.full((3, 4), -5.0), 'relu')), torch.ones(3))
     # K=2, alpha = (3, 1): u = 2 / 4
     assert vacuity(torch.log(_t(3.0, 1.0))[None]).item() == pytest.approx(0.5, rel=1e-12)
     # large evidence: u -> 0 but stays > 0
     assert 0 < vacuity(torch.tensor([[80.0, 0.0]])).item() < 1e-30
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('k', [1, 2, 3, 7, 10, 19, 150, 1000])
+def test_zero_evidence_gives_vacuity_one_exactly(k, dtype):
+    """Zero evidence (alpha = 1, log alpha = 0): S = K and u = 1 exactly. Exact on every CPU by
+    construction: exp(0) = 1, a sum of K ones is K, log(1) = 0 (vacuity no longer goes through
+    logsumexp - log K, whose float32 result for seven zeros is one ulp above log 7 on AMD EPYC)."""
+    z = torch.zeros(4, k, 3, 2, dtype=dtype)
+    assert torch.equal(vacuity(z, dim=1), torch.ones(4, 3, 2, dtype=dtype))
+    assert torch.equal(vacuity(z[0], dim=0), torch.ones(3, 2, dtype=dtype))
+    assert torch.equal(vacuity(z.movedim(1, -1), dim=-1), torch.ones(4, 3, 2, dtype=dtype))  # not contiguous
+    assert torch.equal(strength(z, dim=1), torch.full((4, 3, 2), float(k), dtype=dtype))
+    # an EDL layer's zero evidence: relu of negative logits, log1p(0) = 0
+    assert torch.equal(vacuity(log_alpha(torch.full((3, k), -5.0, dtype=dtype), 'relu')), torch.ones(3, dtype=dtype))
+    # the confidence every metric ranks by: 1 - u = 0 exactly, the least confident of all
+    assert torch.equal(score_confidence('vacuity', raw_score('vacuity', z), k), torch.zeros(4, 3, 2, dtype=D64))
+
+
+def _vacuity_reference(row):
+    """K / S from the definition in float64 log space: log S = M + log(sum_j exp(z_j - M)), M = max z."""
+    m = max(row)
+    if m == -math.inf:
+        return 1.0
+    log_s = m + math.log(math.fsum(math.exp(x - m) for x in row))
+    return min(1.0, math.exp(math.log(len(row)) - log_s))
+
+
+@pytest.mark.parametrize('rows, dtype, rel', [
+    ([[700.0, 0.0, 0.0], [1e4, 0.0], [1e-30] * 5, [1e-8, 0.0, 0.0], [0.0] * 999 + [1e-3],
+      [40.0, 39.0, 0.5], [3.0, 1e-300]], D64, 1e-12),
+    ([[80.0, 0.0], [88.0, 88.0, 88.0], [1e-6, 0.0, 0.0], [0.0] * 149 + [12.0], [20.0, 19.5, 0.25]],
+     torch.float32, 2e-6),
+])
+def test_vacuity_at_extreme_log_alpha_matches_log_space_reference(rows, dtype, rel):
+    """Huge log alpha (S overflows the dtype, K / S tiny or underflowing; float32 [88, 88, 88]:
+    S = 4.9e38 > float32 max, u = exp(-88) subnormal), tiny evidence (u just below 1) and many
+    classes, against the float64 log-space definition. Tolerances: float64 / float32 rounding of
+    exp and log (a few ulp)."""
+    for row in rows:
+        x = torch.tensor([row], dtype=dtype)
+        want = _vacuity_reference([float(v) for v in x[0]])
+        got = vacuity(x).item()
+        assert got == pytest.approx(want, rel=rel, abs=1e-44), (row, got, want)
+        assert 0 <= got <= 1
+        s = strength(x).item()
+        if math.isfinite(s):
+            assert s == pytest.approx(len(row) / want, rel=rel), row
+
+
+def test_vacuity_outside_log_alpha_ge_0():
+    """Inputs no EDL layer produces: alpha < 1 (u > 1 clamped to 1), alpha = 0 (log alpha = -inf),
+    alpha = inf (u = 0), NaN propagates."""
+    inf, nan = math.inf, math.nan
+    x = _t(-1.0, -2.0, 0.0)[None]
+    assert vacuity(x).item() == 1.0  # clamp(max=1)
+    assert vacuity(_t(-inf, -inf)[None]).item() == 1.0
+    assert vacuity(_t(inf, 0.0)[None]).item() == 0.0
+    assert vacuity(_t(-inf, 2.0)[None]).item() == pytest.approx(2 / math.exp(2), rel=1e-12)
+    assert math.isnan(vacuity(_t(nan, 0.0)[None]).item())
+
+
+def test_vacuity_gradient():
+    """d u / d z_j = -u p_j (u = K / S, p = alpha / S): the shift inside vacuity carries no gradient."""
+    g = torch.Generator().manual_seed(9)
+    z = (3 * torch.rand(4, 5, generator=g, dtype=D64)).requires_grad_(True)
+    assert torch.autograd.gradcheck(vacuity, (z,))
+    (grad,) = torch.autograd.grad(vacuity(z).sum(), z)
+    alpha = z.detach().exp()
+    want = -(5 / alpha.sum(1, keepdim=True)) * alpha / alpha.sum(1, keepdim=True)
+    assert torch.allclose(grad, want, rtol=1e-12, atol=1e-15)
 
 
 # ---------------------------------------------------------------------------- data terms and KL

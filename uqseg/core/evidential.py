@@ -84,15 +84,27 @@ def log_alpha(f: Tensor, kind: str = 'relu', exp_clamp: float = DEFAULT_EXP_CLAM
     raise ValueError(f'evidence must be one of {EVIDENCE_FUNCTIONS}, got {kind!r}')
 
 
+def _log_mean_alpha(log_alpha: Tensor, dim: int) -> Tensor:
+    """``log(S / K) = m + log(mean_k exp(log alpha_k - m))`` with ``m = max(0, max_k log alpha_k)``
+    (0 where that is infinite, as in ``torch.logsumexp``): the log-sum-exp shift without
+    ``log K``, so zero evidence (``log alpha = 0``) gives ``m = 0``, terms ``exp(0) = 1``, their
+    mean 1 and ``log 1 = 0`` exactly on any CPU (``logsumexp - log K`` rounds ``log K`` twice)."""
+    m = log_alpha.detach().amax(dim, keepdim=True).clamp(min=0)
+    m = m.masked_fill(torch.isinf(m), 0)
+    return m.squeeze(dim) + (log_alpha - m).exp().mean(dim).log()
+
+
 def strength(log_alpha: Tensor, dim: int = 1) -> Tensor:
-    """Dirichlet strength ``S = sum_k alpha_k`` from ``log alpha``."""
-    return torch.logsumexp(log_alpha, dim).exp()
+    """Dirichlet strength ``S = sum_k alpha_k = K exp(log(S / K))`` from ``log alpha``
+    (exactly ``K`` for zero evidence)."""
+    return log_alpha.shape[dim] * _log_mean_alpha(log_alpha, dim).exp()
 
 
 def vacuity(log_alpha: Tensor, dim: int = 1) -> Tensor:
-    """EDL uncertainty ``u = K / S`` from ``log alpha`` (in (0, 1]; 1 = no evidence)."""
-    k = log_alpha.shape[dim]
-    return (math.log(k) - torch.logsumexp(log_alpha, dim)).exp().clamp(max=1.0)
+    """EDL uncertainty ``u = K / S = exp(-log(S / K))`` from ``log alpha`` (Sensoy et al. 2018,
+    eq. 1), in [0, 1]: exactly 1 for zero evidence (``log alpha = 0``) on any CPU, clamped to 1
+    where ``alpha < 1``; it underflows to 0 only where ``K / S`` does."""
+    return (-_log_mean_alpha(log_alpha, dim)).exp().clamp(max=1.0)
 
 
 def data_term(alpha: Tensor, y: Tensor, kind: str = 'mse', dim: int = 1) -> Tensor:
