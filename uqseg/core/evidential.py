@@ -91,7 +91,7 @@ def _log_mean_alpha(log_alpha: Tensor, dim: int) -> Tensor:
     mean 1 and ``log 1 = 0`` exactly on any CPU (``logsumexp - log K`` rounds ``log K`` twice)."""
     m = log_alpha.detach().amax(dim, keepdim=True).clamp(min=0)
     m = m.masked_fill(torch.isinf(m), 0)
-    return m.squeeze(dim) + (log_alpha - m).exp().mean(dim).log()
+    return m.squeeze(dim) + (log_alpha - m).exp_().mean(dim).log()  # exp_ in place: as fast as logsumexp
 
 
 def strength(log_alpha: Tensor, dim: int = 1) -> Tensor:
