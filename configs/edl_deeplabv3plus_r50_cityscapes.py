@@ -16,3 +16,5 @@ test_evaluator = [
     dict(type='PixelUncertaintyMetric', score='own', prefix='own'),  # vacuity
     dict(type='PixelUncertaintyMetric', score='max-prob', prefix='maxprob'),
 ]
+# the decode head's dropout draws from torch's generator: exact --resume needs the RNG states
+custom_hooks = [dict(type='ResumeRandomStateHook')]
