@@ -18,7 +18,8 @@ Per run: ``tools/train.py`` (``randomness.seed``), ``tools/dump_outputs.py`` on 
 sets (the OOD set's outputs as ``ood_logits``) into ``<work-dir>/outputs/<method>_s<seed>.npz``.
 Then ``tools/eval_selective.py`` on every file (``--confidence own``: each model's own score, and
 max-prob; ``--fit-temperature``: Galil's check of how temperature scaling moves AUROC and the
-ranking, T fitted on a seeded 10 % of each test file), its CSV and plots in ``<work-dir>/eval``,
+ranking, T fitted on a seeded 10 % of each test file, on the files of logits: not EDL's log alpha,
+``uqseg.core.temperature_kinds``), its CSV and plots in ``<work-dir>/eval``,
 and the per-method table over seeds: ``<work-dir>/classifiers.md`` / ``classifiers.json``.
 Finished steps are reused (an interrupted comparison resumes).
 
@@ -41,6 +42,9 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 from demo import run, write_report  # noqa: E402
+
+from uqseg.core.output_files import load_outputs  # noqa: E402
+from uqseg.core.temperature_kinds import TEMPERATURE_KINDS  # noqa: E402
 
 CONFIGS = 'configs/cls/{}_fmnist_demo.py'
 HEADLINE = ('ce', 'ce+TS', 'edl', 'tedl', 'dismax', 'dismax+TS', 'kd', 'ldl_offline', 'ldl_online')
@@ -202,7 +206,10 @@ def main(argv=None):
     run([py, 'tools/eval_selective.py', *files, '--confidence', 'max-prob', 'own', '--csv', csv_path,
          '--plots', eval_dir])
     ts_csv = osp.join(eval_dir, 'selective_ts.csv')
-    run([py, 'tools/eval_selective.py', *[f for f in files if '+TS' not in f], '--fit-temperature', '--csv', ts_csv,
+    # temperature scaling applies to logits only (uqseg.core.temperature_kinds): EDL's log alpha files are left out
+    scalable = [f for f in files if '+TS' not in f
+                and load_outputs(osp.join(ROOT, f), check_values=False).kind in TEMPERATURE_KINDS]
+    run([py, 'tools/eval_selective.py', *scalable, '--fit-temperature', '--csv', ts_csv,
          '--plots', osp.join(eval_dir, 'ts')])
     md, data = method_table(read_csv(csv_path), list(seeds_of), seeds_of)
     print(md)

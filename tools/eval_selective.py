@@ -3,7 +3,7 @@
     python tools/eval_selective.py FILES... [--rank-by AURC] [--confidence max-prob [entropy ...]]
         [--accuracy-targets 0.95 0.99] [--coverages 0.5 0.8 0.9 0.95] [--n-bins 15] [--fpr-tpr 0.95]
         [--fit-temperature [--calib-fraction 0.1] [--seed 0] [--ts-method nll|ece]]
-        [--csv OUT.csv] [--plots DIR] [--require-ood] [--skip-bad]
+        [--csv OUT.csv] [--plots DIR] [--require-ood] [--skip-bad] [--kind KIND] [--allow-different-labels]
 
 FILES are model-outputs files (``.npz`` / ``.pt`` of ``uqseg.core.output_files``, as
 ``tools/dump_outputs.py`` writes them), folders (their ``.npz`` / ``.pt`` files) or glob patterns.
@@ -33,7 +33,8 @@ rows from ``torch.Generator().manual_seed(seed)``; the first ``round(calib_fract
 1 and at most N - 1, are the held-out part); ``T`` is fitted on the held-out part by
 ``uqseg.core.temperature.fit_temperature`` (``--ts-method nll`` by default, or ``ece``), and both
 rows, ``model`` (raw) and ``model+TS`` (z / T), are evaluated on the same remaining part, so they
-compare. Files of kind ``probs`` are refused (no logits to scale). The printout adds the Spearman
+compare. Files of a kind temperature scaling does not apply to are refused, by the rule the scaled
+models follow (``uqseg.core.temperature_kinds``: ``log_alpha`` and ``probs``). The printout adds the Spearman
 rank correlation of the models' rank-by values (and AUROC's, ECE's) before and after scaling:
 Galil et al. find that temperature scaling changes AUROC and the ranking little but fixes ECE.
 
@@ -45,7 +46,13 @@ Bad input: a file that fails ``load_outputs`` (missing keys, lengths that disagr
 labels outside [0, K), probabilities not summing to 1, ...) stops the run with an error naming the
 file, or with ``--skip-bad`` is reported and skipped. Files may have different class counts (each
 is scored alone). ``--require-ood``, or a rank-by key on OOD data, makes a file without OOD
-outputs an error.
+outputs an error. Logits whose rows all look like probabilities (in [0, 1], summing to 1) are
+refused unless ``--kind`` states the kind of every file (``uqseg.core.output_files``).
+
+Same samples: a ranking compares models on the same test samples, so every file's ``labels``
+must equal those of the first file scored (same length, same order); a file whose labels differ
+is refused, naming both files and the first differing row, unless ``--allow-different-labels``
+(then each row is scored on its own file's samples).
 """
 from __future__ import annotations
 
@@ -64,11 +71,12 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 
-from uqseg.core.output_files import EXTENSIONS, load_outputs
+from uqseg.core.output_files import EXTENSIONS, FILE_KINDS, load_outputs
 from uqseg.core.plots import new_figure, save_figure
 from uqseg.core.scores import SCORES
 from uqseg.core.selective import CONFIDENCES, selective_report
 from uqseg.core.temperature import fit_temperature
+from uqseg.core.temperature_kinds import check_temperature_kind
 
 try:
     from scipy.stats import spearmanr
@@ -101,6 +109,11 @@ def parse_args(argv=None):
     ap.add_argument('--curve-points', type=int, default=1000, help='points kept per risk-coverage curve')
     ap.add_argument('--require-ood', action='store_true', help='every file must hold OOD outputs')
     ap.add_argument('--skip-bad', action='store_true', help='warn about and skip files that cannot be scored')
+    ap.add_argument('--kind', choices=FILE_KINDS,
+                    help='state the kind every file holds (a file of another kind is refused): logits whose rows '
+                         'look like probabilities are then read as logits')
+    ap.add_argument('--allow-different-labels', action='store_true',
+                    help='score files whose labels differ (by default every file must hold the same samples)')
     return ap.parse_args(argv)
 
 
@@ -202,6 +215,36 @@ def calibration_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor,
     return perm[:k].sort().values, perm[k:].sort().values
 
 
+class SameSamples:
+    """The labels of the first file scored, which every later file's must equal: a ranking
+    compares models on the same samples in the same order."""
+
+    def __init__(self):
+        self.path: Optional[str] = None
+        self.labels: Optional[torch.Tensor] = None
+
+    def check(self, path: str, labels: torch.Tensor) -> None:
+        """``ValueError`` naming ``path``, the reference file and the first differing row, unless
+        ``labels`` equal the reference's (none yet: nothing to compare)."""
+        if self.labels is None:
+            return
+        ref, hint = self.labels, ('a ranking compares models on the same samples; give --allow-different-labels to '
+                                  'score each file on its own samples')
+        if labels.shape != ref.shape:
+            raise ValueError(f'{path}: holds {labels.numel()} labels, {self.path} {ref.numel()}; {hint}')
+        diff = labels != ref
+        if bool(diff.any()):
+            r = int(diff.nonzero()[0, 0])
+            raise ValueError(f'{path}: its labels differ from those of {self.path} in {int(diff.sum())} of '
+                             f'{ref.numel()} rows, the first is row {r} (label {int(labels[r])}, there '
+                             f'{int(ref[r])}); {hint}')
+
+    def keep(self, path: str, labels: torch.Tensor) -> None:
+        """Make ``labels`` (a scored file's) the reference if there is none yet."""
+        if self.labels is None:
+            self.path, self.labels = path, labels
+
+
 # ----------------------------------------------------------------------------------------------
 # one model
 # ----------------------------------------------------------------------------------------------
@@ -219,10 +262,15 @@ def _report(path, z, y, kind, confs, args, ood, curves):
     return rep, curve
 
 
-def score_file(path: str, args) -> list[dict]:
+def score_file(path: str, args, samples: Optional[SameSamples] = None) -> list[dict]:
     """The rows of one file (raw, and with ``--fit-temperature`` the TS row): file facts, the
-    report's scalar keys, and ``_curve`` (plots only)."""
-    mo = load_outputs(path, check_values=False)  # the report checks the values (errors name the file)
+    report's scalar keys, and ``_curve`` (plots only). ``samples``: the labels the file's must
+    equal (:class:`SameSamples`; kept as the reference once the file is scored, if the first)."""
+    # the report checks the values (errors name the file)
+    mo = load_outputs(path, check_values=False, kind=args.kind)
+    labels = mo.labels
+    if samples is not None:
+        samples.check(path, labels)
     if mo.ood is None and (args.require_ood or needs_ood(args.rank_by)):
         why = '--require-ood' if args.require_ood else f'--rank-by {args.rank_by}'
         raise ValueError(f'{path}: {why} needs OOD outputs, but the file holds none (ood_logits / ood_probs; '
@@ -238,10 +286,8 @@ def score_file(path: str, args) -> list[dict]:
         z, y = mo.values, mo.labels
         del mo
         rep, curve = _report(path, z, y, kind, confs, args, ood, curves)
-        return [dict(base, n=n, **rep, _curve=curve)]
-    if kind == 'probs':
-        raise ValueError(f'{path}: --fit-temperature needs logits, but the file holds probabilities (kind '
-                         "'probs'); dump the model's logits (tools/dump_outputs.py) or leave --fit-temperature out")
+        return _scored(samples, path, labels, [dict(base, n=n, **rep, _curve=curve)])
+    check_temperature_kind(kind, path, '--fit-temperature: the file holds')
     n = int(mo.labels.numel())
     if n < 2:
         raise ValueError(f'{path}: --fit-temperature needs at least 2 samples to hold some out, got {n}')
@@ -260,6 +306,13 @@ def score_file(path: str, args) -> list[dict]:
     z = z.div_(t)  # in place: the raw report is done, and the scaled rows need no second copy
     ts, curve = _report(path, z, y, kind, confs, args, None if ood is None else ood / t, curves)
     rows.append(dict(part, model=f'{model}+TS', T=t, **ts, _curve=curve, _ts=True))
+    return _scored(samples, path, labels, rows)
+
+
+def _scored(samples: Optional[SameSamples], path: str, labels: torch.Tensor, rows: list[dict]) -> list[dict]:
+    """``rows``, once the file's ``labels`` are kept as the reference (if the first scored)."""
+    if samples is not None:
+        samples.keep(path, labels)
     return rows
 
 
@@ -455,10 +508,11 @@ def main(argv=None) -> dict:
         raise ValueError(f'--calib-fraction must lie in (0, 1), got {args.calib_fraction}')
     files = expand_inputs(args.files)
     rows, skipped = [], []
+    samples = None if args.allow_different_labels else SameSamples()
     start = time.perf_counter()
     for path in files:
         try:
-            rows += score_file(path, args)
+            rows += score_file(path, args, samples)
         except (ValueError, OSError) as e:
             if not args.skip_bad:
                 raise

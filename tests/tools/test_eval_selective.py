@@ -1,10 +1,13 @@
 """tools/eval_selective.py on generated files of three models: every metric equals the functional
 core / scikit-learn on the same arrays, the ranking follows it, the temperature-scaled rows use
 fit_temperature on the seeded held-out part and share the raw rows' evaluation part, the CSV has
-every key, the plots are written, and bad files or missing OOD sets are refused naming the file."""
+every key, the plots are written, and bad files or missing OOD sets are refused naming the file, as
+are files whose labels differ (unless allowed), probabilities saved as logits (unless --kind says
+so) and --fit-temperature on kinds temperature scaling does not apply to (log alpha, probs)."""
 import csv
 import math
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -25,8 +28,10 @@ TARGETS, COVERAGES = (0.95, 0.99), (0.5, 0.8, 0.9, 0.95)
 
 
 def _model(seed, strength, n=240, k=4, scale=2.0, n_ood=60):
+    """A model's logits on the test samples of (n, k): every model of the same n and k has the
+    same labels (a ranking compares models on the same samples)."""
+    y = torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(1000 * k + n))
     g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, k, (n,), generator=g)
     z = scale * (torch.randn(n, k, generator=g) + strength * torch.nn.functional.one_hot(y, k))
     return z, y, scale * torch.randn(n_ood, k, generator=g)
 
@@ -177,7 +182,7 @@ def test_own_confidence_and_files_of_other_class_counts(tmp_path):
     save_outputs(edl, z, y, kind='log_alpha')
     z2, y2, _ = _model(6, 1.0, k=6)
     save_outputs(plain, z2, y2)
-    rows = {r['model']: r for r in TOOL.main([edl, plain, '--confidence', 'own'])['rows']}
+    rows = {r['model']: r for r in TOOL.main([edl, plain, '--confidence', 'own', '--allow-different-labels'])['rows']}
     assert rows['edl']['confidence'] == 'vacuity' and rows['plain']['confidence'] == 'max-prob'
     assert rows['plain']['num_classes'] == 6 and rows['edl']['num_classes'] == 3
     vacuity = 3 / z.double().exp().sum(1)
@@ -186,7 +191,8 @@ def test_own_confidence_and_files_of_other_class_counts(tmp_path):
     assert rows['edl']['AUROC[vacuity]'] == pytest.approx(roc_auc_score(correct, -vacuity), rel=1e-9)
     _check_row(rows['plain'], {k: v for k, v in _expected(z2, y2).items()})
     # ranked on each file's own score, beside max-prob
-    rows = TOOL.main([edl, plain, '--confidence', 'max-prob', 'own', '--rank-by', 'AURC[own]'])['rows']
+    rows = TOOL.main([edl, plain, '--confidence', 'max-prob', 'own', '--rank-by', 'AURC[own]',
+                      '--allow-different-labels'])['rows']
     keys = {r['model']: r['rank_key'] for r in rows}
     assert keys == {'edl': 'AURC[vacuity]', 'plain': 'AURC[max-prob]'}
     assert [r['model'] for r in rows] == sorted(keys, key=lambda m: next(r[keys[m]] for r in rows if r['model'] == m))
@@ -235,7 +241,8 @@ def test_missing_ood_and_probabilities_with_temperature_are_refused(three, tmp_p
         TOOL.main([models['mid'][0], no_ood, '--rank-by', 'OOD-AUROC'])
     rows = TOOL.main([models['mid'][0], no_ood])['rows']  # without the requirement: fine, no OOD keys
     assert 'OOD-AUROC[max-prob]' not in {r['model']: r for r in rows}['no_ood']
-    with pytest.raises(ValueError, match=r"probs.npz: --fit-temperature needs logits.*kind 'probs'"):
+    with pytest.raises(ValueError, match=r"probs.npz: --fit-temperature: the file holds probabilities \(kind "
+                                         r"'probs'\), not logits; temperature scaling divides logits"):
         TOOL.main([probs, '--fit-temperature'])
     _check_row(TOOL.main([probs])['rows'][0], _expected(z, y))
 
@@ -267,3 +274,73 @@ def test_own_confidence_reads_the_files_score(tmp_path):
     assert row['confidence'] == 'MDS' and 'AURC[MMLES]' not in row
     conf = score_confidence('MDS', raw_score('MDS', z.double()), 5)
     assert row['AURC[MDS]'] == pytest.approx(aurc(conf, z.argmax(1) == y), rel=1e-9)
+
+
+def test_files_whose_labels_differ_are_refused_unless_allowed(three, tmp_path):
+    """A ranking compares models on the same samples: another file's labels must equal the first's
+    (length and order); the refusal names both files and the first differing row."""
+    root, models = three
+    weak, _, y, _ = models['weak']
+    esc = re.escape(weak)
+    z, _, _ = _model(12, 1.0)
+    changed, shuffled = y.clone(), y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))]
+    changed[[17, 90]] = (y[[17, 90]] + 1) % 4
+    files = {'changed': (z, changed), 'shuffled': (z, shuffled), 'shorter': (z[:-1], y[:-1])}
+    for name, (zz, yy) in files.items():
+        save_outputs(str(tmp_path / f'{name}.npz'), zz, yy)
+    first = int((shuffled != y).nonzero()[0, 0])
+    messages = {'changed': rf'changed.npz: its labels differ from those of {esc} in 2 of 240 rows, the first is '
+                           rf'row 17 \(label {int(changed[17])}, there {int(y[17])}\); a ranking compares models on '
+                           'the same samples; give --allow-different-labels',
+                'shuffled': rf'shuffled.npz: its labels differ from those of {esc} in '
+                            rf'{int((shuffled != y).sum())} of 240 rows, the first is row {first} ',
+                'shorter': rf'shorter.npz: holds 239 labels, {esc} 240; a ranking compares models on the same'}
+    for name, message in messages.items():
+        for extra in ([], ['--fit-temperature']):
+            with pytest.raises(ValueError, match=message):
+                TOOL.main([weak, str(tmp_path / f'{name}.npz'), *extra])
+    # asked for: each row is scored on its own file's samples
+    rows = {r['model']: r for r in TOOL.main([weak, str(tmp_path / 'changed.npz'), '--allow-different-labels'])['rows']}
+    _check_row(rows['changed'], _expected(z, changed))
+    _check_row(rows['weak'], _expected(*models['weak'][1:]))
+    # the same labels in every file: no refusal (the three models of the fixture)
+    assert len(TOOL.main([str(root)])['rows']) == 3
+
+
+def test_probabilities_saved_as_logits_are_refused_unless_the_kind_is_given(three, tmp_path):
+    root, models = three
+    z, y, _ = _model(13, 1.0)
+    p = z.softmax(1)
+    path = save_outputs(str(tmp_path / 'softmaxed.npz'), p, y, kind='logits')
+    with pytest.raises(ValueError, match=r"softmaxed.npz: every row of 'logits' \(kind 'logits'\) lies in \[0, 1\] "
+                                         r"and sums to 1.*tools/eval_selective.py --kind logits"):
+        TOOL.main([models['weak'][0], path])
+    rows = {r['model']: r for r in TOOL.main([models['weak'][0], path, '--kind', 'logits'])['rows']}
+    _check_row(rows['softmaxed'], _expected(p, y))  # stated as logits: softmax(p), as asked
+    edl = save_outputs(str(tmp_path / 'edl.npz'), torch.log1p(z.exp()), y, kind='log_alpha')
+    with pytest.raises(ValueError, match=r"edl.npz: the file's kind is 'log_alpha', but kind 'logits' was stated"):
+        TOOL.main([path, edl, '--kind', 'logits'])
+
+
+def test_temperature_scaling_follows_the_models_rule(three, tmp_path):
+    """--fit-temperature refuses log alpha as TemperatureScaledImageClassifier refuses an EDL head
+    (uqseg.core.temperature_kinds), and scales distance logits as the model does a DisMax head."""
+    root, models = three
+    z, y, _ = _model(14, 1.0)
+    edl = save_outputs(str(tmp_path / 'edl.npz'), torch.log1p(torch.nn.functional.softplus(z)), y, kind='log_alpha')
+    with pytest.raises(ValueError, match=r"edl.npz: --fit-temperature: the file holds log alpha \(evidential, kind "
+                                         r"'log_alpha'\), not logits; temperature scaling divides logits"):
+        TOOL.main([models['weak'][0], edl, '--fit-temperature'])
+    assert len(TOOL.main([models['weak'][0], edl])['rows']) == 2  # without TS: scored
+    with pytest.warns(UserWarning, match='skipped .*edl.npz'):
+        res = TOOL.main([models['weak'][0], edl, '--fit-temperature', '--skip-bad'])
+    assert {r['model'] for r in res['rows']} == {'weak', 'weak+TS'}
+    dist = -torch.nn.functional.softplus(-z) - 1  # distance logits <= 0
+    iso = save_outputs(str(tmp_path / 'iso.npz'), dist, y, kind='distance_logits')
+    rows = {r['model']: r for r in TOOL.main([iso, '--fit-temperature', '--seed', '2'])['rows']}
+    n = len(y)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(2))
+    cal, ev = perm[:round(0.1 * n)], perm[round(0.1 * n):]
+    t = float(fit_temperature(dist[cal], y[cal], seed=2))
+    assert rows['iso+TS']['T'] == pytest.approx(t, rel=1e-9)
+    _check_row(rows['iso+TS'], _expected(dist[ev] / t, y[ev]))
