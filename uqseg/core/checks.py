@@ -62,12 +62,13 @@ def fpr_key(tpr: float) -> str:
     return f'FPR@{round(tpr * 100):d}TPR'
 
 
-def flat_pair(conf: torch.Tensor, correct: torch.Tensor, binary: bool
+def flat_pair(conf: torch.Tensor, correct: torch.Tensor, binary: bool, unit: bool = True
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flatten and check ``(conf, correct)``; return ``(conf, correct as float64)``.
 
-    ``conf`` must be floating point in [0, 1]; ``correct`` bool, integer or float in [0, 1],
-    and 0/1 when ``binary`` (ranking metrics).
+    ``conf`` must be floating point in [0, 1] (``unit=False``: any value but NaN, a ranking key
+    of :mod:`uqseg.core.confidence_keys`, +-inf included); ``correct`` bool, integer or float in
+    [0, 1], and 0/1 when ``binary`` (ranking metrics).
     """
     if not isinstance(conf, torch.Tensor) or not isinstance(correct, torch.Tensor):
         raise TypeError('conf and correct must be torch.Tensors')
@@ -77,7 +78,10 @@ def flat_pair(conf: torch.Tensor, correct: torch.Tensor, binary: bool
     if conf.is_complex() or conf.dtype == torch.bool or not conf.is_floating_point():
         raise ValueError(f'conf must be a floating-point tensor, got dtype {conf.dtype}')
     conf, correct = conf.reshape(-1).contiguous(), correct.reshape(-1)
-    check_unit(conf, 'conf')
+    if unit:
+        check_unit(conf, 'conf')
+    elif bool(torch.isnan(conf).any()):
+        raise ValueError(f'conf (a ranking key) must not be NaN (at {int(torch.isnan(conf).sum())} position(s))')
     if correct.is_floating_point():
         check_unit(correct, 'correct')
     if binary:

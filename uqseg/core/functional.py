@@ -410,7 +410,8 @@ def risk_at_coverage(conf: torch.Tensor, correct: torch.Tensor, coverage: float)
 
 
 def selective_metrics(conf: torch.Tensor, correct: torch.Tensor, accuracy_targets: Sequence[float] = (),
-                      coverages: Sequence[float] = (), tpr: Optional[float] = None, curve: bool = False) -> dict:
+                      coverages: Sequence[float] = (), tpr: Optional[float] = None, curve: bool = False,
+                      keys: bool = False) -> dict:
     """The selective and ranking metrics of one confidence from **one** sort (the functions above
     sort once each; a report of nine values would sort nine times).
 
@@ -421,6 +422,8 @@ def selective_metrics(conf: torch.Tensor, correct: torch.Tensor, accuracy_target
     ``(coverage, risk)`` of :func:`risk_coverage_curve`. The values are those functions' own: the
     same code reads them off the same sorted samples (``tests/core/test_selective.py`` checks
     equality). Arguments are checked before the sort; empty input gives NaN everywhere.
+    ``keys=True``: ``conf`` is a ranking key (any real value, +-inf included, not NaN; e.g.
+    :func:`uqseg.core.confidence_keys.confidence_key`), only its order and ties count.
     """
     for a in accuracy_targets:
         _check_target_accuracy(a)
@@ -428,7 +431,7 @@ def selective_metrics(conf: torch.Tensor, correct: torch.Tensor, accuracy_target
         _check_coverage(c)
     if tpr is not None:
         check_tpr(tpr)
-    conf, correct = flat_pair(conf, correct, binary=True)
+    conf, correct = flat_pair(conf, correct, binary=True, unit=not keys)
     n = conf.numel()
     if n == 0:
         empty = torch.zeros(0, dtype=torch.float64, device=conf.device)
@@ -454,11 +457,13 @@ def selective_metrics(conf: torch.Tensor, correct: torch.Tensor, accuracy_target
     return out
 
 
-def threshold_metrics(conf: torch.Tensor, positive: torch.Tensor, tpr: float = 0.95) -> dict[str, float]:
+def threshold_metrics(conf: torch.Tensor, positive: torch.Tensor, tpr: float = 0.95,
+                      keys: bool = False) -> dict[str, float]:
     """``AUROC`` (:func:`auroc`) and ``FPR`` (:func:`fpr_at_tpr`) of ``conf`` separating the
-    ``positive`` samples from the others, from one sort; e.g. in-distribution (positive) vs OOD."""
+    ``positive`` samples from the others, from one sort; e.g. in-distribution (positive) vs OOD.
+    ``keys=True``: ``conf`` is a ranking key, as in :func:`selective_metrics`."""
     check_tpr(tpr)
-    conf, positive = flat_pair(conf, positive, binary=True)
+    conf, positive = flat_pair(conf, positive, binary=True, unit=not keys)
     if conf.numel() == 0:
         return {'AUROC': _NAN, 'FPR': _NAN}
     groups = _groups_desc(conf, positive)

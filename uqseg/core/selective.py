@@ -8,7 +8,8 @@ ImageNet Classifiers", 2023, ICLR). :func:`selective_report` gives, from :mod:`.
 (no second implementation of a metric; conventions ``docs/metrics.md#selective-prediction``):
 
 * ``accuracy``, ``ECE`` (top-label ``max_c p_c``, ``n_bins`` equal-width bins ``(k/n, (k+1)/n]``),
-  ``NLL = -mean log max(p_y, 1e-12)``, ``Brier = mean sum_c (p_c - [c = y])^2``;
+  ``NLL = -mean log p_y`` (from the log-softmax, exact; kind ``'probs'``: ``-mean log max(p_y,
+  1e-12)`` and ``NLL-clamped``, the rows the clamp changed), ``Brier = mean sum_c (p_c - [c = y])^2``;
 * per confidence ``c``: ``AURC = (1/N) sum_k risk(k)`` (ties in expectation), ``E-AURC`` (AURC minus
   the AURC of the perfect ordering), ``AUROC`` (correct vs incorrect, Mann-Whitney, ties 1/2),
   ``cov@acc<a>`` (largest coverage with selective accuracy >= a; 0.0 if none), ``risk@cov<v>``
@@ -22,8 +23,9 @@ Confidences (:func:`confidence_scores`): ``max-prob`` ``max_c p_c``; ``entropy``
 ``vacuity`` as ``1 - u``, DisMax's ``MDS`` / ``MMLS`` / ``MMLES`` as ``1 / (1 - x)``, ...), i.e.
 :func:`uqseg.core.scores.score_confidence` of :func:`uqseg.core.scores.raw_score`: order
 preserving maps onto [0, 1] of the raw score, or of its negation where a lower raw score means more
-confident (``entropy``, ``vacuity``), so every ranking metric equals that of the raw score (negated
-for those two).
+confident (``entropy``, ``vacuity``). The ranking metrics sort each confidence's ranking key
+(:mod:`uqseg.core.confidence_keys`: ``logit(max p) = -log r`` and the like), which has the
+confidence's order and ties but does not saturate at 1 for near-certain predictions.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ import torch
 
 from .binning import bin_sums, reliability
 from .checks import check_n_bins, check_tpr
+from .confidence_keys import KEYED_SCORES, SoftmaxRows, confidence_key, probability_rows, softmax_rows
 from .functional import calibration_error, selective_metrics, threshold_metrics
 from .scores import (
     OUTPUT_KINDS,
@@ -47,7 +50,7 @@ from .scores import (
 
 __all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'check_outputs',
            'check_labels', 'as_tensor',
-           'row_statistics', 'RowStatistics',
+           'row_statistics', 'confidence_keys',
            'selective_report']
 
 #: The default confidences of every model (any output kind, ``'probs'`` included).
@@ -147,101 +150,46 @@ def check_labels(labels, n: int, k: int, name: str = 'labels') -> torch.Tensor:
 
 
 #: Rows per chunk of :func:`row_statistics` are chosen so that a chunk holds about this many
-#: values (4 MB of float32: the chunk's passes stay in the cache; measured best on 50,000 x 1,000).
+#: values (4 MB of float32, 8 MB as float64: the chunk's passes stay in the cache).
 CHUNK_VALUES = 1 << 20
 
 
-class RowStatistics:
-    """What every built-in confidence, the accuracy, NLL and Brier need from ``(N, K)`` rows, in
-    one chunked pass over them (float64 per row; see :func:`row_statistics`)."""
-
-    def __init__(self, max_prob, second_ratio, neg_entropy, log_p_label, sum_p2, p_label, pred):
-        self.max_prob, self.second_ratio, self.neg_entropy = max_prob, second_ratio, neg_entropy
-        self.log_p_label, self.sum_p2, self.p_label, self.pred = log_p_label, sum_p2, p_label, pred
-
-    @property
-    def margin(self) -> torch.Tensor:
-        """``p_(1) - p_(2) = p_(1) (1 - p_(2) / p_(1))``."""
-        return self.max_prob * (1 - self.second_ratio)
-
-    @property
-    def brier(self) -> torch.Tensor:
-        """``sum_c (p_c - [c = y])^2 = sum_c p_c^2 - 2 p_y + 1``."""
-        return self.sum_p2 - 2 * self.p_label + 1
-
-
-def row_statistics(z: torch.Tensor, labels: torch.Tensor, kind: str = 'logits', margin: bool = True,
-                   entropy: bool = True) -> RowStatistics:
-    """Per row of ``z`` (outputs of ``kind``): ``max p``, ``p_(2) / p_(1)``, ``sum p log p``,
-    ``log p_y``, ``sum p^2``, ``p_y`` and the prediction (the first of tied maxima, as
-    ``argmax``), float64, computed chunk by chunk (a chunk stays in the cache for its passes).
-
-    For an output kind (``p = softmax(z)``), with the top score ``m``, ``e_c = exp(z_c - m)`` in
-    ``z``'s dtype for every class but the top one (whose ``e`` is 1) and the sums over those
-    classes in float64 (``r = sum e``, so ``S = 1 + r``): ``max p = 1 / S``, ``p_(2) / p_(1) =
-    max e``, ``sum p log p = (sum e z - m r) / S - log S``, ``log p_y = z_y - m - log S``,
-    ``sum p^2 = (1 + sum e^2) / S^2``. Splitting the top class off keeps ``1 - max p`` (= ``r /
-    S``) to the relative precision of ``e`` for near-certain predictions, and no (N, K) float64
-    copy is made. ``'probs'``: the same quantities from ``p``. A row with NaN / Inf gives NaN.
-    ``margin=False`` / ``entropy=False`` skip the passes of ``p_(2) / p_(1)`` / ``sum p log p``
-    (left NaN) for a report that needs neither.
-    """
-    n, k = z.shape
+def _chunks(n: int, k: int):
     rows = max(1, CHUNK_VALUES // max(k, 1))
-    f64 = torch.float64
-    out = {name: torch.full((n,), math.nan, dtype=f64, device=z.device)
-           for name in ('max_prob', 'second_ratio', 'neg_entropy', 'log_p_label', 'sum_p2', 'p_label')}
-    pred = torch.empty(n, dtype=torch.int64, device=z.device)
-    for start in range(0, n, rows):
-        sl = slice(start, min(start + rows, n))
-        zc, yc = z[sl], labels[sl, None]
-        top, idx = zc.max(1, keepdim=True)
-        pred[sl] = idx[:, 0]
-        if kind == 'probs':
-            pmax = top[:, 0].to(f64)
-            rest = zc.scatter(1, idx, 0)
-            out['max_prob'][sl] = pmax
-            if margin:
-                out['second_ratio'][sl] = torch.where(pmax > 0, rest.amax(1).to(f64) / pmax.clamp(min=1e-300), 1.0)
-            if entropy:
-                out['neg_entropy'][sl] = torch.special.xlogy(zc, zc).sum(1, dtype=f64)
-            py = zc.gather(1, yc)[:, 0].to(f64)
-            out['p_label'][sl] = py
-            out['log_p_label'][sl] = torch.log(py.clamp(min=1e-12))
-            out['sum_p2'][sl] = torch.linalg.vecdot(zc, zc).to(f64)
-            continue
-        e = (zc - top).exp_()
-        e.scatter_(1, idx, 0)
-        r = e.sum(1).to(f64)  # the top class is out: every term <= 1, so the sum keeps e's relative precision
-        ssum = 1 + r
-        log_s = torch.log1p(r)
-        m = top[:, 0].to(f64)
-        out['max_prob'][sl] = 1 / ssum
-        if margin:
-            out['second_ratio'][sl] = e.amax(1).to(f64) if k > 1 else 0.0
-        if entropy:
-            out['neg_entropy'][sl] = (torch.linalg.vecdot(e, zc).to(f64) - m * r) / ssum - log_s
-        dy = zc.gather(1, yc)[:, 0].to(f64) - m
-        out['log_p_label'][sl] = dy - log_s
-        out['p_label'][sl] = (dy - log_s).exp()
-        out['sum_p2'][sl] = (1 + torch.linalg.vecdot(e, e).to(f64)) / ssum ** 2
-    return RowStatistics(pred=pred, **out)
+    return (slice(start, min(start + rows, n)) for start in range(0, n, rows))
 
 
-def _checked_statistics(z: torch.Tensor, labels: torch.Tensor, kind: str, name: str, names: Sequence[str]
-                        ) -> RowStatistics:
-    """:func:`row_statistics` with the passes ``names`` need, whose NaN (a row with NaN / Inf) sends
-    ``z`` to the full check."""
-    entropy = any(n in ('entropy', 'ES') for n in names)
-    st = row_statistics(z, labels, kind, margin='margin' in names, entropy=entropy)
-    total = st.max_prob.sum() + st.sum_p2.sum() + st.log_p_label.sum() + (st.neg_entropy.sum() if entropy else 0)
-    if z.numel() and not bool(torch.isfinite(total)):
-        check_outputs(z, kind, name)  # raises, naming the rows
-        raise ValueError(f'{name}: the outputs overflow (finite values whose softmax statistics are not)')
-    return st
+def row_statistics(z: torch.Tensor, labels: Optional[torch.Tensor], kind: str = 'logits', entropy: bool = True,
+                   name: str = 'z') -> SoftmaxRows:
+    """:class:`uqseg.core.confidence_keys.SoftmaxRows` of the ``(N, K)`` outputs ``z`` of ``kind``
+    (``labels`` None: no NLL / Brier), float64, computed chunk by chunk (a chunk stays in the cache
+    for its passes; no (N, K) float64 copy). ``entropy=False`` skips the entropy sum (``log_h``
+    None) for a report that needs no entropy. A chunk with NaN / Inf sends ``z`` to
+    :func:`check_outputs`, which raises naming the rows."""
+    n, k = z.shape
+    parts = []
+    for sl in _chunks(n, k):
+        zc = z[sl]
+        if not bool(torch.isfinite(zc.sum(dtype=torch.float64))):
+            check_outputs(z, kind, name)  # raises, naming the rows
+            raise ValueError(f'{name}: the outputs overflow (finite values whose float64 sum is not)')
+        yc = None if labels is None else labels[sl]
+        parts.append(probability_rows(zc, yc, entropy) if kind == 'probs' else softmax_rows(zc, yc, entropy))
+    if not parts:
+        return probability_rows(z, labels, entropy) if kind == 'probs' else softmax_rows(z, labels, entropy)
+
+    def cat(field):
+        vals = [getattr(p, field) for p in parts]
+        return None if vals[0] is None else torch.cat(vals)
+    return SoftmaxRows(cat('pred'), cat('d2'), cat('log_r'), cat('log_h'), cat('nll'), cat('brier'),
+                       sum(p.clamped for p in parts))
 
 
-def _stat_confidence(name: str, st: RowStatistics, k: int) -> Optional[torch.Tensor]:
+def _needs_entropy(names: Sequence[str]) -> bool:
+    return any(n in ('entropy', 'ES') for n in names)
+
+
+def _stat_confidence(name: str, st: SoftmaxRows, k: int) -> Optional[torch.Tensor]:
     """The confidences that are functions of ``p`` alone, from :func:`row_statistics`; None for a
     layer's own score (computed from its raw outputs)."""
     if name in ('max-prob', 'MPS'):
@@ -250,10 +198,19 @@ def _stat_confidence(name: str, st: RowStatistics, k: int) -> Optional[torch.Ten
         return st.margin.clamp(0, 1)
     if name == 'entropy':
         return score_confidence(name, (-st.neg_entropy / math.log(k)).clamp(0, 1) if k > 1
-                                else torch.zeros_like(st.neg_entropy), k)
+                                else torch.zeros_like(st.d2), k)
     if name == 'ES':
         return score_confidence(name, st.neg_entropy.clamp(max=0), k)
     return None
+
+
+def _key_of(name: str, z: torch.Tensor, st: SoftmaxRows, kind: str) -> torch.Tensor:
+    """The ranking key of confidence ``name`` (:mod:`uqseg.core.confidence_keys`): from the row
+    statistics for the functions of ``p``, else from the layer's raw outputs, chunk by chunk."""
+    if name in KEYED_SCORES:
+        return st.key(name)
+    return torch.cat([confidence_key(name, z[sl], kind) for sl in _chunks(*z.shape)]) if z.shape[0] else \
+        torch.zeros(0, dtype=torch.float64, device=z.device)
 
 
 def confidence_scores(z: torch.Tensor, kind: str = 'logits', names: Sequence[str] = CONFIDENCES,
@@ -271,11 +228,25 @@ def confidence_scores(z: torch.Tensor, kind: str = 'logits', names: Sequence[str
     z = as_tensor(z, 'z').movedim(dim, -1)
     shape = z.shape[:-1]
     z = z.reshape(-1, z.shape[-1])
-    st = row_statistics(z, torch.zeros(z.shape[0], dtype=torch.int64, device=z.device), kind)
+    st = row_statistics(z, None, kind, entropy=_needs_entropy(names))
     return {name: _confidence_of(name, z, st, kind).reshape(shape) for name in names}
 
 
-def _confidence_of(name: str, z: torch.Tensor, st: RowStatistics, kind: str) -> torch.Tensor:
+def confidence_keys(z: torch.Tensor, kind: str = 'logits', names: Sequence[str] = CONFIDENCES,
+                    dim: int = 1) -> dict[str, torch.Tensor]:
+    """The ranking key of each confidence of ``names`` (float64, higher = more confident, the
+    confidence's order and ties, resolved where the confidence saturates; see
+    :mod:`uqseg.core.confidence_keys`). Arguments as :func:`confidence_scores`."""
+    _check_kind(kind)
+    names = _check_names(names, kind)
+    z = as_tensor(z, 'z').movedim(dim, -1)
+    shape = z.shape[:-1]
+    z = z.reshape(-1, z.shape[-1])
+    st = row_statistics(z, None, kind, entropy=_needs_entropy(names))
+    return {name: _key_of(name, z, st, kind).reshape(shape) for name in names}
+
+
+def _confidence_of(name: str, z: torch.Tensor, st: SoftmaxRows, kind: str) -> torch.Tensor:
     conf = _stat_confidence(name, st, z.shape[1])
     return conf if conf is not None else score_confidence(name, raw_score(name, z, 1).double(), z.shape[1])
 
@@ -331,24 +302,26 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
     if ood_z is not None:
         ood_z = check_outputs(ood_z, kind, 'ood_z', num_classes=k).to(z.device)
 
-    st = _checked_statistics(z, labels, kind, 'z', names)
+    entropy = _needs_entropy(names)
+    st = row_statistics(z, labels, kind, entropy, 'z')
     conf_top = st.max_prob
     correct = st.pred == labels
     out = {'accuracy': float(correct.double().mean()) if n else math.nan,
            'ECE': calibration_error(conf_top, correct, n_bins),
-           'NLL': float(-st.log_p_label.clamp(max=0).clamp(min=math.log(1e-12)).mean()) if n else math.nan,
+           'NLL': float(st.nll.mean()) if n else math.nan,
            'Brier': float(st.brier.mean()) if n else math.nan}
+    if kind == 'probs':
+        out['NLL-clamped'] = st.clamped
     curve_out = {}
-    st_ood = _checked_statistics(ood_z, torch.zeros(ood_z.shape[0], dtype=torch.int64, device=z.device), kind,
-                                 'ood_z', names) if ood_z is not None else None
+    st_ood = row_statistics(ood_z, None, kind, entropy, 'ood_z') if ood_z is not None else None
     is_id = None
     if ood_z is not None:
         is_id = torch.cat([torch.ones(n, dtype=torch.bool, device=z.device),
                            torch.zeros(ood_z.shape[0], dtype=torch.bool, device=z.device)])
     fpr_name = f'OOD-FPR{round(100 * fpr_tpr)}'
     for name in names:
-        conf = _confidence_of(name, z, st, kind)
-        m = selective_metrics(conf, correct, accuracy_targets, coverages, curve=curves)
+        key = _key_of(name, z, st, kind)
+        m = selective_metrics(key, correct, accuracy_targets, coverages, curve=curves, keys=True)
         out[f'AURC[{name}]'] = m['AURC']
         out[f'E-AURC[{name}]'] = m['E-AURC']
         out[f'AUROC[{name}]'] = m['AUROC']
@@ -357,8 +330,8 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
         for v in coverages:
             out[f'risk@cov{v:g}[{name}]'] = m['risk_at_coverage'][v]
         if ood_z is not None:
-            conf_ood = _confidence_of(name, ood_z, st_ood, kind)
-            d = threshold_metrics(torch.cat([conf, conf_ood]), is_id, fpr_tpr)
+            key_ood = _key_of(name, ood_z, st_ood, kind)
+            d = threshold_metrics(torch.cat([key, key_ood]), is_id, fpr_tpr, keys=True)
             out[f'OOD-AUROC[{name}]'] = d['AUROC']
             out[f'{fpr_name}[{name}]'] = d['FPR']
         if curves:

@@ -1,0 +1,278 @@
+"""Property tests (hypothesis): the selective-prediction report against an exact reference.
+
+The reference is written here from the definitions, in mpmath at 1,000 significant digits (enough
+for logit differences of 2,000: ``exp(-2000) ~ 1e-869``), on each row's values sorted (so rows that are
+permutations of each other give the same numbers, as they must): ``p = softmax(z)``,
+``max-prob = p_(1)``, ``margin = p_(1) - p_(2)``, ``entropy = 1 - H(p) / log K``; the ranking
+metrics are computed from those exact confidences by brute force with exact fractions (ties in
+expectation for AURC / coverage, counted 1/2 for AUROC). Inputs: logits with gaps up to 1,000 in
+float16 / float32 / float64, permuted duplicate rows (exact ties), near ties (the top logit moved
+by a few ulps), one class, all correct, all wrong.
+"""
+import math
+from fractions import Fraction
+
+import mpmath
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from uqseg.core import functional as F
+from uqseg.core.confidence_keys import confidence_key, fixed_sum
+from uqseg.core.selective import confidence_keys, selective_report
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+DPS = 1000
+DTYPES = {'float16': torch.float16, 'float32': torch.float32, 'float64': torch.float64}
+
+
+# ----------------------------------------------------------------------------------------------
+# the exact reference
+# ----------------------------------------------------------------------------------------------
+def exact_row(values, label):
+    """Exact (mpf) max-prob, margin, entropy confidence, -log p_y and Brier of one row."""
+    k = len(values)
+    with mpmath.workdps(DPS):
+        zs = sorted((mpmath.mpf(v) for v in values), reverse=True)
+        m = zs[0]
+        log_s = mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in zs))
+        logp = [v - m - log_s for v in zs]
+        p = [mpmath.exp(lp) for lp in logp]
+        h = -mpmath.fsum(pi * lpi for pi, lpi in zip(p, logp))
+        ent = 1 - h / mpmath.log(k) if k > 1 else mpmath.mpf(1)
+        margin = p[0] - p[1] if k > 1 else mpmath.mpf(1)
+        p = p + [mpmath.mpf(0)]  # p[1] = 0 for one class
+        lp_y = mpmath.mpf(values[label]) - m - log_s
+        p_full = [mpmath.exp(mpmath.mpf(v) - m - log_s) for v in values]
+        brier = mpmath.fsum((pj - (1 if j == label else 0)) ** 2 for j, pj in enumerate(p_full))
+        rest = mpmath.fsum(p[1:])
+        key = {'max-prob': mpmath.log(p[0]) - mpmath.log(rest) if rest else mpmath.inf,
+               'margin': mpmath.log(margin) - mpmath.log(rest + p[1]) if margin > 0 else -mpmath.inf,
+               'entropy': -mpmath.log(h) if h > 0 else mpmath.inf}
+        return {'max-prob': p[0], 'margin': margin, 'entropy': ent, 'nll': -lp_y, 'brier': brier, 'key': key}
+
+
+def resolvable(rows, name, rel=1e-10):
+    """False if two rows' exact keys differ by less than ``rel`` (relative): float64 keys cannot
+    order them (e.g. float64 logits one ulp apart, or entropies within 1e-90 of log K)."""
+    keys = sorted(r['key'][name] for r in rows)
+    for a, b in zip(keys, keys[1:]):
+        if a != b and mpmath.isfinite(a) and mpmath.isfinite(b) and b - a <= rel * max(1, abs(a), abs(b)):
+            return False
+    return True
+
+
+def exact_ranking(conf, correct):
+    """AURC (ties in expectation), AUROC (Mann-Whitney, ties 1/2) and the risk-coverage curve of
+    exact confidences, with fractions."""
+    n = len(conf)
+    order = sorted(range(n), key=lambda i: conf[i], reverse=True)
+    groups, i = [], 0
+    while i < n:
+        j = i
+        while j < n and conf[order[j]] == conf[order[i]]:
+            j += 1
+        groups.append([order[t] for t in range(i, j)])
+        i = j
+    risks, errors_before, k = [], Fraction(0), 0
+    for g in groups:
+        e = sum(1 - correct[t] for t in g)
+        for t in range(1, len(g) + 1):
+            risks.append((errors_before + Fraction(t * e, len(g))) / (k + t))
+        errors_before += e
+        k += len(g)
+    pos = [conf[i] for i in range(n) if correct[i]]
+    neg = [conf[i] for i in range(n) if not correct[i]]
+    if pos and neg:
+        u = sum(Fraction(1) if a > b else Fraction(1, 2) if a == b else 0 for a in pos for b in neg)
+        auroc = float(u / (len(pos) * len(neg)))
+    else:
+        auroc = math.nan
+    return {'AURC': float(sum(risks) / n), 'AUROC': auroc, 'risks': risks}
+
+
+def exact_cov_at_acc(risks, target):
+    n = len(risks)
+    ok = [k for k in range(n) if 1 - risks[k] >= Fraction(str(target))]
+    return (max(ok) + 1) / n if ok else 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# the inputs
+# ----------------------------------------------------------------------------------------------
+@st.composite
+def model_outputs(draw):
+    k = draw(st.integers(1, 6))
+    n = draw(st.integers(1, 24))
+    dtype = DTYPES[draw(st.sampled_from(sorted(DTYPES)))]
+    gap = draw(st.sampled_from([1.0, 8.0, 40.0, 120.0, 400.0, 1000.0]))
+    base = draw(st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=n * k, max_size=n * k))
+    z = (torch.tensor(base, dtype=torch.float64).reshape(n, k) * gap).to(dtype)
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 16)))
+    extra = []
+    for _ in range(draw(st.integers(0, 4))):  # exact ties: a row with its columns permuted
+        r = z[draw(st.integers(0, n - 1))]
+        extra.append(r[torch.randperm(k, generator=g)])
+    for _ in range(draw(st.integers(0, 3))):  # near ties: the top logit moved by a few ulps
+        r = z[draw(st.integers(0, n - 1))].clone()
+        top = int(r.argmax())
+        steps = draw(st.integers(1, 3))
+        direction = torch.tensor(math.inf if draw(st.booleans()) else -math.inf, dtype=dtype)
+        for _ in range(steps):
+            r[top] = torch.nextafter(r[top], direction)
+        assume(bool(torch.isfinite(r).all()))
+        extra.append(r)
+    if extra:
+        z = torch.cat([z, torch.stack(extra)])
+    n = z.shape[0]
+    pred = z.to(torch.float64).argmax(1)
+    mode = draw(st.sampled_from(['random', 'correct', 'wrong']))
+    if mode == 'correct' or k == 1:
+        labels = pred
+    elif mode == 'wrong':
+        labels = (pred + 1) % k
+    else:
+        labels = torch.randint(0, k, (n,), generator=g)
+    return z, labels
+
+
+SETTINGS = dict(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@settings(**SETTINGS)
+@given(model_outputs())
+def test_report_equals_the_exact_reference(data):
+    z, labels = data
+    n, k = z.shape
+    rows = [exact_row(z[i].tolist(), int(labels[i])) for i in range(n)]
+    correct = (z.to(torch.float64).argmax(1) == labels).long().tolist()
+    assume(all(resolvable(rows, name) for name in ('max-prob', 'margin', 'entropy')))
+    rep = selective_report(z, labels, coverages=(0.5,), accuracy_targets=(0.9,))
+    assert rep['accuracy'] == pytest.approx(sum(correct) / n, abs=1e-15)
+    assert rep['NLL'] == pytest.approx(float(sum(r['nll'] for r in rows) / n), rel=1e-9, abs=1e-300)
+    assert rep['Brier'] == pytest.approx(float(sum(r['brier'] for r in rows) / n), rel=1e-9, abs=1e-12)
+    for name in ('max-prob', 'margin', 'entropy'):
+        ref = exact_ranking([r[name] for r in rows], correct)
+        assert rep[f'AURC[{name}]'] == pytest.approx(ref['AURC'], abs=1e-12), name
+        if math.isnan(ref['AUROC']):
+            assert math.isnan(rep[f'AUROC[{name}]'])
+        else:
+            assert rep[f'AUROC[{name}]'] == pytest.approx(ref['AUROC'], abs=1e-12), name
+        assert rep[f'cov@acc0.9[{name}]'] == pytest.approx(exact_cov_at_acc(ref['risks'], 0.9), abs=1e-12), name
+
+
+@settings(**SETTINGS)
+@given(model_outputs())
+def test_keys_order_and_ties_are_the_exact_confidences(data):
+    """Every pair of rows is ordered by its key as by the exact confidence wherever float64 keys
+    can resolve them (:func:`resolvable`), and ties exactly where the exact confidences tie (so
+    permuted rows tie, and near-certain rows do not); the keys match the exact ones."""
+    z, labels = data
+    rows = [exact_row(z[i].tolist(), 0) for i in range(z.shape[0])]
+    keys = confidence_keys(z)
+    for name in ('max-prob', 'margin', 'entropy'):
+        key = keys[name].tolist()
+        ref = [r[name] for r in rows]
+        for i in range(len(ref)):
+            assert key[i] == pytest.approx(float(rows[i]['key'][name]), rel=1e-9, abs=1e-12), (name, z[i].tolist())
+            for j in range(i):
+                exact = (ref[i] > ref[j]) - (ref[i] < ref[j])
+                got = (key[i] > key[j]) - (key[i] < key[j])
+                if exact == 0 or resolvable([rows[i], rows[j]], name):
+                    assert got == exact, (name, i, j, z[i].tolist(), z[j].tolist())
+
+
+@settings(**SETTINGS)
+@given(model_outputs(), st.integers(0, 2 ** 16))
+def test_report_is_invariant_to_row_and_column_permutations(data, seed):
+    z, labels = data
+    n, k = z.shape
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(n, generator=g)
+    cols = torch.randperm(k, generator=g)
+    inv = torch.argsort(cols)
+    a = selective_report(z, labels)
+    b = selective_report(z[rows][:, cols], inv[labels[rows]])
+    ties = (z.to(torch.float64).max(1, keepdim=True).values == z.to(torch.float64)).sum(1) > 1
+    assume(not bool(ties.any()))  # the prediction of a tied top (the first maximum) depends on the column order
+    for key, value in a.items():
+        assert b[key] == pytest.approx(value, rel=1e-12, abs=1e-12, nan_ok=True), key
+
+
+def test_near_certain_model_is_ranked_exactly():
+    """Item 1 of issue 19: 5,000 rows of 10 classes, logit gaps 30-80, many wrong among the most
+    confident. Float64 max-prob ties at 1.0 for every gap above ~37; the keys do not."""
+    g = torch.Generator().manual_seed(0)
+    n, k = 5000, 10
+    gap = 30 + 50 * torch.rand(n, generator=g, dtype=torch.float64)
+    z = torch.randn(n, k, generator=g, dtype=torch.float64)
+    z[:, 0] += gap
+    z = z.float()
+    labels = torch.where(torch.rand(n, generator=g, dtype=torch.float64) < 0.6 * (80 - gap) / 50, 1, 0)
+    assert int((1 / torch.exp(z.double() - z.double().max(1, keepdim=True).values).sum(1) == 1).sum()) > 1000
+    key = confidence_key('max-prob', z)
+    correct = (z.argmax(1) == labels)
+    # reference: -log r in float64 log space from the sorted row (logsumexp of the non-top logits)
+    zs = z.double().sort(1, descending=True).values
+    ref_key = -torch.logsumexp(zs[:, 1:] - zs[:, :1], 1)
+    assert torch.allclose(key, ref_key, rtol=1e-12, atol=0)
+    ref_auroc = F.auroc(torch.argsort(torch.argsort(ref_key)).double() / n, correct)
+    rep = selective_report(z, labels)
+    assert rep['AUROC[max-prob]'] == pytest.approx(ref_auroc, abs=1e-12)
+    tied = F.auroc(torch.sigmoid(-torch.logsumexp(zs[:, 1:] - zs[:, :1], 1)), correct)
+    assert abs(tied - ref_auroc) > 0.01  # the saturated confidence would have ranked them wrongly
+
+
+def test_nll_is_exact_for_extreme_logits_and_clamp_is_reported_for_probabilities():
+    z = torch.tensor([[0.0, -800.0, -5.0], [3.0, 2.0, 1.0]], dtype=torch.float64)
+    labels = torch.tensor([1, 2])
+    rep = selective_report(z, labels)
+    ref = -torch.log_softmax(z, 1).gather(1, labels[:, None]).mean()
+    assert rep['NLL'] == pytest.approx(float(ref), rel=1e-14)
+    assert rep['NLL'] > 400  # a 1e-12 clamp would give at most 27.6 / 2 + ...
+    assert 'NLL-clamped' not in rep
+    p = torch.softmax(z, 1)
+    rep_p = selective_report(p, labels, kind='probs')
+    assert rep_p['NLL-clamped'] == 1
+    assert rep_p['NLL'] == pytest.approx((-math.log(1e-12) - math.log(float(p[1, 2]))) / 2, rel=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=64), min_size=1, max_size=40), st.integers(0, 2 ** 16))
+def test_fixed_sum_is_order_independent_and_accurate(values, seed):
+    x = torch.tensor(values, dtype=torch.float64)[None]
+    perm = torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(seed))
+    a, b = fixed_sum(x), fixed_sum(x[:, perm])
+    assert bool(torch.equal(a, b))  # guaranteed: integer sums of per-term truncations
+    exact = math.fsum(values)
+    assert abs(float(a) - exact) <= 2 ** -50 * max(abs(v) for v in values) * len(values) + 1e-300
+
+
+@pytest.mark.parametrize('kind', ['logits', 'log_alpha', 'distance_logits', 'probs'])
+def test_a_row_has_the_same_keys_at_every_position(kind):
+    """Equal rows tie wherever they stand: torch's vector loops and their scalar tails differ by an
+    ulp for some functions (log1p, logaddexp, sigmoid), so a row's key must not depend on its
+    position in the tensor (or on its neighbours)."""
+    g = torch.Generator().manual_seed(0)
+    names = {'logits': ('max-prob', 'margin', 'entropy'), 'log_alpha': ('vacuity', 'margin'),
+             'distance_logits': ('MDS', 'MMLS', 'MMLES', 'entropy'), 'probs': ('max-prob', 'margin', 'entropy')}[kind]
+    row = torch.tensor([0.3, -2.0, 1.7, 1.69, -40.0], dtype=torch.float64) * 3.1
+    if kind == 'distance_logits':
+        row = -row.abs()
+    if kind == 'probs':
+        row = row.softmax(0)
+    for n in range(1, 41):
+        others = torch.randn(n, 5, generator=g, dtype=torch.float64) * 20
+        if kind == 'probs':
+            others = others.softmax(1)
+        elif kind == 'distance_logits':
+            others = -others.abs()
+        for pos in {0, n // 2, n - 1}:
+            z = others.clone()
+            z[pos] = row[torch.randperm(5, generator=g)]
+            keys = confidence_keys(z, kind, names)
+            if n == 1:
+                first = {name: keys[name][pos].item() for name in names}
+            for name in names:
+                assert keys[name][pos].item() == first[name], (name, n, pos)
