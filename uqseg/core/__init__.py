@@ -38,7 +38,8 @@ from .sc_bce import SCBCELoss
 from .selective import selective_report
 from .temperature_buffer import TemperatureBuffer
 
-__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'confidence_keys', 'dismax_loss', 'edl_loss', 'evidential', 'functional',
+__all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'confidence_keys', 'dismax_loss', 'edl_loss',
+           'evidential', 'functional',
            'layer_losses', 'ldl_loss', 'loss_reduction', 'output_files', 'output_layers', 'prototype_distance',
            'ranking', 'sc_bce',
            'scores', 'selective', 'temperature', 'temperature_buffer', 'selective_report', 'TemperatureBuffer',
