@@ -111,10 +111,10 @@ def _reference_nll(z, y, t):
     return float((torch.logsumexp(zt, 1) - zt.gather(1, y[:, None])[:, 0]).mean())
 
 
-def _golden_optimum(z, y, a=math.log(1e-4), b=math.log(1e4)):
-    """argmin over T of the reference NLL: golden-section search on log T in [a, b] down to 1e-10
-    (the NLL is unimodal in log T: convex in 1 / T)."""
-    g = (math.sqrt(5) - 1) / 2
+def _golden_optimum(z, y):
+    """argmin over T of the reference NLL: golden-section search on log T in [log 1e-4, log 1e4]
+    down to 1e-10 (the NLL is unimodal in log T: convex in 1 / T)."""
+    a, b, g = math.log(1e-4), math.log(1e4), (math.sqrt(5) - 1) / 2
     while b - a > 1e-10:
         c, d = b - g * (b - a), a + g * (b - a)
         if _reference_nll(z, y, math.exp(c)) <= _reference_nll(z, y, math.exp(d)):

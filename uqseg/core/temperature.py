@@ -51,8 +51,8 @@ DEFAULT_MAX_SAMPLES = 1_000_000
 #: The range ``T`` is fitted in: three decades either side of 1, far beyond the optima seen (DisMax
 #: about 0.07, plain networks 0.9 to 4); reaching one is reported, never silent.
 DEFAULT_BOUNDS = (1e-3, 1e3)
-#: ECE grid points per decade of ``bounds``
-_ECE_GRID_PER_DECADE = 16
+#: ECE grid points per decade of ``bounds`` (at least 41 in all): 49 for the default bounds
+_ECE_GRID_PER_DECADE = 8
 #: how far (in log T) beyond a bound the L-BFGS trial points may go: there the objective only has to
 #: say "outside", and float64 ``z / T`` stays finite
 _LOG_T_MARGIN = 20.0
@@ -282,9 +282,10 @@ def _fit_nll(z: Tensor, y: Tensor, per_class: bool, lo: float, hi: float) -> tup
     One ``T``: the NLL is convex in ``1 / T``, hence unimodal in ``log T``, so its derivatives at
     the bounds decide: ``>= 0`` at ``a`` (and ``> 0`` at ``b``) puts the optimum at or below ``lo``,
     ``<= 0`` at ``b`` (and ``< 0`` at ``a``) at or above ``hi``; otherwise it is inside, and L-BFGS
-    from ``T = 1`` (moved inside) finds it. Per class (convex in the ``1 / T_k``): an active set, L-BFGS over the free entries,
-    entries that leave ``[a, b]`` held at the bound; a held entry whose derivative points back
-    inside is freed again; at the end a held entry has reached its bound."""
+    from ``T = 1`` (moved inside) finds it. Per class (convex in the ``1 / T_k``): an active set,
+    L-BFGS over the free entries, entries that leave ``[a, b]`` held at the bound; a held entry
+    whose derivative points back inside is freed again; at the end a held entry has reached its
+    bound."""
     a, b = math.log(lo), math.log(hi)
     k = z.shape[1] if per_class else 1
     log_t = torch.full((k,), min(max(0.0, a), b), dtype=torch.float64)
