@@ -55,8 +55,15 @@ def test_predict_logits_are_the_plain_logits_over_t(temperature, test_cfg):
     t = torch.tensor(temperature).view(-1, 1, 1)
     for sa, sb in zip(a, b):
         torch.testing.assert_close(sb.seg_logits.data, sa.seg_logits.data / t, rtol=1e-5, atol=1e-6)
-    if isinstance(temperature, float):  # one T keeps the argmax
-        assert all(torch.equal(sa.pred_sem_seg.data, sb.pred_sem_seg.data) for sa, sb in zip(a, b))
+    if isinstance(temperature, float):  # one T keeps the argmax ...
+        for sa, sb in zip(a, b):
+            # ... of every pixel whose two top logits lie further apart than float32 rounding: z / T
+            # (and slide inference's sum of z / T over windows) can merge logits an ulp or two apart,
+            # and which pixels have such near ties depends on the CPU's convolution arithmetic
+            top2 = sa.seg_logits.data.topk(2, dim=0).values
+            clear = (top2[0] - top2[1]) > 1e-5 * top2[0].abs().clamp(min=1)
+            assert float(clear.float().mean()) > 0.99
+            assert torch.equal(sa.pred_sem_seg.data[0][clear], sb.pred_sem_seg.data[0][clear])
 
 
 def test_flip_tta_merges_the_probabilities_of_the_scaled_logits():
