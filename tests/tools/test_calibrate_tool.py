@@ -86,7 +86,10 @@ def test_test_tool_reports_the_model_with_t_applied(shapes_root, checkpoint, cal
     assert metrics['test/ECE'] == pytest.approx(ece, abs=1e-6)
     assert metrics['test/NLL'] == pytest.approx(nll_, abs=1e-6)
     assert metrics['test/NLL'] != pytest.approx(plain['test/NLL'], abs=1e-6)
-    assert metrics['test/mIoU'] == plain['test/mIoU']
+    # one T keeps the argmax of every pixel whose two top logits differ by more than float32
+    # rounding (z / T can merge logits an ulp apart, and which pixels have such near ties depends on
+    # the CPU's convolution arithmetic): mIoU equal up to a pixel (mmseg rounds it to 0.01 %)
+    assert metrics['test/mIoU'] == pytest.approx(plain['test/mIoU'], abs=0.05)
 
 
 def test_the_test_split_is_refused(shapes_root, checkpoint, tmp_path):
