@@ -26,6 +26,7 @@ from mmpretrain.structures import DataSample
 
 import uqseg.cls  # noqa: F401  (registers the classifiers)
 from uqseg.cls.models.classifiers import LDLImageClassifier, TemperatureScaledImageClassifier
+from uqseg.core.temperature_kinds import TEMPERATURE_KINDS, check_temperature_kind
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -229,6 +230,24 @@ def test_distance_heads_are_scaled(layer):
         z = model(x, mode='tensor')
         preds = model(x, [DataSample() for _ in range(6)], mode='predict')
     torch.testing.assert_close(torch.stack([p.pred_score for p in preds]), torch.softmax(z / 2.0, 1))
+
+
+@pytest.mark.parametrize('layer,loss', [(None, None), ('EDLLayer', 'EDLLoss'), ('DisMaxLayer', 'DisMaxLoss'),
+                                        ('IsoMaxPlusLayer', 'DisMaxLoss')])
+def test_the_scaled_classifier_follows_the_core_rule_of_scalable_kinds(layer, loss):
+    """One rule (uqseg.core.temperature_kinds, also tools/eval_selective.py --fit-temperature's): a
+    head is scaled iff its output kind is in TEMPERATURE_KINDS, and refused with the rule's message."""
+    head = _head() if layer is None else dict(type='OutputLayerClsHead', num_classes=K, in_channels=120,
+                                              output_layer=dict(type=layer), loss=dict(type=loss))
+    kind = getattr(_build('ImageClassifier', head=head).head.fc, 'output_kind', 'logits')
+    if kind in TEMPERATURE_KINDS:
+        assert isinstance(_build(head=head, temperature=2.0), TemperatureScaledImageClassifier)
+        return
+    with pytest.raises(ValueError) as err:
+        _build(head=head, temperature=2.0)
+    with pytest.raises(ValueError) as rule:
+        check_temperature_kind(kind, 'TemperatureScaledImageClassifier', 'the head OutputLayerClsHead outputs')
+    assert str(err.value) == str(rule.value) and kind == 'log_alpha'
 
 
 @pytest.mark.parametrize('temperature', [0.0, -1.0, float('nan'), float('inf'), [1.0, 0.0, 1.0, 1.0],

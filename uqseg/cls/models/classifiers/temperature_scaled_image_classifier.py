@@ -20,17 +20,16 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
 from ....core.temperature_buffer import TemperatureBuffer
+from ....core.temperature_kinds import check_temperature_kind
 from ...outputs import output_kind
 
 __all__ = ['TemperatureScaledImageClassifier', 'check_temperature_scalable']
 
 
 def check_temperature_scalable(classifier, owner: str) -> None:
-    """Refuse, naming ``owner``, a classifier whose head outputs ``log alpha`` (EDL): temperature
-    scaling divides logits."""
-    if output_kind(classifier) == 'log_alpha':
-        raise ValueError(f'{owner}: the head {type(classifier.head).__name__} outputs log alpha (evidential), not '
-                         'logits; temperature scaling divides logits and does not apply to it')
+    """Refuse, naming ``owner``, a classifier whose head's outputs temperature scaling does not
+    apply to (EDL's ``log alpha``): the one rule, :func:`uqseg.core.temperature_kinds.check_temperature_kind`."""
+    check_temperature_kind(output_kind(classifier), owner, f'the head {type(classifier.head).__name__} outputs')
 
 
 @MODELS.register_module()

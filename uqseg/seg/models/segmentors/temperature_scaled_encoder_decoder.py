@@ -30,18 +30,18 @@ from mmseg.registry import MODELS
 
 from ....core.temperature import TEMPERATURE_KEY
 from ....core.temperature_buffer import TemperatureBuffer
+from ....core.temperature_kinds import check_temperature_kind
 from ...outputs import model_output
 
 __all__ = ['TemperatureScaledEncoderDecoder', 'TEMPERATURE_KEY', 'check_temperature_scalable']
 
 
 def check_temperature_scalable(segmentor, owner: str) -> None:
-    """Refuse, naming ``owner``, a segmentor whose head's channels are not logits (an EDL head's
-    ``log alpha``): temperature scaling divides logits."""
+    """Refuse, naming ``owner``, a segmentor whose head's channels temperature scaling does not
+    apply to (an EDL head's ``log alpha``): the one rule,
+    :func:`uqseg.core.temperature_kinds.check_temperature_kind`."""
     out = model_output(segmentor)
-    if out.kind == 'log_alpha':
-        raise ValueError(f'{owner}: {out.source} outputs log alpha (evidential), not logits; temperature '
-                         'scaling divides logits and does not apply to it')
+    check_temperature_kind(out.kind, owner, f'{out.source} outputs')
 
 
 @MODELS.register_module()
