@@ -1,13 +1,15 @@
 """Fit a temperature on a validation split and write a checkpoint that holds it.
 
     python tools/calibrate.py CONFIG CHECKPOINT [--out CALIBRATED.pth] [--method nll|ece]
-        [--per-class] [--max-pixels 1000000] [--seed 0] [--split val] [--cfg-options ...]
+        [--per-class] [--bounds 0.001 1000] [--max-pixels 1000000] [--seed 0] [--split val]
+        [--cfg-options ...]
     python tools/test.py CONFIG CALIBRATED.pth     # every metric reports the calibrated model
 
 Runs the model (its ``test_cfg``: whole or slide inference) over the config's ``val_dataloader``,
 streams the valid pixels' logits into a seeded uniform subsample of ``--max-pixels``, fits ``T``
 (``uqseg.core.temperature.fit_temperature``: NLL by L-BFGS on log T by default, or ECE, one T or
-one per class), prints accuracy / ECE (15 bins) / NLL / Brier before and after on that subsample
+one per class, within ``--bounds``: a warning line, and ``bound_reached`` in the record, when ``T``
+stopped at one), prints accuracy / ECE (15 bins) / NLL / Brier before and after on that subsample
 (the whole split when it has fewer pixels), and writes CHECKPOINT with ``temperature`` in its
 state dict and the fit's record in ``meta['uqseg_temperature']`` (default
 ``<checkpoint>_calibrated.pth``) and the record as ``<out>.json``. ``tools/test.py`` with the same
@@ -25,8 +27,8 @@ from mmengine.runner import Runner, load_checkpoint
 from mmseg.registry import MODELS
 
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
-from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, fit_temperature
-from uqseg.engine.calibration import calibration_config, calibration_parser, save_calibration
+from uqseg.core.temperature import DEFAULT_MAX_SAMPLES
+from uqseg.engine.calibration import calibration_config, calibration_parser, fit_calibration, save_calibration
 from uqseg.seg.calibration import collect_pixel_logits
 from uqseg.seg.models.segmentors import check_temperature_scalable
 
@@ -64,11 +66,11 @@ def main(argv=None):
         raise ValueError(f'{args.config}: the {args.split} split has no valid pixel (empty, or every label is '
                          f'ignore_index={ignore_index}); nothing to fit T on')
     t0 = time.time()
-    t = fit_temperature(z, y, method=args.method, per_class=args.per_class, max_samples=None, n_bins=args.n_bins)
+    fit = fit_calibration(args, z, y)
     fitted = time.time() - t0
     where = 'the whole split' if sub.seen <= args.max_pixels else \
         f'a seeded subsample of {z.shape[0]:,} of its {sub.seen:,} pixels'
-    record = save_calibration(args, t, z, y, dict(pixels_seen=sub.seen, pixels_used=int(z.shape[0]), seed=args.seed,
+    record = save_calibration(args, fit, z, y, dict(pixels_seen=sub.seen, pixels_used=int(z.shape[0]), seed=args.seed,
                                                   seconds_collect=collected, seconds_fit=fitted),
                               f'{sub.seen:,} valid pixels, scored on {where}; collect {collected:.1f} s, fit '
                               f'{fitted:.2f} s')

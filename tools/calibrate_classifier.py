@@ -1,14 +1,15 @@
 """Fit a classifier's temperature on a validation split and write a checkpoint that holds it.
 
     python tools/calibrate_classifier.py CONFIG CHECKPOINT [--out CALIBRATED.pth] [--method nll|ece]
-        [--per-class] [--n-bins 15] [--split val] [--cfg-options ...]
+        [--per-class] [--n-bins 15] [--bounds 0.001 1000] [--split val] [--cfg-options ...]
     python tools/test.py CONFIG CALIBRATED.pth --cfg-options model.type=TemperatureScaledImageClassifier
 
 The mmpretrain counterpart of ``tools/calibrate.py``: runs the model over the config's
 ``val_dataloader`` (its raw head scores, ``uqseg.cls.outputs.collect_outputs``; samples of the OOD
 sets named by the config's ``SelectivePredictionMetric`` are left out), fits ``T``
 (``uqseg.core.temperature.fit_temperature``: NLL by L-BFGS on log T by default, or ECE; one T or
-one per class), prints accuracy / ECE / NLL / Brier before and after, and writes CHECKPOINT with
+one per class, within ``--bounds``, a reached bound warned about and recorded), prints accuracy /
+ECE / NLL / Brier before and after, and writes CHECKPOINT with
 ``temperature`` in its state dict and the fit's record in ``meta['uqseg_temperature']`` (default
 ``<checkpoint>_calibrated.pth``) and the record as ``<out>.json``. A
 ``TemperatureScaledImageClassifier`` (or ``LDLImageClassifier``) loading it applies ``T``.
@@ -24,8 +25,7 @@ from mmengine.runner import Runner
 import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
 from uqseg.cls.models.classifiers import check_temperature_scalable
 from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, split_ood
-from uqseg.core.temperature import fit_temperature
-from uqseg.engine.calibration import calibration_config, calibration_parser, save_calibration
+from uqseg.engine.calibration import calibration_config, calibration_parser, fit_calibration, save_calibration
 
 
 def parse_args(argv=None):
@@ -48,9 +48,9 @@ def main(argv=None) -> dict:
         z, y, _ = split_ood(z, y, names, [s for s in config_ood_sets(cfg) if s in set(names)], source)
     collected = time.time() - start
     t0 = time.time()
-    t = fit_temperature(z, y, method=args.method, per_class=args.per_class, max_samples=None, n_bins=args.n_bins)
+    fit = fit_calibration(args, z, y)
     fitted = time.time() - t0
-    record = save_calibration(args, t, z, y, dict(samples=int(z.shape[0]), seconds_collect=collected,
+    record = save_calibration(args, fit, z, y, dict(samples=int(z.shape[0]), seconds_collect=collected,
                                                   seconds_fit=fitted),
                               f'{z.shape[0]:,} images; collect {collected:.1f} s, fit {fitted:.2f} s')
     print('a TemperatureScaledImageClassifier (or LDLImageClassifier) loading it applies T')

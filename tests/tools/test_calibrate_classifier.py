@@ -3,7 +3,8 @@ calibrated checkpoint holds fit_temperature of the validation split's raw output
 independently), the record shows the fit lowering the NLL at equal accuracy, a
 TemperatureScaledImageClassifier loading it predicts softmax(z / T); the test split, a val set
 that is a test set, an EDL head and a missing checkpoint are refused; the ECE and per-class fits;
-the OOD sets of the test metric are left out of a val loader that holds them."""
+the OOD sets of the test metric are left out of a val loader that holds them; the bounds and a
+reached bound land in the record, the checkpoint's meta and the JSON, with a warning line."""
 import gzip
 import json
 import os.path as osp
@@ -19,7 +20,7 @@ from mmpretrain.registry import MODELS
 from tests.helpers.cfg import REPO
 from tests.helpers.scripts import load_script
 from uqseg.cls.datasets import IDX_FILES, write_idx
-from uqseg.core.temperature import fit_temperature
+from uqseg.core.temperature import DEFAULT_BOUNDS, fit_temperature, fit_temperature_result
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 TOOL = load_script('tools/calibrate_classifier.py')
@@ -164,6 +165,8 @@ def test_the_checkpoint_holds_the_fit_on_the_val_outputs(data, calibrated, capsy
     # the record (returned and as <out>.json)
     with open(osp.splitext(out)[0] + '.json') as f:
         saved = json.load(f)
+    for rec in (record, saved, meta):
+        assert rec['bounds'] == list(DEFAULT_BOUNDS) and rec['bound_reached'] is None and 'at_bound' not in rec
     for rec in (record, saved):
         assert rec['temperature'] == pytest.approx(float(t))
         assert rec['after']['accuracy'] == rec['before']['accuracy']  # one T > 0 keeps every argmax
@@ -268,3 +271,48 @@ def test_the_test_metrics_ood_sets_are_left_out_of_the_val_split(data, tmp_path)
     z, y, _, _ = _raw_outputs(_config(tmp_path, data), data['ckpt'])
     torch.testing.assert_close(_temperature(out), fit_temperature(z, y, max_samples=None).float(), rtol=1e-6,
                                atol=0)
+
+
+def _records(out):
+    """The record in the checkpoint's meta and in <out>.json."""
+    meta = torch.load(out, map_location='cpu', weights_only=False)['meta']['uqseg_temperature']
+    with open(osp.splitext(out)[0] + '.json') as f:
+        return meta, json.load(f)
+
+
+def test_bounds_that_exclude_the_optimum_are_reported(data, tmp_path, capsys):
+    """--bounds below the interior optimum: T is the upper bound, flagged in the returned record,
+    the checkpoint's meta and the JSON, with a warning line; per class, the classes at a bound."""
+    config = _config(tmp_path, data)
+    z, y, _, _ = _raw_outputs(config, data['ckpt'])
+    best = float(fit_temperature(z, y, max_samples=None))  # the optimum inside the default bounds
+    lo, hi = best / 8, best / 2
+    out = str(tmp_path / 'bounded.pth')
+    capsys.readouterr()
+    record = TOOL.main([config, data['ckpt'], '--out', out, '--device', 'cpu', '--bounds', str(lo), str(hi)])
+    printed = capsys.readouterr().out
+    assert f'WARNING: temperature fit: T stopped at the upper bound {hi:g}: the NLL still falls beyond it' in printed
+    assert float(_temperature(out)) == pytest.approx(hi, rel=1e-7)  # float32 in the state dict
+    for rec in (record, *_records(out)):
+        assert rec['bounds'] == [lo, hi] and rec['bound_reached'] == 'upper' and rec['temperature'] == pytest.approx(hi)
+    # per class: which classes reached which bound, as fit_temperature_result on the same outputs says
+    out = str(tmp_path / 'bounded_per_class.pth')
+    record = TOOL.main([config, data['ckpt'], '--out', out, '--device', 'cpu', '--per-class', '--bounds', str(lo),
+                        str(hi)])
+    expected = fit_temperature_result(z, y, per_class=True, max_samples=None, bounds=(lo, hi))
+    assert expected.bound_reached is not None
+    for rec in (record, *_records(out)):
+        assert rec['at_bound'] == list(expected.at_bound) and rec['bound_reached'] == expected.bound_reached
+    # inside the bounds: no warning
+    capsys.readouterr()
+    record = TOOL.main([config, data['ckpt'], '--out', str(tmp_path / 'inside.pth'), '--device', 'cpu', '--bounds',
+                        str(best / 4), str(best * 4)])
+    assert record['bound_reached'] is None and 'WARNING' not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('bounds', [['2', '1'], ['0', '1'], ['1', 'inf']])
+def test_bad_bounds_are_refused_before_the_model_runs(data, tmp_path, bounds):
+    out = str(tmp_path / 'x.pth')
+    with pytest.raises(ValueError, match='--bounds must be finite with 0 < LO < HI'):
+        TOOL.main([_config(tmp_path, data), data['ckpt'], '--out', out, '--device', 'cpu', '--bounds', *bounds])
+    assert not osp.exists(out)

@@ -1,6 +1,7 @@
-"""tools/calibrate.py fits T on the validation split and writes a checkpoint that holds it;
-tools/test.py on that checkpoint reports the calibrated model, equal to dividing the logits by T
-by hand; the test split, an all-ignored split and a missing required T are refused."""
+"""tools/calibrate.py fits T on the validation split and writes a checkpoint that holds it (its
+record with the bounds, and a reached bound flagged with a warning line); tools/test.py on that
+checkpoint reports the calibrated model, equal to dividing the logits by T by hand; the test
+split, an all-ignored split and a missing required T are refused."""
 import json
 import os
 import os.path as osp
@@ -15,6 +16,7 @@ from mmengine.runner import Runner
 from tests.helpers.cfg import shapes_cfg
 from tests.helpers.scripts import load_script
 from uqseg.core.functional import calibration_error, nll
+from uqseg.core.temperature import DEFAULT_BOUNDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]
 CONFIG = 'configs/ce_shapes_demo.py'
@@ -51,7 +53,28 @@ def test_the_fit_is_recorded_and_lowers_the_validation_nll(calibrated):
     assert record['after']['NLL'] <= record['before']['NLL']
     assert record['after']['accuracy'] == record['before']['accuracy']  # one T keeps every argmax
     with open(osp.splitext(out)[0] + '.json') as f:
-        assert json.load(f)['temperature'] == pytest.approx(t)
+        saved = json.load(f)
+    assert saved['temperature'] == pytest.approx(t)
+    for rec in (meta, saved, record):
+        assert rec['bounds'] == list(DEFAULT_BOUNDS) and rec['bound_reached'] is None
+
+
+def test_a_reached_bound_is_flagged_in_the_record_and_warned(shapes_root, checkpoint, calibrated, tmp_path, capsys):
+    t = float(torch.load(calibrated[0], weights_only=False)['state_dict']['temperature'])
+    lo, hi = 2 * t, 8 * t  # the optimum t lies below the bounds
+    out = str(tmp_path / 'bounded.pth')
+    capsys.readouterr()
+    record = load_script('tools/calibrate.py').main([CONFIG, checkpoint, '--out', out, '--bounds', str(lo), str(hi),
+                                                     '--cfg-options', *_roots(shapes_root)])
+    assert f'WARNING: temperature fit: T stopped at the lower bound {lo:g}' in capsys.readouterr().out
+    ckpt = torch.load(out, weights_only=False)
+    assert float(ckpt['state_dict']['temperature']) == pytest.approx(lo, rel=1e-7)
+    with open(osp.splitext(out)[0] + '.json') as f:
+        saved = json.load(f)
+    for rec in (ckpt['meta']['uqseg_temperature'], saved, record):
+        assert rec['bounds'] == [lo, hi] and rec['bound_reached'] == 'lower'
+        assert rec['temperature'] == pytest.approx(lo)
+    assert record['after']['NLL'] > calibrated[1]['after']['NLL']  # the bound is worse than the optimum
 
 
 def _by_hand(shapes_root, checkpoint, t, work_dir):

@@ -4,7 +4,9 @@ mmpretrain; the fit is :func:`uqseg.core.temperature.fit_temperature`).
 
 A calibrated checkpoint is the trained one with ``state_dict['temperature'] = T`` (what
 :class:`~uqseg.core.temperature_buffer.TemperatureBuffer` loads) and the fit's record in
-``meta['uqseg_temperature']``. ``T`` is never fitted on a test split: :func:`check_calibration_split`
+``meta['uqseg_temperature']``, which says the ``bounds`` ``T`` was held to and which one it
+reached, if any (``bound_reached``: then ``T`` is the bound, not the optimum, and the tool prints a
+warning). ``T`` is never fitted on a test split: :func:`check_calibration_split`
 refuses ``split='test'`` and a validation dataset that reads the same data as a test dataset
 (same type, root, prefix, annotation file and split), e.g. mmseg's and mmpretrain's reference
 configs, which validate on their test set.
@@ -21,10 +23,19 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from ..core.temperature import TEMPERATURE_KEY, calibration_summary, check_temperature
+from ..core.temperature import (
+    DEFAULT_BOUNDS,
+    TEMPERATURE_KEY,
+    TemperatureFit,
+    calibration_summary,
+    check_bounds,
+    check_temperature,
+    fit_temperature_result,
+)
 
 __all__ = ['META_KEY', 'SPLITS', 'checkpoint_temperature', 'write_calibrated_checkpoint', 'dataset_identities',
-           'check_calibration_split', 'calibration_parser', 'calibration_config', 'save_calibration']
+           'check_calibration_split', 'calibration_parser', 'calibration_config', 'fit_calibration',
+           'save_calibration']
 
 #: the dataloaders a calibration tool may fit on
 SPLITS = ('val', 'test')
@@ -93,6 +104,9 @@ def calibration_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument('--method', choices=('nll', 'ece'), default='nll')
     parser.add_argument('--per-class', action='store_true', help='one temperature per class (NLL only)')
     parser.add_argument('--n-bins', type=int, default=15, help='ECE bins (report, and the ECE fit)')
+    parser.add_argument('--bounds', type=float, nargs=2, metavar=('LO', 'HI'), default=list(DEFAULT_BOUNDS),
+                        help=f'the range T is fitted in (default {DEFAULT_BOUNDS[0]:g} {DEFAULT_BOUNDS[1]:g}); '
+                        'reaching one is reported')
     parser.add_argument('--split', choices=SPLITS, default='val', help="the config's dataloader to fit on")
     parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
@@ -100,10 +114,11 @@ def calibration_parser(description: str) -> argparse.ArgumentParser:
 
 
 def calibration_config(args) -> Config:
-    """The tool's config (``--cfg-options`` merged) after checking that the checkpoint exists and
-    that ``T`` is not fitted on the test split."""
+    """The tool's config (``--cfg-options`` merged) after checking that the checkpoint exists, the
+    ``--bounds`` are valid and ``T`` is not fitted on the test split."""
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    check_bounds(args.bounds, '--bounds')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -111,13 +126,22 @@ def calibration_config(args) -> Config:
     return cfg
 
 
-def save_calibration(args, t: torch.Tensor, z: torch.Tensor, y: torch.Tensor, record: dict, what: str) -> dict:
-    """Report the fit (accuracy / ECE / NLL / Brier before and after on ``(z, y)``), write the
-    calibrated checkpoint (``args.out``, default ``<checkpoint>_calibrated.pth``) and its record
-    ``<out>.json``; the record. ``what`` says what the fit saw (for the printed line)."""
+def fit_calibration(args, z: torch.Tensor, y: torch.Tensor) -> TemperatureFit:
+    """The tools' fit of ``T`` on the rows ``(z, y)`` (all of them) with their ``--method``,
+    ``--per-class``, ``--n-bins`` and ``--bounds``."""
+    return fit_temperature_result(z, y, method=args.method, per_class=args.per_class, max_samples=None,
+                                  n_bins=args.n_bins, bounds=args.bounds)
+
+
+def save_calibration(args, fit: TemperatureFit, z: torch.Tensor, y: torch.Tensor, record: dict, what: str) -> dict:
+    """Report the fit (accuracy / ECE / NLL / Brier before and after on ``(z, y)``; a warning line
+    when ``T`` reached a bound), write the calibrated checkpoint (``args.out``, default
+    ``<checkpoint>_calibrated.pth``) and its record ``<out>.json`` (with ``bounds`` and
+    ``bound_reached``); the record. ``what`` says what the fit saw (for the printed line)."""
+    t = fit.temperature
     before, after = calibration_summary(z, y, 1.0, args.n_bins), calibration_summary(z, y, t, args.n_bins)
     record = dict(record, method=args.method, per_class=args.per_class, split=args.split, config=args.config,
-                  n_bins=args.n_bins, before=before, after=after)
+                  n_bins=args.n_bins, **fit.record(), before=before, after=after)
     dst = args.out or osp.splitext(args.checkpoint)[0] + '_calibrated.pth'
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     write_calibrated_checkpoint(args.checkpoint, dst, t, record)
@@ -125,8 +149,10 @@ def save_calibration(args, t: torch.Tensor, z: torch.Tensor, y: torch.Tensor, re
     with open(osp.splitext(dst)[0] + '.json', 'w') as f:
         json.dump(record, f, indent=1)
     tv = t.tolist()
-    shown = f'{tv:.4f}' if isinstance(tv, float) else '[' + ', '.join(f'{v:.3f}' for v in tv) + ']'
+    shown = f'{tv:.5g}' if isinstance(tv, float) else '[' + ', '.join(f'{v:.4g}' for v in tv) + ']'
     print(f'T = {shown} ({args.method}, fitted on the {args.split} split: {what})')
+    if fit.bound_reached:
+        print(f'WARNING: {fit.message()}')
     print(f'{"":8}' + ''.join(f'{k:>10}' for k in before))
     for name, vals in (('before', before), ('after', after)):
         print(f'{name:8}' + ''.join(f'{v:>10.4f}' for v in vals.values()))
