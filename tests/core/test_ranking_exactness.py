@@ -150,8 +150,10 @@ def test_report_equals_the_exact_reference(data):
     assume(all(resolvable(rows, name) for name in ('max-prob', 'margin', 'entropy')))
     rep = selective_report(z, labels, coverages=(0.5,), accuracy_targets=(0.9,))
     assert rep['accuracy'] == pytest.approx(sum(correct) / n, abs=1e-15)
-    assert rep['NLL'] == pytest.approx(float(sum(r['nll'] for r in rows) / n), rel=1e-9, abs=1e-300)
-    assert rep['Brier'] == pytest.approx(float(sum(r['brier'] for r in rows) / n), rel=1e-9, abs=1e-12)
+    # NLL / Brier: float32 arithmetic for float32 / float16 logits (fast_softmax_rows), float64 for float64
+    rel = 1e-12 if z.dtype == torch.float64 else 2e-6
+    assert rep['NLL'] == pytest.approx(float(sum(r['nll'] for r in rows) / n), rel=rel, abs=1e-300)
+    assert rep['Brier'] == pytest.approx(float(sum(r['brier'] for r in rows) / n), rel=rel, abs=1e-12)
     for name in ('max-prob', 'margin', 'entropy'):
         ref = exact_ranking([r[name] for r in rows], correct)
         assert rep[f'AURC[{name}]'] == pytest.approx(ref['AURC'], abs=1e-12), name
@@ -175,7 +177,12 @@ def test_keys_order_and_ties_are_the_exact_confidences(data):
         key = keys[name].tolist()
         ref = [r[name] for r in rows]
         for i in range(len(ref)):
-            assert key[i] == pytest.approx(float(rows[i]['key'][name]), rel=1e-9, abs=1e-12), (name, z[i].tolist())
+            # float64 logits: exact keys; float32 / float16: within the documented bound of the float32 pass
+            # (rows close to another are made exact, the others only need their order)
+            span = float(z[i].double().max() - z[i].double().min())
+            bound = 1e-12 if z.dtype == torch.float64 else 4 * (2 ** -23 + 2 ** -24 * span) + z.shape[1] * 2 ** -50
+            want = float(rows[i]['key'][name])
+            assert key[i] == want or abs(key[i] - want) <= bound * max(1, abs(want)), (name, z[i].tolist())
             for j in range(i):
                 exact = (ref[i] > ref[j]) - (ref[i] < ref[j])
                 got = (key[i] > key[j]) - (key[i] < key[j])

@@ -21,7 +21,9 @@ MDS, MMLS, ...  the score itself (float64)           :func:`distance_score`
 with ``d_j = z_j - z_top <= 0``, ``d_2`` the largest ``d_j`` below the top (the second largest
 logit), ``t_j = exp(d_j - d_2)`` over the non-top classes (so ``t`` holds a 1 and no term
 underflows: ``log r = d_2 + log T`` for any gap), ``T = sum t_j`` and ``A = sum t_j (-d_j)``
-(every term >= 0, so ``H`` has no cancellation near certainty).
+(every term >= 0, so ``H`` has no cancellation near certainty). (The code sums ``exp(d_j)``
+scaled by a power of two near ``exp(-d_2)``, the same thing, and shifts by ``d_2`` only where
+``exp(d_2)`` would underflow.)
 
 **Equal inputs give equal keys.** Rows that are permutations of each other must tie, so every
 sum over classes that feeds a key is order-independent (:func:`fixed_sum`: each term is
@@ -36,10 +38,12 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import torch
 
 __all__ = ['KEYED_SCORES', 'DISTANCE_SCORES', 'distance_score', 'fixed_sum', 'SoftmaxRows', 'softmax_rows',
-           'probability_rows', 'confidence_key', 'binary_key', 'log1p', 'log1p_exp', 'logaddexp']
+           'fast_softmax_rows', 'close_rows', 'probability_rows', 'confidence_key', 'binary_key', 'log1p',
+           'log1p_exp', 'logaddexp']
 
 #: The scores whose key is computed here from the softmax statistics (the others rank by their
 #: raw score, see :func:`confidence_key`).
@@ -48,6 +52,8 @@ KEYED_SCORES = ('max-prob', 'MPS', 'margin', 'entropy', 'ES')
 DISTANCE_SCORES = ('MDS', 'MMLS', 'MMLES')
 _F64 = torch.float64
 _INF = math.inf
+#: Below this, ``e_2 = exp(d_2)`` is rescaled (``exp(d_j - d_2)``) so that no term underflows.
+_TINY = 2.0 ** -900
 
 
 def fixed_sum(x: torch.Tensor, dim: int = -1, max_abs: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -107,10 +113,35 @@ class SoftmaxRows:
     the largest), ``log_r`` (``log((1 - p_max) / p_max)``), ``log_h`` (``log H``, None unless asked),
     and with labels ``nll`` (``-log p_y``, exact) and ``brier``. See the module docstring."""
 
-    def __init__(self, pred, d2, log_r, log_h=None, nll=None, brier=None, clamped=0):
+    FIELDS = ('pred', 'd2', 'log_r', 'log_h', 'nll', 'brier', 'tol')
+
+    def __init__(self, pred, d2, log_r, log_h=None, nll=None, brier=None, clamped=0, tol=None):
         self.pred, self.d2, self.log_r, self.log_h, self.nll, self.brier = pred, d2, log_r, log_h, nll, brier
         #: rows whose ``p_y`` was below the 1e-12 clamp (probability inputs only; logits need none)
         self.clamped = clamped
+        #: per-row bound on the error of every key (:func:`fast_softmax_rows`); None: exact rows
+        self.tol = tol
+
+    @classmethod
+    def cat(cls, parts: list['SoftmaxRows']) -> 'SoftmaxRows':
+        """The rows of ``parts`` one after the other."""
+        def cat(field):
+            vals = [getattr(p, field) for p in parts]
+            if all(v is None for v in vals):
+                return None
+            if field == 'tol':  # exact parts have no error
+                vals = [torch.zeros_like(p.d2) if v is None else v for p, v in zip(parts, vals)]
+            return torch.cat(vals)
+        return cls(**{f: cat(f) for f in cls.FIELDS}, clamped=sum(p.clamped for p in parts))
+
+    def replace_rows(self, rows: torch.Tensor, exact: 'SoftmaxRows') -> None:
+        """Overwrite ``rows`` with the exact statistics ``exact`` of those rows (their error: 0)."""
+        for field in self.FIELDS[:-1]:
+            mine, theirs = getattr(self, field), getattr(exact, field)
+            if mine is not None:
+                mine[rows] = theirs
+        if self.tol is not None:
+            self.tol[rows] = 0.0
 
     @property
     def max_prob(self) -> torch.Tensor:
@@ -156,36 +187,108 @@ def softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None, entropy
     n, k = z.shape
     if k == 1:
         return _one_class(n, z.device, labels, labels is not None)
-    zd = z.to(_F64)
-    m, idx = zd.max(1, keepdim=True)  # the first of tied maxima, as argmax
-    d2 = zd.topk(2, dim=1).values[:, 1:] - m  # <= 0
-    d = zd.sub_(m) if zd is not z else zd - m  # d_j = z_j - z_top (top: 0)
-    t = (d - d2).exp_()
-    t.scatter_(1, idx, 0.0)
-    log_t = torch.log(fixed_sum(t, max_abs=torch.ones_like(d2)))
-    d2 = d2[:, 0]
-    log_r = d2 + log_t
+    d = z.to(_F64, copy=True)
+    m, idx = d.max(1, keepdim=True)  # the first of tied maxima, as argmax
+    d.sub_(m)  # d_j = z_j - z_top <= 0
+    e = d.exp()
+    e.scatter_(1, idx, 0.0)  # e_j = p_j / p_top over the non-top classes
+    e2 = e.amax(1, keepdim=True)
+    d2 = d.scatter(1, idx, -_INF).amax(1, keepdim=True)  # exact (e's maximum can be a tie of roundings)
+    shift = torch.zeros_like(d2)  # e_j = exp(d_j - shift)
+    tiny = e2[:, 0] < _TINY  # e_2 near underflow (a gap beyond ~700): rescale by the second logit
+    if bool(tiny.any()):
+        rows = tiny.nonzero()[:, 0]
+        es = (d[rows] - d2[rows]).exp_()
+        es.scatter_(1, idx[rows], 0.0)
+        e[rows], e2[rows], shift[rows] = es, 1.0, d2[rows]
+    log_r = (shift + torch.log(fixed_sum(e, max_abs=e2)[:, None]))[:, 0]
+    shift, d2 = shift[:, 0], d2[:, 0]
     log_h = None
     if entropy:
-        a = fixed_sum(t.mul_(d).neg_())  # t_j (-d_j) >= 0 (top: 0); t is not needed after this
-        log_1pr = log1p_exp(log_r)
-        log_h = logaddexp(_log_log1p(log_r), d2 + torch.log(a) - log_1pr)
+        a = torch.mul(e, d).neg_()  # e_j (-d_j) >= 0 (top: 0)
+        a = fixed_sum(a, max_abs=a.amax(1, keepdim=True))
+        log_h = logaddexp(_log_log1p(log_r), shift + torch.log(a) - log1p_exp(log_r))
     nll = brier = None
     if labels is not None:
-        y = labels[:, None]
-        is_top = (labels == idx[:, 0])
-        d_y = torch.where(is_top, 0.0, d.gather(1, y)[:, 0])
+        is_top = labels == idx[:, 0]
+        d_y = torch.where(is_top, 0.0, d.gather(1, labels[:, None])[:, 0])
         log_1pr = log1p_exp(log_r)
         nll = log_1pr - d_y
-        # E_2 = sum_{j != top} exp(2 d_j)
-        e = d.mul(2).exp_()
-        e.scatter_(1, idx, 0.0)
-        s2 = e.sum(1)
+        s2 = torch.linalg.vecdot(e, e) * torch.exp(2 * shift)  # sum_{j != top} e_j^2
         inv = torch.exp(-2 * log_1pr)  # 1 / (1 + r)^2
         r = log_r.exp()
-        p_y = torch.exp(-nll)
-        brier = torch.where(is_top, (r * r + s2) * inv, 1 - 2 * p_y + (1 + s2) * inv)
+        brier = torch.where(is_top, (r * r + s2) * inv, 1 - 2 * torch.exp(-nll) + (1 + s2) * inv)
     return SoftmaxRows(idx[:, 0].clone(), d2, log_r, log_h, nll, brier)
+
+
+#: Rows of :func:`fast_softmax_rows` whose second largest ``e_j`` is below this are left to the
+#: exact path (float32 ``exp`` loses precision towards its underflow at ``2^-126``).
+_FAST_TINY = 2.0 ** -60
+
+
+def fast_softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None, entropy: bool = True
+                      ) -> tuple[SoftmaxRows, torch.Tensor]:
+    """:func:`softmax_rows` in float32 arithmetic (sums in float64) for float32 / float16 / bfloat16
+    ``z``, with ``tol``, a per-row bound on the error of every key, and a bool mask of the rows it
+    cannot bound (second largest ``e_j`` below ``2^-60``: a logit gap beyond ~41), which the
+    caller computes exactly.
+
+    Error: ``d_j = fl(z_j - z_top)`` is within ``2^-24 |d_j|`` of the exact difference, float32
+    ``exp`` within 1 ulp (``2^-23``), the float64 sums within ``K 2^-52``; so ``r`` and ``A`` are
+    within ``2^-23 + 2^-24 D`` relative, ``D = z_top - min_j z_j``, and each key (``-log r``,
+    ``-log H``, the margin's logit, whose ``d_2`` is exact) within the same in absolute terms.
+    ``tol`` is 4 times that plus ``K 2^-50``. Rows that are permutations of each other differ only
+    by the order of their float64 sums (``exp`` of a float32 value is position-independent), far
+    inside ``tol``. :func:`close_rows` finds the rows whose keys are within ``tol`` of a
+    neighbour's; their exact keys decide their order.
+    """
+    n, k = z.shape
+    zf = z.float()
+    m, idx = zf.max(1, keepdim=True)
+    d = zf - m
+    e = d.exp()
+    e.scatter_(1, idx, 0.0)
+    e2 = e.amax(1)
+    m64 = m[:, 0].double()
+    d2 = zf.scatter(1, idx, -_INF).amax(1).double() - m64  # exact in float64
+    r = e.sum(1, dtype=_F64)
+    log_r = torch.log(r)
+    span = m64 - zf.amin(1).double()
+    tol = 4 * (2.0 ** -23 + 2.0 ** -24 * span) + k * 2.0 ** -50
+    unsure = e2 < _FAST_TINY
+    log_h = None
+    if entropy:
+        a = torch.mul(e, d).sum(1, dtype=_F64).neg_()  # sum e_j (-d_j) >= 0
+        log_h = logaddexp(_log_log1p(log_r), torch.log(a) - log1p_exp(log_r))
+    nll = brier = None
+    if labels is not None:
+        is_top = labels == idx[:, 0]
+        d_y = torch.where(is_top, 0.0, zf.gather(1, labels[:, None])[:, 0].double() - m64)
+        log_1pr = log1p_exp(log_r)
+        nll = log_1pr - d_y
+        s2 = torch.mul(e, e).sum(1, dtype=_F64)
+        inv = torch.exp(-2 * log_1pr)
+        brier = torch.where(is_top, (r * r + s2) * inv, 1 - 2 * torch.exp(-nll) + (1 + s2) * inv)
+    return SoftmaxRows(idx[:, 0].clone(), d2, log_r, log_h, nll, brier, tol=tol), unsure
+
+
+def close_rows(keys: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+    """Bool mask of the rows whose ``keys`` lie within ``tol_i + tol_j`` of a neighbour's in sorted
+    order (so two rows whose exact keys are equal, or whose order the approximate keys cannot
+    tell, are both in it). Rows with ``tol = 0`` are exact and never the cause."""
+    n = keys.numel()
+    out = torch.zeros(n, dtype=torch.bool, device=keys.device)
+    if n < 2:
+        return out
+    order = torch.from_numpy(np.argsort(keys.cpu().numpy(), kind='stable')).to(keys.device)
+    ks, ts = keys[order], tol[order]
+    close = (ks[1:] - ks[:-1]) <= (ts[1:] + ts[:-1])
+    close &= (ts[1:] + ts[:-1]) > 0
+    hit = torch.zeros(n, dtype=torch.bool, device=keys.device)
+    hit[:-1] |= close
+    hit[1:] |= close
+    out[order] = hit
+    return out
 
 
 def probability_rows(p: torch.Tensor, labels: Optional[torch.Tensor] = None, entropy: bool = True,

@@ -37,7 +37,15 @@ import torch
 
 from .binning import bin_sums, reliability
 from .checks import check_n_bins, check_tpr
-from .confidence_keys import KEYED_SCORES, SoftmaxRows, confidence_key, probability_rows, softmax_rows
+from .confidence_keys import (
+    KEYED_SCORES,
+    SoftmaxRows,
+    close_rows,
+    confidence_key,
+    fast_softmax_rows,
+    probability_rows,
+    softmax_rows,
+)
 from .functional import calibration_error, selective_metrics, threshold_metrics
 from .scores import (
     OUTPUT_KINDS,
@@ -50,7 +58,7 @@ from .scores import (
 
 __all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'check_outputs',
            'check_labels', 'as_tensor',
-           'row_statistics', 'confidence_keys',
+           'row_statistics', 'exact_where_close', 'confidence_keys',
            'selective_report']
 
 #: The default confidences of every model (any output kind, ``'probs'`` included).
@@ -162,27 +170,57 @@ def _chunks(n: int, k: int):
 def row_statistics(z: torch.Tensor, labels: Optional[torch.Tensor], kind: str = 'logits', entropy: bool = True,
                    name: str = 'z') -> SoftmaxRows:
     """:class:`uqseg.core.confidence_keys.SoftmaxRows` of the ``(N, K)`` outputs ``z`` of ``kind``
-    (``labels`` None: no NLL / Brier), float64, computed chunk by chunk (a chunk stays in the cache
-    for its passes; no (N, K) float64 copy). ``entropy=False`` skips the entropy sum (``log_h``
-    None) for a report that needs no entropy. A chunk with NaN / Inf sends ``z`` to
-    :func:`check_outputs`, which raises naming the rows."""
+    (``labels`` None: no NLL / Brier), computed chunk by chunk (a chunk stays in the cache for its
+    passes; no (N, K) float64 copy). float64 outputs and ``'probs'`` rows are computed exactly;
+    float32 / float16 outputs in float32 arithmetic with a per-row error bound ``tol``
+    (:func:`uqseg.core.confidence_keys.fast_softmax_rows`; the rows it cannot bound are computed
+    exactly here), for :func:`exact_where_close` to settle. ``entropy=False`` skips the entropy
+    sum (``log_h`` None). A chunk with NaN / Inf sends ``z`` to :func:`check_outputs`, which
+    raises naming the rows."""
     n, k = z.shape
+    fast = kind != 'probs' and z.dtype in (torch.float32, torch.float16, torch.bfloat16) and k > 1
     parts = []
     for sl in _chunks(n, k):
         zc = z[sl]
-        if not bool(torch.isfinite(zc.sum(dtype=torch.float64))):
+        lo, hi = torch.aminmax(zc)  # NaN propagates into both
+        if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
             check_outputs(z, kind, name)  # raises, naming the rows
-            raise ValueError(f'{name}: the outputs overflow (finite values whose float64 sum is not)')
         yc = None if labels is None else labels[sl]
-        parts.append(probability_rows(zc, yc, entropy) if kind == 'probs' else softmax_rows(zc, yc, entropy))
+        if kind == 'probs':
+            parts.append(probability_rows(zc, yc, entropy))
+        elif not fast:
+            parts.append(softmax_rows(zc, yc, entropy))
+        else:
+            st, unsure = fast_softmax_rows(zc, yc, entropy)
+            if bool(unsure.any()):
+                rows = unsure.nonzero()[:, 0]
+                st.replace_rows(rows, softmax_rows(zc[rows], None if yc is None else yc[rows], entropy))
+            parts.append(st)
     if not parts:
         return probability_rows(z, labels, entropy) if kind == 'probs' else softmax_rows(z, labels, entropy)
+    return parts[0] if len(parts) == 1 else SoftmaxRows.cat(parts)
 
-    def cat(field):
-        vals = [getattr(p, field) for p in parts]
-        return None if vals[0] is None else torch.cat(vals)
-    return SoftmaxRows(cat('pred'), cat('d2'), cat('log_r'), cat('log_h'), cat('nll'), cat('brier'),
-                       sum(p.clamped for p in parts))
+
+def exact_where_close(items: Sequence[tuple[torch.Tensor, SoftmaxRows, Optional[torch.Tensor]]],
+                      names: Sequence[str], entropy: bool) -> None:
+    """Make the keys of ``names`` decide every order they are asked to: for the rows ``(z, st,
+    labels)`` of ``items`` (e.g. the in-distribution and the OOD outputs, ranked together), the
+    rows whose approximate key is within its error bound of a neighbour's, in any of ``names``
+    (:func:`uqseg.core.confidence_keys.close_rows`), are computed exactly (in place). Then rows
+    that tie exactly have equal keys and every other pair is in its exact order."""
+    keyed = [nm for nm in names if nm in KEYED_SCORES]
+    if not keyed or all(st.tol is None for _, st, _ in items):
+        return
+    sizes = [st.d2.numel() for _, st, _ in items]
+    tol = torch.cat([torch.zeros_like(st.d2) if st.tol is None else st.tol for _, st, _ in items])
+    close = torch.zeros(sum(sizes), dtype=torch.bool, device=tol.device)
+    for nm in keyed:
+        close |= close_rows(torch.cat([st.key(nm) for _, st, _ in items]), tol)
+    for (z, st, labels), hit in zip(items, close.split(sizes)):
+        if st.tol is not None and bool(hit.any()):
+            rows = hit.nonzero()[:, 0]
+            for part in rows.split(max(1, CHUNK_VALUES // max(z.shape[1], 1))):
+                st.replace_rows(part, softmax_rows(z[part], None if labels is None else labels[part], entropy))
 
 
 def _needs_entropy(names: Sequence[str]) -> bool:
@@ -243,6 +281,7 @@ def confidence_keys(z: torch.Tensor, kind: str = 'logits', names: Sequence[str] 
     shape = z.shape[:-1]
     z = z.reshape(-1, z.shape[-1])
     st = row_statistics(z, None, kind, entropy=_needs_entropy(names))
+    exact_where_close([(z, st, None)], names, _needs_entropy(names))
     return {name: _key_of(name, z, st, kind).reshape(shape) for name in names}
 
 
@@ -304,6 +343,8 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
 
     entropy = _needs_entropy(names)
     st = row_statistics(z, labels, kind, entropy, 'z')
+    st_ood = row_statistics(ood_z, None, kind, entropy, 'ood_z') if ood_z is not None else None
+    exact_where_close([(z, st, labels)] + ([(ood_z, st_ood, None)] if ood_z is not None else []), names, entropy)
     conf_top = st.max_prob
     correct = st.pred == labels
     out = {'accuracy': float(correct.double().mean()) if n else math.nan,
@@ -313,7 +354,6 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
     if kind == 'probs':
         out['NLL-clamped'] = st.clamped
     curve_out = {}
-    st_ood = row_statistics(ood_z, None, kind, entropy, 'ood_z') if ood_z is not None else None
     is_id = None
     if ood_z is not None:
         is_id = torch.cat([torch.ones(n, dtype=torch.bool, device=z.device),
