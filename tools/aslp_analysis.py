@@ -35,9 +35,9 @@ from dump_alphas import alpha_cap  # noqa: E402
 from eval_maps import list_maps, make_sample, read_gt, read_pred  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
-from uqseg.compat import load_local_checkpoint  # noqa: E402
 from uqseg.core.accumulators import CalibrationAccumulator  # noqa: E402
 from uqseg.core.aslp_rule import AT_CAP_TOL  # noqa: E402
+from uqseg.engine.checkpoint import load_checkpoint_file  # noqa: E402
 from uqseg.seg.metrics.prediction import read_prediction  # noqa: E402
 
 GT = {'DUTS-TE': 'DUTS-TE/DUTS-TE-Mask', 'ECSSD': 'ECSSD/ground_truth_mask'}
@@ -55,7 +55,7 @@ def write_maps(run_dir: str, config: str) -> str:
 
 def alpha_stats(run_dir: str, config: str) -> dict:
     with open(osp.join(run_dir, 'last_checkpoint')) as f:
-        state = load_local_checkpoint(f.read().strip())['state_dict']
+        state = load_checkpoint_file(f.read().strip())['state_dict']  # this script's own runs: the allow-list
     alpha = state.get('decode_head.alpha')
     if alpha is None:
         return {}

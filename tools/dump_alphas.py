@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 
-import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
-from uqseg.compat import load_local_checkpoint
+import uqseg  # noqa: F401  (registers uqseg components)
 from uqseg.core.aslp_rule import AT_CAP_TOL, default_alpha_max
 from uqseg.core.sc_bce import resolve_perturbation
+from uqseg.engine.checkpoint import add_checkpoint_arguments, load_checkpoint_file
 
 
 def parse_args(argv=None):
@@ -42,6 +42,7 @@ def parse_args(argv=None):
     parser.add_argument('--bins', type=int, default=50, help='histogram bins')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value (e.g. the data_root)')
+    add_checkpoint_arguments(parser, partial=False)
     return parser.parse_args(argv)
 
 
@@ -148,7 +149,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    ckpt = load_local_checkpoint(args.checkpoint, map_location='cpu')
+    ckpt = load_checkpoint_file(args.checkpoint, map_location='cpu', trust=args.trust_checkpoint)
     state = ckpt.get('state_dict', ckpt)
     heads = find_alphas(state)
     if not heads:

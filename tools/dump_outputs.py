@@ -9,7 +9,8 @@
 
 The model is built from the config's ``model`` (with its top-level ``data_preprocessor``, as
 mmengine's Runner does) by mmpretrain's ``MODELS`` under the config's default scope
-(``mmpretrain``), and CHECKPOINT is loaded with mmengine's ``load_checkpoint``. Each batch of the
+(``mmpretrain``), and CHECKPOINT is loaded safely and strictly (``uqseg.engine.checkpoint``: the
+allow-list, ``--trust-checkpoint``; keys that do not fit are an error, ``--partial-load``). Each batch of the
 config's ``test_dataloader`` (``--split val``: ``val_dataloader``) goes through
 ``model.data_preprocessor(data, False)`` and ``model(inputs, mode='tensor')`` under
 ``torch.no_grad``: the raw ``(N, K)`` outputs, before any softmax. Their kind is the head's output
@@ -55,9 +56,10 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-import uqseg  # noqa: F401  (applies uqseg.compat: local checkpoints on torch >= 2.6)
+import uqseg  # noqa: F401  (registers uqseg components)
 from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, output_kind, own_score, split_ood
 from uqseg.core.output_files import EXTENSIONS, save_outputs
+from uqseg.engine.checkpoint import add_checkpoint_arguments
 
 SPLITS = ('test', 'val')
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -81,6 +83,7 @@ def parse_args(argv=None):
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--model-name', help='name stored in the file (default: config / torchvision name)')
     ap.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
+    add_checkpoint_arguments(ap)
     tv = ap.add_argument_group('any torchvision classification model with local weights')
     tv.add_argument('--torchvision', metavar='NAME', help='torchvision model name, e.g. resnet50')
     tv.add_argument('--weights', help='local state-dict file of the torchvision model')
@@ -242,7 +245,8 @@ def main(argv=None) -> dict:
     base = split_loader(cfg, args.split, source, args.batch_size)
     ood_cfg = ood_loader(cfg, args, base, source)
     start = time.perf_counter()
-    model = build_classifier(cfg, checkpoint, source, 'dump_outputs')
+    model = build_classifier(cfg, checkpoint, source, 'dump_outputs', strict=not args.partial_load,
+                             trust=args.trust_checkpoint)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         if args.apply_temperature and not callable(getattr(model, 'scale_logits', None)):
             raise ValueError(f'{source}: --apply-temperature needs a TemperatureScaledImageClassifier (a model with '

@@ -18,6 +18,12 @@ as ``TemperatureScaledEncoderDecoder`` with that ``T`` (the config unchanged oth
 metric reports the calibrated model; a config with ``temperature=None`` refuses a checkpoint
 without one. ``--tta`` uses ``MeanProbabilitySegTTAModel`` for mmseg's ``SegTTAModel`` (its
 ``seg_logits`` is the merged distribution the metrics then score).
+
+The checkpoint is loaded safely and strictly (``uqseg.engine.checkpoint``, ``SafeCheckpointRunner``):
+``torch.load(weights_only=True)`` with the allow-list of the types mmengine / uqseg checkpoints
+hold (``--trust-checkpoint`` for a file you trust that holds others), and a checkpoint that does
+not fit the config (missing, unexpected or mis-shaped keys) is an error naming them
+(``--partial-load`` tests the partly loaded model anyway, with a warning).
 """
 import argparse
 import json
@@ -26,10 +32,10 @@ import os.path as osp
 import time
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
-import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
+import uqseg  # noqa: F401  (registers uqseg components)
 from uqseg.compat import init_cpu_distributed
+from uqseg.engine.checkpoint import SafeCheckpointRunner, add_checkpoint_arguments
 from uqseg.seg.calibration import checkpoint_temperature, temperature_scaled_model_cfg
 
 
@@ -51,6 +57,7 @@ def parse_args(argv=None):
                         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_checkpoint_arguments(parser)
     args = parser.parse_args(argv)
     if args.out_scores and not args.out:
         parser.error('--out-scores needs --out DIR')
@@ -83,10 +90,10 @@ def show_dir_images(show_dir: str) -> str:
     return osp.join(osp.abspath(show_dir), 'vis_data', 'vis_image')
 
 
-def apply_checkpoint_temperature(cfg, config: str, checkpoint: str) -> None:
+def apply_checkpoint_temperature(cfg, config: str, checkpoint: str, trust: bool = False) -> None:
     """Test a checkpoint that holds ``T`` as a temperature-scaled model; refuse one without ``T``
-    when the config requires it (``temperature=None``)."""
-    t = checkpoint_temperature(checkpoint)
+    when the config requires it (``temperature=None``). ``trust``: ``--trust-checkpoint``."""
+    t = checkpoint_temperature(checkpoint, trust=trust)
     if t is not None:
         cfg.model = temperature_scaled_model_cfg(cfg.model, config)
         print(f'{checkpoint}: temperature {t.tolist()} (tools/calibrate.py) applied to the logits', flush=True)
@@ -107,7 +114,7 @@ def build_cfg(args) -> Config:
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
-    apply_checkpoint_temperature(cfg, args.config, args.checkpoint)
+    apply_checkpoint_temperature(cfg, args.config, args.checkpoint, args.trust_checkpoint)
     if args.tta:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         if cfg.tta_model.get('type') == 'SegTTAModel':
@@ -126,7 +133,8 @@ def main(argv=None):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = build_cfg(args)
     init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = SafeCheckpointRunner.from_cfg(cfg)
+    runner.trust_checkpoint, runner.strict_load = args.trust_checkpoint, not args.partial_load
     metrics = runner.test()
     if runner.rank == 0:
         path = osp.join(cfg.work_dir, 'test_metrics.json')

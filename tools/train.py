@@ -2,6 +2,13 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG GPUS [...]
+
+Checkpoints (``--resume``, ``load_from``) load through ``SafeCheckpointRunner``
+(``uqseg.engine.checkpoint``): ``torch.load(weights_only=True)`` with the allow-list of the types
+mmengine / uqseg checkpoints hold (``--trust-checkpoint`` for a file you trust that holds others);
+a resumed checkpoint must fit the model, ``load_from`` may load part of it (mmengine's
+fine-tuning load, the keys that did not fit named in a warning). A config with its own
+``runner_type`` runs that runner, its loads inside the allow-list.
 """
 import argparse
 import logging
@@ -10,11 +17,11 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
+import uqseg  # noqa: F401  (registers uqseg components)
 from uqseg.compat import init_cpu_distributed
+from uqseg.engine.checkpoint import SafeCheckpointRunner, add_checkpoint_arguments, checkpoint_safe_globals
 
 
 def parse_args(argv=None):
@@ -30,6 +37,7 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_checkpoint_arguments(parser, partial=False)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -61,10 +69,20 @@ def build_cfg(args) -> Config:
 
 
 def main(argv=None):
-    cfg = build_cfg(parse_args(argv))
+    args = parse_args(argv)
+    cfg = build_cfg(args)
     init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    runner = SafeCheckpointRunner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if isinstance(runner, SafeCheckpointRunner):
+        runner.trust_checkpoint = args.trust_checkpoint
+        runner.train()
+        return runner
+    if args.trust_checkpoint:
+        raise ValueError(f'{args.config}: --trust-checkpoint needs SafeCheckpointRunner (or a subclass), not the '
+                         f'runner_type {cfg.runner_type!r}')
+    with checkpoint_safe_globals():  # mmengine's loader (weights_only=True on torch >= 2.6) with the allow-list
+        runner.train()
+    return runner
 
 
 if __name__ == '__main__':

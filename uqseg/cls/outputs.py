@@ -18,8 +18,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
-__all__ = ['build_classifier', 'output_kind', 'own_score', 'collect_outputs', 'ood_mask', 'split_ood',
-           'config_ood_sets']
+__all__ = ['build_classifier', 'output_kind', 'own_score', 'NO_LABEL', 'sample_label', 'check_labelled',
+           'collect_outputs', 'ood_mask', 'split_ood', 'config_ood_sets']
 
 
 def build_classifier(cfg, checkpoint: Optional[str], source: str, tool: str):
@@ -51,17 +51,37 @@ def own_score(model) -> Optional[str]:
     return getattr(getattr(getattr(model, 'head', None), 'fc', None), 'default_score', None)
 
 
+#: The label of a sample without one (no ``gt_label``, or the empty one ``AddSetName`` gives an unlabelled
+#: OOD set's samples): allowed in the OOD sets only (:func:`check_labelled`).
+NO_LABEL = -1
+
+
+def sample_label(label, source: str) -> int:
+    """One sample's ``gt_label`` as an int, :data:`NO_LABEL` for None or an empty label; more than one
+    label is a ``ValueError`` naming ``source`` (single-label classification only)."""
+    if label is None:
+        return NO_LABEL
+    label = torch.as_tensor(label).reshape(-1)
+    if label.numel() == 0:
+        return NO_LABEL
+    if label.numel() != 1:
+        raise ValueError(f'{source}: a data sample has {label.numel()} labels; single-label classification only')
+    return int(label[0])
+
+
+def check_labelled(labels: Sequence[int], set_names: Sequence, is_ood: Sequence[bool], source: str) -> None:
+    """Raise ``ValueError`` naming ``source`` and the set if an in-distribution sample (``is_ood`` false)
+    has :data:`NO_LABEL`: only the OOD sets may be unlabelled (their labels are not used)."""
+    bad = [n for y, n, o in zip(labels, set_names, is_ood) if not o and int(y) == NO_LABEL]
+    if bad:
+        raise ValueError(f'{source}: {len(bad)} in-distribution sample(s) have no gt_label (set {bad[0]!r}); '
+                         'the in-distribution sets must be labelled, and an unlabelled OOD set must be listed in '
+                         'ood_sets')
+
+
 def _labels(samples, source: str) -> torch.Tensor:
-    out = []
-    for s in samples:
-        label = getattr(s, 'gt_label', None) if not isinstance(s, dict) else s.get('gt_label')
-        if label is None:
-            raise ValueError(f'{source}: a data sample has no gt_label; the dataset must be labelled')
-        label = torch.as_tensor(label).reshape(-1)
-        if label.numel() != 1:
-            raise ValueError(f'{source}: a data sample has {label.numel()} labels; single-label classification only')
-        out.append(label)
-    return torch.cat(out).long()
+    return torch.tensor([sample_label(s.get('gt_label') if isinstance(s, dict) else getattr(s, 'gt_label', None),
+                                      source) for s in samples], dtype=torch.long)
 
 
 def _set_names(samples) -> list:
@@ -72,7 +92,8 @@ def _set_names(samples) -> list:
 def collect_outputs(model, loader, apply_temperature: bool = False, source: str = 'the model'
                     ) -> tuple[torch.Tensor, torch.Tensor, list]:
     """``(outputs (N, K) float32 on the CPU, labels (N,), set names (N,))`` of ``model`` over
-    ``loader``; ``apply_temperature`` divides the outputs by the model's ``T`` (``scale_logits``)."""
+    ``loader``; ``apply_temperature`` divides the outputs by the model's ``T`` (``scale_logits``).
+    An unlabelled sample's label is :data:`NO_LABEL` (:func:`split_ood` refuses it outside the OOD sets)."""
     outs, labels, names = [], [], []
     for data in loader:
         data = model.data_preprocessor(data, False)
@@ -111,10 +132,11 @@ def ood_mask(set_names: Sequence, ood_sets: Sequence[str], source: str) -> torch
 def split_ood(z: torch.Tensor, labels: torch.Tensor, set_names: list, ood_sets: Sequence[str], source: str
               ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """``(in-distribution outputs, their labels, OOD outputs or None)``, the OOD samples those of
-    :func:`ood_mask`."""
+    :func:`ood_mask`; an in-distribution sample without a label is refused (:func:`check_labelled`)."""
+    is_ood = ood_mask(set_names, ood_sets, source) if ood_sets else torch.zeros(len(set_names), dtype=torch.bool)
+    check_labelled(labels.tolist(), set_names, is_ood.tolist(), source)
     if not ood_sets:
         return z, labels, None
-    is_ood = ood_mask(set_names, ood_sets, source)
     return z[~is_ood], labels[~is_ood], z[is_ood]
 
 

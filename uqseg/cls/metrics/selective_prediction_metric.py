@@ -21,7 +21,7 @@ from mmengine.visualization import Visualizer
 from mmpretrain.registry import METRICS
 from PIL import Image
 
-from uqseg.cls.outputs import ood_mask
+from uqseg.cls.outputs import check_labelled, ood_mask, sample_label
 from uqseg.core.plots import plot_reliability_diagram, plot_risk_coverage_curves
 from uqseg.core.scores import check_score_name
 from uqseg.core.selective import CONFIDENCES, as_tensor, selective_report
@@ -103,9 +103,7 @@ class SelectivePredictionMetric(BaseMetric):
                 keys = sorted(k for k in sample if not k.startswith('_'))
                 raise KeyError(f'SelectivePredictionMetric: a data sample has neither pred_score nor pred_logits '
                                f'with metainfo output_kind (fields: {keys}); {sample.get("img_path", "")}')
-            label = sample.get('gt_label')
-            label = -1 if label is None or as_tensor(label, 'SelectivePredictionMetric: gt_label').numel() == 0 else \
-                int(as_tensor(label, 'SelectivePredictionMetric: gt_label').reshape(-1)[0])
+            label = sample_label(sample.get('gt_label'), 'SelectivePredictionMetric')
             self.results.append(dict(values=values.detach().cpu().reshape(-1), kind=kind, default_score=default,
                                      label=label, set_name=str(sample.get('set_name', _DEFAULT_SET))))
 
@@ -137,13 +135,11 @@ class SelectivePredictionMetric(BaseMetric):
                         f"IsoMaxPlusLayer) or drop 'own'; available here: {CONFIDENCES}")
                 name = own
             names.append(name)
-        is_ood = ood_mask([r['set_name'] for r in results], self.ood_sets, 'SelectivePredictionMetric').tolist()
+        set_names = [r['set_name'] for r in results]
+        is_ood = ood_mask(set_names, self.ood_sets, 'SelectivePredictionMetric').tolist()
+        check_labelled([r['label'] for r in results], set_names, is_ood, 'SelectivePredictionMetric')
         id_rows = [r for r, o in zip(results, is_ood) if not o]
         ood_rows = [r for r, o in zip(results, is_ood) if o]
-        unlabelled = [r['set_name'] for r in id_rows if r['label'] < 0]
-        if unlabelled:
-            raise ValueError(f'SelectivePredictionMetric: {len(unlabelled)} in-distribution sample(s) have no '
-                             f'gt_label (set {unlabelled[0]!r}); list OOD sets in ood_sets')
         values = torch.stack([r['values'] for r in id_rows])
         labels = torch.tensor([r['label'] for r in id_rows], dtype=torch.long)
         ood_values = torch.stack([r['values'] for r in ood_rows]) if ood_rows else None

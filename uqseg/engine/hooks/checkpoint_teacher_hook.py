@@ -6,7 +6,9 @@ The teacher is the student's architecture (a copy of it) or the model of another
 built at ``before_train`` (testing the student needs neither the teacher nor its file). It is
 rebuilt from the file at every start, so checkpoints do not carry it. A calibrated teacher
 checkpoint's temperature is not applied: the teacher's raw logits are used, and
-``LDLLoss(teacher_temperature=...)`` is the softening knob.
+``LDLLoss(teacher_temperature=...)`` is the softening knob. The file is loaded as the tools load
+theirs (``uqseg.engine.checkpoint``: the allow-list, ``trust_checkpoint=True`` for a trusted file
+holding other types; every key must fit).
 
     custom_hooks = [dict(type='CheckpointTeacherHook', checkpoint='work_dirs/ce_shapes_demo/iter_800.pth')]
 """
@@ -19,9 +21,9 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS, MODELS
-from mmengine.runner.checkpoint import _load_checkpoint
 
 from ...core.temperature import TEMPERATURE_KEY
+from ..checkpoint import load_checkpoint_strict
 from .ema_teacher_hook import check_ldl_student
 
 __all__ = ['CheckpointTeacherHook']
@@ -29,12 +31,13 @@ __all__ = ['CheckpointTeacherHook']
 
 @HOOKS.register_module()
 class CheckpointTeacherHook(Hook):
-    """A frozen teacher from ``checkpoint`` (architecture: the student's, or ``config``'s model)."""
+    """A frozen teacher from ``checkpoint`` (architecture: the student's, or ``config``'s model);
+    ``trust_checkpoint``: load a file holding types outside the allow-list (a file you trust)."""
 
     priority = 'NORMAL'
 
-    def __init__(self, checkpoint: str, config: Optional[str] = None):
-        self.checkpoint, self.config = checkpoint, config
+    def __init__(self, checkpoint: str, config: Optional[str] = None, trust_checkpoint: bool = False):
+        self.checkpoint, self.config, self.trust_checkpoint = checkpoint, config, trust_checkpoint
         self.teacher = None
 
     def before_train(self, runner) -> None:
@@ -48,19 +51,11 @@ class CheckpointTeacherHook(Hook):
         else:
             teacher = MODELS.build(Config.fromfile(self.config).model)
         teacher = teacher.to(next(student.parameters()).device)
-        state = _load_checkpoint(self.checkpoint, map_location='cpu')
-        state = dict(state.get('state_dict', state))
-        state.pop(TEMPERATURE_KEY, None)  # a calibrated teacher's T: not applied (module docstring)
         hint = '' if self.config else '; give config= for a teacher of another architecture'
-        try:
-            missing, unexpected = teacher.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # shape mismatches
-            raise ValueError(f'CheckpointTeacherHook: {self.checkpoint} does not fit the teacher '
-                             f'{type(teacher).__name__}: {str(exc).splitlines()[1].strip()}{hint}') from exc
-        if missing or unexpected:
-            raise ValueError(f'CheckpointTeacherHook: {self.checkpoint} does not fit the teacher '
-                             f'{type(teacher).__name__}: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}'
-                             + hint)
+        # a calibrated teacher's T: not applied (module docstring)
+        load_checkpoint_strict(teacher, self.checkpoint, ignore_keys=(TEMPERATURE_KEY,), trust=self.trust_checkpoint,
+                               owner='CheckpointTeacherHook', what=f'the teacher {type(teacher).__name__}', hint=hint,
+                               trust_option='trust_checkpoint=True', partial_option=None)
         teacher.requires_grad_(False).train(False)
         self.teacher = teacher
         student.set_teacher(teacher)
