@@ -15,17 +15,21 @@ from typing import Optional, Sequence
 
 import torch
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
+
+from ..engine.checkpoint import load_checkpoint_strict
 
 __all__ = ['build_classifier', 'output_kind', 'own_score', 'NO_LABEL', 'sample_label', 'check_labelled',
            'collect_outputs', 'ood_mask', 'split_ood', 'config_ood_sets']
 
 
-def build_classifier(cfg, checkpoint: Optional[str], source: str, tool: str):
+def build_classifier(cfg, checkpoint: Optional[str], source: str, tool: str, strict: bool = True,
+                     trust: bool = False, ignore_keys: Sequence[str] = ()):
     """The model of an mmpretrain config (its top-level ``data_preprocessor`` merged in, as mmengine's
-    Runner does), built by mmpretrain's ``MODELS`` and, with ``checkpoint``, loaded from it; a
-    config of another default scope is a ``ValueError`` naming ``source`` and ``tool``."""
+    Runner does), built by mmpretrain's ``MODELS`` and, with ``checkpoint``, loaded from it by
+    :func:`~uqseg.engine.checkpoint.load_checkpoint_strict` (the allow-list unless ``trust``; keys
+    that do not fit are an error unless ``strict=False``; ``ignore_keys`` not loaded); a config of
+    another default scope is a ``ValueError`` naming ``source`` and ``tool``."""
     scope = cfg.get('default_scope') or 'mmpretrain'
     if scope != 'mmpretrain':
         raise ValueError(f'{source}: default_scope {scope!r}; {tool} runs mmpretrain classifiers')
@@ -36,7 +40,8 @@ def build_classifier(cfg, checkpoint: Optional[str], source: str, tool: str):
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(model_cfg)
         if checkpoint is not None:
-            load_checkpoint(model, checkpoint, map_location='cpu')
+            load_checkpoint_strict(model, checkpoint, map_location='cpu', strict=strict, trust=trust,
+                                   ignore_keys=ignore_keys)
     return model
 
 
