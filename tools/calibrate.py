@@ -18,17 +18,22 @@ config applies it (``TemperatureScaledEncoderDecoder``; docs/temperature_scaling
 Never the test split: ``--split test`` and a config whose val dataset is one of its test datasets
 (mmseg's reference configs validate on their test set) are refused unless ``--allow-test-split``;
 point ``val_dataloader`` at a held-out split with ``--cfg-options``.
+
+CHECKPOINT is loaded as every tool loads one (``uqseg.engine.checkpoint``: the allow-list,
+``--trust-checkpoint``; keys that do not fit are an error, ``--partial-load``), its
+``temperature``, if any, left out (``T`` is fitted anew).
 """
 import time
 
 import torch
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
-import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
-from uqseg.core.temperature import DEFAULT_MAX_SAMPLES
+import uqseg  # noqa: F401  (registers uqseg components)
+from uqseg.core.temperature import DEFAULT_MAX_SAMPLES, TEMPERATURE_KEY
 from uqseg.engine.calibration import calibration_config, calibration_parser, fit_calibration, save_calibration
+from uqseg.engine.checkpoint import load_checkpoint_strict
 from uqseg.seg.calibration import collect_pixel_logits
 from uqseg.seg.models.segmentors import check_temperature_scalable
 
@@ -53,7 +58,8 @@ def main(argv=None):
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     check_temperature_scalable(model, args.config)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    load_checkpoint_strict(model, args.checkpoint, strict=not args.partial_load, trust=args.trust_checkpoint,
+                           ignore_keys=(TEMPERATURE_KEY,))  # T: fitted anew
     if torch.cuda.is_available():
         model = model.cuda()
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'], seed=args.seed)

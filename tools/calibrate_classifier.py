@@ -14,7 +14,9 @@ ECE / NLL / Brier before and after, and writes CHECKPOINT with
 ``<checkpoint>_calibrated.pth``) and the record as ``<out>.json``. A
 ``TemperatureScaledImageClassifier`` (or ``LDLImageClassifier``) loading it applies ``T``.
 Never the test split (``uqseg.engine.calibration.check_calibration_split``), and never an EDL
-head (its outputs are ``log alpha``, not logits).
+head (its outputs are ``log alpha``, not logits). CHECKPOINT is loaded as every tool loads one
+(``uqseg.engine.checkpoint``: the allow-list, ``--trust-checkpoint``; keys that do not fit are an
+error, ``--partial-load``), its ``temperature``, if any, left out (``T`` is fitted anew).
 """
 import time
 
@@ -22,9 +24,10 @@ import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-import uqseg  # noqa: F401  (registers uqseg components, applies uqseg.compat)
+import uqseg  # noqa: F401  (registers uqseg components)
 from uqseg.cls.models.classifiers import check_temperature_scalable
 from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, split_ood
+from uqseg.core.temperature import TEMPERATURE_KEY
 from uqseg.engine.calibration import calibration_config, calibration_parser, fit_calibration, save_calibration
 
 
@@ -37,7 +40,8 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = calibration_config(args)
-    model = build_classifier(cfg, args.checkpoint, args.config, 'calibrate_classifier.py')
+    model = build_classifier(cfg, args.checkpoint, args.config, 'calibrate_classifier.py', strict=not args.partial_load,
+                             trust=args.trust_checkpoint, ignore_keys=(TEMPERATURE_KEY,))  # T: fitted anew
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         check_temperature_scalable(model, args.config)
         model = model.to(args.device).eval()

@@ -21,7 +21,6 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner.checkpoint import _load_checkpoint
 
 from ..core.temperature import (
     DEFAULT_BOUNDS,
@@ -32,6 +31,7 @@ from ..core.temperature import (
     check_temperature,
     fit_temperature_result,
 )
+from .checkpoint import add_checkpoint_arguments, load_checkpoint_file
 
 __all__ = ['META_KEY', 'SPLITS', 'checkpoint_temperature', 'write_calibrated_checkpoint', 'dataset_identities',
            'check_calibration_split', 'calibration_parser', 'calibration_config', 'fit_calibration',
@@ -44,17 +44,19 @@ SPLITS = ('val', 'test')
 META_KEY = 'uqseg_temperature'
 
 
-def checkpoint_temperature(path: str) -> Optional[torch.Tensor]:
-    """The ``temperature`` of the checkpoint at ``path``, None if it holds none."""
-    ckpt = _load_checkpoint(path, map_location='cpu')
+def checkpoint_temperature(path: str, trust: bool = False) -> Optional[torch.Tensor]:
+    """The ``temperature`` of the checkpoint at ``path``, None if it holds none (loaded by
+    :func:`~uqseg.engine.checkpoint.load_checkpoint_file`; ``trust``: ``--trust-checkpoint``)."""
+    ckpt = load_checkpoint_file(path, map_location='cpu', trust=trust)
     state = ckpt.get('state_dict', ckpt)
     return state.get(TEMPERATURE_KEY)
 
 
-def write_calibrated_checkpoint(src: str, dst: str, temperature, record: dict) -> None:
-    """``src`` with ``state_dict['temperature'] = T`` and the fit's ``record`` in ``meta``."""
+def write_calibrated_checkpoint(src: str, dst: str, temperature, record: dict, trust: bool = False) -> None:
+    """``src`` with ``state_dict['temperature'] = T`` and the fit's ``record`` in ``meta`` (``src``
+    loaded by :func:`~uqseg.engine.checkpoint.load_checkpoint_file`; ``trust``: ``--trust-checkpoint``)."""
     t = check_temperature(temperature, 'the fitted temperature').float()
-    ckpt = _load_checkpoint(src, map_location='cpu')
+    ckpt = load_checkpoint_file(src, map_location='cpu', trust=trust)
     if 'state_dict' not in ckpt:
         ckpt = {'state_dict': ckpt}
     ckpt['state_dict'][TEMPERATURE_KEY] = t
@@ -110,6 +112,7 @@ def calibration_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument('--split', choices=SPLITS, default='val', help="the config's dataloader to fit on")
     parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
+    add_checkpoint_arguments(parser)  # --trust-checkpoint, --partial-load
     return parser
 
 
@@ -144,7 +147,7 @@ def save_calibration(args, fit: TemperatureFit, z: torch.Tensor, y: torch.Tensor
                   n_bins=args.n_bins, **fit.record(), before=before, after=after)
     dst = args.out or osp.splitext(args.checkpoint)[0] + '_calibrated.pth'
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    write_calibrated_checkpoint(args.checkpoint, dst, t, record)
+    write_calibrated_checkpoint(args.checkpoint, dst, t, record, trust=args.trust_checkpoint)
     record['temperature'] = t.tolist()
     with open(osp.splitext(dst)[0] + '.json', 'w') as f:
         json.dump(record, f, indent=1)
