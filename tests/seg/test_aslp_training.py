@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO, demo_cfg
 from tests.helpers.scripts import load_script
+from uqseg.engine.checkpoint import SafeCheckpointRunner, load_checkpoint_strict
 from uqseg.seg.hooks import ASLPHook
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,7 @@ def runs(demo_root, tmp_path_factory):
     ckpt = str(tmp / 'part' / 'iter_3.pth')
     cfg = _cfg(demo_root, str(tmp / 'resumed'), 6)
     cfg.resume, cfg.load_from = True, ckpt
-    resumed = Runner.from_cfg(cfg)
+    resumed = SafeCheckpointRunner.from_cfg(cfg)
     resumed.train()
     return dict(full=full, part=part, resumed=resumed, ckpt=ckpt, tmp=tmp)
 
@@ -56,12 +57,11 @@ def test_alpha_state_round_trips_through_a_checkpoint(runs):
     # the hook's validation state travels too (Acc_val of the validation at iteration 2)
     assert ckpt['uqseg_aslp']['num_vals'] == 1 and 0 < ckpt['uqseg_aslp']['acc_val'] <= 1
     # loading it into a fresh (unsized) model restores the alphas exactly
-    from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
     cfg = _cfg('unused', 'unused', 1)
     model = MODELS.build(cfg.model)
     assert model.decode_head.alpha.numel() == 0
-    load_checkpoint(model, runs['ckpt'], map_location='cpu')
+    load_checkpoint_strict(model, runs['ckpt'])
     assert torch.equal(model.decode_head.alpha, saved)
 
 
@@ -128,11 +128,11 @@ def test_checkpoint_of_another_training_set_fails_resume_and_restarts_alphas_on_
     cfg = _cfg(demo_root, str(tmp_path / 'resume'), 4)
     cfg.resume, cfg.load_from = True, other
     with pytest.raises(ValueError, match='cannot resume: the checkpoint holds 7 alphas.*has 20 samples'):
-        Runner.from_cfg(cfg).train()
+        SafeCheckpointRunner.from_cfg(cfg).train()
     # load_from (fine-tuning): the weights load, the alphas restart from init_alpha
     cfg = _cfg(demo_root, str(tmp_path / 'finetune'), 1)
     cfg.load_from = other
-    runner = Runner.from_cfg(cfg)
+    runner = SafeCheckpointRunner.from_cfg(cfg)
     runner.train()
     assert runner.model.decode_head.alpha.numel() == 20 and float(runner.model.decode_head.alpha.max()) == 0.0
 

@@ -7,6 +7,7 @@ from mmengine.runner import Runner
 
 import uqseg.engine.hooks.resume_random_state_hook as resume_hook
 from tests.helpers.cfg import demo_cfg
+from uqseg.engine.checkpoint import SafeCheckpointRunner, load_checkpoint_file
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,7 @@ def _runs(root, tmp, config):
     part.train()
     cfg = _cfg(root, str(tmp / 'resumed'), 6, config)
     cfg.resume, cfg.load_from = True, str(tmp / 'part' / 'iter_4.pth')  # written before validation 4
-    resumed = Runner.from_cfg(cfg)
+    resumed = SafeCheckpointRunner.from_cfg(cfg)
     resumed.train()
     return full, resumed
 
@@ -86,7 +87,7 @@ def test_epoch_based_resume_at_a_validation_checkpoint_is_bit_exact(demo_root, t
     part.train()
     cfg = _epoch_cfg(demo_root, str(tmp_path / 'resumed'), 3)
     cfg.resume, cfg.load_from = True, str(tmp_path / 'part' / 'epoch_2.pth')
-    resumed = Runner.from_cfg(cfg)
+    resumed = SafeCheckpointRunner.from_cfg(cfg)
     resumed.train()
     assert resumed.epoch == full.epoch == 3
     assert _differing(full, resumed) == []
@@ -105,13 +106,12 @@ def test_resume_from_a_checkpoint_written_after_its_validation_does_not_validate
     full.train()
     part = Runner.from_cfg(cfg('part', 4))
     part.train()
-    from uqseg.compat import load_local_checkpoint
     best = next(p for p in (tmp_path / 'part').iterdir() if p.name.startswith('best_'))
-    assert load_local_checkpoint(str(best))[resume_hook.KEY]['validated'] is True
-    assert load_local_checkpoint(str(tmp_path / 'part' / 'iter_4.pth'))[resume_hook.KEY]['validated'] is True
+    assert load_checkpoint_file(str(best))[resume_hook.KEY]['validated'] is True
+    assert load_checkpoint_file(str(tmp_path / 'part' / 'iter_4.pth'))[resume_hook.KEY]['validated'] is True
     c = cfg('resumed', 6)
     c.resume, c.load_from = True, str(tmp_path / 'part' / 'iter_4.pth')
-    resumed = Runner.from_cfg(c)
+    resumed = SafeCheckpointRunner.from_cfg(c)
     resumed.train()
     assert _differing(full, resumed) == []
     assert _hook(resumed, 'ASLPHook').state_dict() == _hook(full, 'ASLPHook').state_dict()

@@ -15,6 +15,7 @@ import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO, shapes_cfg
 from uqseg.core.evidential import vacuity
 from uqseg.core.output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer
+from uqseg.engine.checkpoint import SafeCheckpointRunner
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +82,7 @@ def test_plain_checkpoint_loads_into_an_edl_head(shapes_root, tmp_path):
     ckpt = str(tmp_path / 'ce' / 'iter_2.pth')
     cfg = shapes_cfg(shapes_root, str(tmp_path / 'edl'), 'configs/edl_shapes_demo.py', max_iters=1)
     cfg.load_from = ckpt
-    edl = Runner.from_cfg(cfg)
+    edl = SafeCheckpointRunner.from_cfg(cfg)
     edl.load_or_resume()
     src = plain.model.decode_head.conv_seg
     dst = edl.model.decode_head.conv_seg
@@ -143,7 +144,7 @@ def test_tedl_resumed_before_or_after_the_switch_matches_the_uninterrupted_run(s
     assert bool(part.model.decode_head.conv_seg.evidential) == (resume_at > 2)
     cfg = _tedl_cfg(shapes_root, str(tmp_path / 'resumed'), 5, switch=2)
     cfg.resume, cfg.load_from = True, str(tmp_path / 'part' / f'iter_{resume_at}.pth')
-    resumed = Runner.from_cfg(cfg)
+    resumed = SafeCheckpointRunner.from_cfg(cfg)
     rec = _Record(resumed)
     resumed.train()
     assert [r[:3] for r in rec.rows] == [(i, i >= 2, i) for i in range(resume_at, 5)]
@@ -155,7 +156,7 @@ def test_a_plain_cross_entropy_checkpoint_starts_tedl_stage_2(shapes_root, tmp_p
     plain.train()
     cfg = _tedl_cfg(shapes_root, str(tmp_path / 'tedl'), 2, switch=0)
     cfg.load_from = str(tmp_path / 'ce' / 'iter_2.pth')
-    runner = Runner.from_cfg(cfg)
+    runner = SafeCheckpointRunner.from_cfg(cfg)
     rec = _Record(runner)
     runner.train()
     assert [r[1] for r in rec.rows] == [True, True]

@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO, demo_cfg
+from uqseg.engine.checkpoint import SafeCheckpointRunner, load_checkpoint_file
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,8 @@ def _final_state(runner):
 
 
 def test_resume_reaches_the_same_weights(demo_root, tmp_path):
-    """uqseg.compat makes mmengine's resume work on torch >= 2.6; resumed == uninterrupted."""
+    """SafeCheckpointRunner resumes on torch >= 2.6 (the allow-list, weights_only=True); resumed ==
+    uninterrupted."""
     full = Runner.from_cfg(demo_cfg(demo_root, str(tmp_path / 'full'), max_iters=6))
     full.train()
     ref = _final_state(full)
@@ -54,7 +56,7 @@ def test_resume_reaches_the_same_weights(demo_root, tmp_path):
 
     cfg = demo_cfg(demo_root, str(tmp_path / 'resumed'), max_iters=6)
     cfg.resume, cfg.load_from = True, ckpt
-    resumed = Runner.from_cfg(cfg)
+    resumed = SafeCheckpointRunner.from_cfg(cfg)
     resumed.train()
     assert resumed.iter == 6
     got = _final_state(resumed)
@@ -62,7 +64,7 @@ def test_resume_reaches_the_same_weights(demo_root, tmp_path):
     for k in ref:
         assert torch.equal(got[k], ref[k]), k
     # a stale run would differ: the resumed weights moved away from the checkpoint's
-    start = torch.load(ckpt, weights_only=False)['state_dict']
+    start = load_checkpoint_file(ckpt)['state_dict']
     assert any(not torch.equal(start[k], got[k]) for k in start if start[k].is_floating_point())
 
 

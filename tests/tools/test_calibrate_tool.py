@@ -17,6 +17,7 @@ from tests.helpers.cfg import shapes_cfg
 from tests.helpers.scripts import load_script
 from uqseg.core.functional import calibration_error, nll
 from uqseg.core.temperature import DEFAULT_BOUNDS
+from uqseg.engine.checkpoint import SafeCheckpointRunner
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]
 CONFIG = 'configs/ce_shapes_demo.py'
@@ -80,7 +81,7 @@ def test_a_reached_bound_is_flagged_in_the_record_and_warned(shapes_root, checkp
 def _by_hand(shapes_root, checkpoint, t, work_dir):
     """ECE / NLL of softmax(z / T) over the test set's valid pixels, z the plain model's logits."""
     cfg = shapes_cfg(shapes_root, work_dir)
-    runner = Runner.from_cfg(cfg)
+    runner = SafeCheckpointRunner.from_cfg(cfg)  # mmengine's Runner cannot load its checkpoints on torch >= 2.6
     runner.load_checkpoint(checkpoint)
     loader = Runner.build_dataloader(dict(cfg.test_dataloader, dataset=cfg.test_dataloader.dataset.datasets[0]))
     probs, labels = [], []
