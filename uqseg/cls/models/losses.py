@@ -9,7 +9,8 @@ Each class here is the core loss (same arguments, math and ``loss_name``; the so
 
 * **no ignore index**: every label in ``0..K-1`` is a class (255 is one on ImageNet); a label
   outside raises :class:`~uqseg.core.checks.LabelRangeError` naming the loss and the sample (the
-  core losses with ``ignore_index=None``, :func:`uqseg.core.checks.class_labels`);
+  core losses with ``ignore_index=None``, :func:`uqseg.core.checks.class_labels`); a label at or above
+  the scores' width also says which ``num_classes`` to set (:mod:`.num_classes`);
 * **reduction** as mmpretrain's ``weight_reduce_loss``: the per-sample losses (times an optional
   per-sample ``weight`` and ``loss_weight``) summed and divided by ``avg_factor`` (mmpretrain passes
   ``N``: the mean over the batch, the core's reduction), or by ``N`` without one;
@@ -26,9 +27,11 @@ from typing import Optional
 import torch
 from mmpretrain.registry import MODELS
 
+from ...core.checks import LabelRangeError
 from ...core.dismax_loss import DisMaxLoss as _CoreDisMaxLoss
 from ...core.edl_loss import EDLLoss as _CoreEDLLoss
 from ...core.ldl_loss import LDLLoss as _CoreLDLLoss
+from .num_classes import too_few_classes
 
 __all__ = ['EDLLoss', 'DisMaxLoss', 'LDLLoss']
 
@@ -56,8 +59,18 @@ class _ClassificationLoss:
             raise ValueError(f"{owner}: reduction_override must be 'none', 'mean' or 'sum', got {reduction_override!r}")
         if not isinstance(target, Tensor):
             raise TypeError(f'{owner}: target must be a tensor, got {type(target).__name__}')
-        losses = super().forward(cls_score, target, weight, ignore_index=None, reduction_override='none',
-                                 **kwargs)
+        if target.is_floating_point() and target.dim() == 2 and cls_score.dim() == 2 and target.shape[1] != 1 \
+                and target.shape[0] == cls_score.shape[0] and target.shape[1] != cls_score.shape[1]:
+            raise ValueError(f'{owner}: the soft targets (gt_score: the one-hot targets of batch augments) have '
+                             f'{target.shape[1]} classes, the scores {cls_score.shape[1]}: model.data_preprocessor '
+                             f'num_classes={target.shape[1]} must equal the head\'s num_classes={cls_score.shape[1]}')
+        try:
+            losses = super().forward(cls_score, target, weight, ignore_index=None, reduction_override='none',
+                                     **kwargs)
+        except LabelRangeError as e:
+            if isinstance(e.value, (int, float)) and e.value >= cls_score.shape[1]:  # too few classes, not a bad label
+                raise LabelRangeError(f'{e}: {too_few_classes(cls_score.shape[1])}', e.sample, e.value) from None
+            raise
         if reduction_override == 'none':
             return losses
         if reduction_override == 'sum':

@@ -26,6 +26,11 @@ loss goes with the other layer; the loss must be :mod:`uqseg.cls.models.losses`'
 no ignore index), not the mmseg registration of the same name. Before every loss the head gives an
 ``EDLLoss`` the iteration (mmengine's MessageHub ``iter``, restored on resume) and the layer's
 stage (``evidential = output_kind == 'log_alpha'``: TEDL's cross-entropy stage 1).
+
+Sizes: features of another width than ``in_channels`` are an error naming both (the layer's
+:func:`~uqseg.core.output_layers.check_features`); a runner's training loop on a dataset with more
+``metainfo['classes']`` than ``num_classes`` is refused when it sets the model to training, before the
+first batch (:mod:`uqseg.cls.models.num_classes`).
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ from ....core.layer_losses import LAYER_LOSSES, prepare_edl_losses
 from ....engine.runtime_info import current_iter
 from ....registry import build_output_layer
 from ..losses import DisMaxLoss, EDLLoss
+from ..num_classes import check_num_classes
 
 __all__ = ['OutputLayerClsHead']
 
@@ -116,6 +122,15 @@ class OutputLayerClsHead(LinearClsHead):
         super().init_weights()
         if first and not _is_pretrained(self.init_cfg):
             self.fc.reset_parameters()
+
+    def train(self, mode: bool = True):
+        """``nn.Module.train``; entering training inside a runner's training loop first checks ``num_classes``
+        against the training dataset's classes (:func:`~uqseg.cls.models.num_classes.check_num_classes`):
+        the loop calls ``model.train()`` before the first batch reaches ``ClsDataPreprocessor``, whose one-hot
+        targets would fail on a too small ``num_classes`` without naming it."""
+        if mode:
+            check_num_classes(self.num_classes, type(self).__name__)
+        return super().train(mode)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         x = self.pre_logits(feats)
