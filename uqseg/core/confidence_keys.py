@@ -110,17 +110,26 @@ def _log_log1p(log_r: torch.Tensor) -> torch.Tensor:
 
 class SoftmaxRows:
     """Per row (float64): the prediction ``pred``, ``d_2`` (log of the second largest ``p`` over
-    the largest), ``log_r`` (``log((1 - p_max) / p_max)``), ``log_h`` (``log H``, None unless asked),
-    and with labels ``nll`` (``-log p_y``, exact) and ``brier``. See the module docstring."""
+    the largest), ``log_r`` (``log((1 - p_max) / p_max)``), ``log_a`` (``log A``, ``A = sum_j
+    e_j (-d_j)``; None unless the entropy is asked for), and with labels ``d_y`` (``z_y - z_top``)
+    and ``s2`` (``sum_{j != top} e_j^2``); :attr:`log_h`, :attr:`nll` and :attr:`brier` follow from
+    them, once, on whole columns (module docstring). Probability rows give ``log_h``, ``nll`` and
+    ``brier`` directly (``*_given``). ``tol`` / ``tol_h``: per-row bounds on the error of the keys
+    of ``log r`` (max-prob, margin) and of ``log H`` (entropy) of :func:`fast_softmax_rows`'s rows
+    (None: exact rows)."""
 
-    FIELDS = ('pred', 'd2', 'log_r', 'log_h', 'nll', 'brier', 'tol')
+    FIELDS = ('pred', 'd2', 'log_r', 'log_a', 'd_y', 's2', 'log_h_given', 'nll_given', 'brier_given',
+              'a_over_r', 'span')
 
-    def __init__(self, pred, d2, log_r, log_h=None, nll=None, brier=None, clamped=0, tol=None):
-        self.pred, self.d2, self.log_r, self.log_h, self.nll, self.brier = pred, d2, log_r, log_h, nll, brier
+    def __init__(self, pred, d2, log_r, log_a=None, d_y=None, s2=None, log_h_given=None, nll_given=None,
+                 brier_given=None, a_over_r=None, span=None, clamped=0, k=0):
+        self.pred, self.d2, self.log_r, self.log_a, self.d_y, self.s2 = pred, d2, log_r, log_a, d_y, s2
+        self.log_h_given, self.nll_given, self.brier_given = log_h_given, nll_given, brier_given
+        #: the error terms of :func:`fast_softmax_rows` (``A / r`` and ``D``; 0 on exact rows)
+        self.a_over_r, self.span = a_over_r, span
         #: rows whose ``p_y`` was below the 1e-12 clamp (probability inputs only; logits need none)
         self.clamped = clamped
-        #: per-row bound on the error of every key (:func:`fast_softmax_rows`); None: exact rows
-        self.tol = tol
+        self.k = k  # classes (the summation term of :meth:`key_tol`)
 
     @classmethod
     def cat(cls, parts: list['SoftmaxRows']) -> 'SoftmaxRows':
@@ -129,19 +138,57 @@ class SoftmaxRows:
             vals = [getattr(p, field) for p in parts]
             if all(v is None for v in vals):
                 return None
-            if field == 'tol':  # exact parts have no error
+            if field in ('a_over_r', 'span'):  # exact parts have no error
                 vals = [torch.zeros_like(p.d2) if v is None else v for p, v in zip(parts, vals)]
             return torch.cat(vals)
-        return cls(**{f: cat(f) for f in cls.FIELDS}, clamped=sum(p.clamped for p in parts))
+        return cls(**{f: cat(f) for f in cls.FIELDS}, clamped=sum(p.clamped for p in parts),
+                   k=max(p.k for p in parts))
 
     def replace_rows(self, rows: torch.Tensor, exact: 'SoftmaxRows') -> None:
         """Overwrite ``rows`` with the exact statistics ``exact`` of those rows (their error: 0)."""
-        for field in self.FIELDS[:-1]:
+        for field in self.FIELDS:
             mine, theirs = getattr(self, field), getattr(exact, field)
             if mine is not None:
-                mine[rows] = theirs
-        if self.tol is not None:
-            self.tol[rows] = 0.0
+                if theirs is None and field not in ('a_over_r', 'span'):
+                    raise ValueError(f'replace_rows: the exact rows lack {field}')
+                mine[rows] = 0.0 if theirs is None else theirs
+
+    def key_tol(self, name: str) -> Optional[torch.Tensor]:
+        """The per-row error bound of the key of ``name`` (None: exact rows), see
+        :func:`fast_softmax_rows`: ``2 (2^-23 + 2^-24 A / r)`` for ``log r``, at least ``2
+        (2^-22 + 2^-24 D)`` for ``log H``, each plus ``K 2^-50`` (0 where both terms are 0)."""
+        if self.a_over_r is None:
+            return None
+        tol = 2 * (2.0 ** -23 + 2.0 ** -24 * self.a_over_r)
+        if name in ('entropy', 'ES'):
+            tol = torch.maximum(tol, 2 * (2.0 ** -22 + 2.0 ** -24 * self.span))
+        return torch.where(self.span > 0, tol + self.k * 2.0 ** -50, 0.0)
+
+    @property
+    def log_h(self) -> Optional[torch.Tensor]:
+        """``log H`` with ``H = log1p(r) + A / (1 + r)``."""
+        if self.log_h_given is not None or self.log_a is None:
+            return self.log_h_given
+        return logaddexp(_log_log1p(self.log_r), self.log_a - log1p_exp(self.log_r))
+
+    @property
+    def nll(self) -> Optional[torch.Tensor]:
+        """``-log p_y = log1p(r) - d_y`` (the log-softmax, never clamped)."""
+        if self.nll_given is not None or self.d_y is None:
+            return self.nll_given
+        return log1p_exp(self.log_r) - self.d_y
+
+    @property
+    def brier(self) -> Optional[torch.Tensor]:
+        """``sum_c (p_c - [c = y])^2``: ``(r^2 + E_2) / (1 + r)^2`` where ``p_y = p_top`` (no
+        cancellation near certainty), else ``1 - 2 p_y + (1 + E_2) / (1 + r)^2``, ``E_2 = s2``."""
+        if self.brier_given is not None or self.s2 is None:
+            return self.brier_given
+        log_1pr = log1p_exp(self.log_r)
+        inv = torch.exp(-2 * log_1pr)
+        r = self.log_r.exp()
+        p_y = torch.exp(self.d_y - log_1pr)
+        return torch.where(self.d_y == 0, (r * r + self.s2) * inv, 1 - 2 * p_y + (1 + self.s2) * inv)
 
     @property
     def max_prob(self) -> torch.Tensor:
@@ -169,24 +216,20 @@ class SoftmaxRows:
         raise ValueError(f'no softmax key for {name!r}; keyed scores are {KEYED_SCORES}')
 
 
-def _one_class(n: int, device, labels, need_labels: bool) -> SoftmaxRows:
+def _one_class(n: int, device, labels) -> SoftmaxRows:
     zeros = torch.zeros(n, dtype=_F64, device=device)
     ninf = torch.full((n,), -_INF, dtype=_F64, device=device)
-    return SoftmaxRows(torch.zeros(n, dtype=torch.int64, device=device), ninf, ninf.clone(), ninf.clone(),
-                       zeros.clone() if need_labels else None, zeros.clone() if need_labels else None)
+    given = None if labels is None else zeros
+    return SoftmaxRows(torch.zeros(n, dtype=torch.int64, device=device), ninf, ninf.clone(), log_h_given=ninf.clone(),
+                       nll_given=given, brier_given=None if given is None else given.clone())
 
 
 def softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None, entropy: bool = True) -> SoftmaxRows:
     """:class:`SoftmaxRows` of ``p = softmax(z)`` for ``(n, K)`` finite outputs ``z`` (any float
-    dtype; computed in float64), with ``labels`` ``(n,)`` int64 the NLL and Brier too.
-
-    ``nll = log1p(r) - d_y`` (log-softmax, never clamped). ``brier``: for ``y`` the top class
-    ``(r^2 + E_2) / (1 + r)^2`` (no cancellation near certainty), else ``1 - 2 p_y + (1 + E_2) /
-    (1 + r)^2``, with ``E_2 = sum_{j != top} e_j^2``.
-    """
+    dtype; computed in float64), with ``labels`` ``(n,)`` int64 the NLL and Brier too."""
     n, k = z.shape
     if k == 1:
-        return _one_class(n, z.device, labels, labels is not None)
+        return _one_class(n, z.device, labels)
     d = z.to(_F64, copy=True)
     m, idx = d.max(1, keepdim=True)  # the first of tied maxima, as argmax
     d.sub_(m)  # d_j = z_j - z_top <= 0
@@ -203,22 +246,15 @@ def softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None, entropy
         e[rows], e2[rows], shift[rows] = es, 1.0, d2[rows]
     log_r = (shift + torch.log(fixed_sum(e, max_abs=e2)[:, None]))[:, 0]
     shift, d2 = shift[:, 0], d2[:, 0]
-    log_h = None
+    log_a = None
     if entropy:
         a = torch.mul(e, d).neg_()  # e_j (-d_j) >= 0 (top: 0)
-        a = fixed_sum(a, max_abs=a.amax(1, keepdim=True))
-        log_h = logaddexp(_log_log1p(log_r), shift + torch.log(a) - log1p_exp(log_r))
-    nll = brier = None
+        log_a = shift + torch.log(fixed_sum(a, max_abs=a.amax(1, keepdim=True)))
+    d_y = s2 = None
     if labels is not None:
-        is_top = labels == idx[:, 0]
-        d_y = torch.where(is_top, 0.0, d.gather(1, labels[:, None])[:, 0])
-        log_1pr = log1p_exp(log_r)
-        nll = log_1pr - d_y
-        s2 = torch.linalg.vecdot(e, e) * torch.exp(2 * shift)  # sum_{j != top} e_j^2
-        inv = torch.exp(-2 * log_1pr)  # 1 / (1 + r)^2
-        r = log_r.exp()
-        brier = torch.where(is_top, (r * r + s2) * inv, 1 - 2 * torch.exp(-nll) + (1 + s2) * inv)
-    return SoftmaxRows(idx[:, 0].clone(), d2, log_r, log_h, nll, brier)
+        d_y = d.gather(1, labels[:, None])[:, 0]
+        s2 = torch.linalg.vecdot(e, e) * torch.exp(2 * shift)
+    return SoftmaxRows(idx[:, 0].clone(), d2, log_r, log_a, d_y, s2)
 
 
 #: Rows of :func:`fast_softmax_rows` whose second largest ``e_j`` is below this are left to the
@@ -226,50 +262,39 @@ def softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None, entropy
 _FAST_TINY = 2.0 ** -60
 
 
-def fast_softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None, entropy: bool = True
-                      ) -> tuple[SoftmaxRows, torch.Tensor]:
+def fast_softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None) -> tuple[SoftmaxRows, torch.Tensor]:
     """:func:`softmax_rows` in float32 arithmetic (sums in float64) for float32 / float16 / bfloat16
-    ``z``, with ``tol``, a per-row bound on the error of every key, and a bool mask of the rows it
-    cannot bound (second largest ``e_j`` below ``2^-60``: a logit gap beyond ~41), which the
-    caller computes exactly.
+    ``z``, with the terms of a per-row bound on the error of every key
+    (:meth:`SoftmaxRows.key_tol`), and a bool mask of the rows it cannot bound (second largest
+    ``e_j`` below ``2^-60``: a logit gap beyond ~41), which the caller computes exactly.
 
     Error: ``d_j = fl(z_j - z_top)`` is within ``2^-24 |d_j|`` of the exact difference, float32
-    ``exp`` within 1 ulp (``2^-23``), the float64 sums within ``K 2^-52``; so ``r`` and ``A`` are
-    within ``2^-23 + 2^-24 D`` relative, ``D = z_top - min_j z_j``, and each key (``-log r``,
-    ``-log H``, the margin's logit, whose ``d_2`` is exact) within the same in absolute terms.
-    ``tol`` is 4 times that plus ``K 2^-50``. Rows that are permutations of each other differ only
-    by the order of their float64 sums (``exp`` of a float32 value is position-independent), far
-    inside ``tol``. :func:`close_rows` finds the rows whose keys are within ``tol`` of a
-    neighbour's; their exact keys decide their order.
+    ``exp`` within 1 ulp (``2^-23``), the float64 sums within ``K 2^-52``. So ``r`` is within
+    ``2^-23 + 2^-24 A / r`` relative (``A = sum e_j |d_j|``, the entropy's sum, always computed
+    here for this bound), and ``A`` within ``2^-22 + 2^-24 D`` (``D = z_top - min_j z_j``); the
+    keys ``-log r`` and the margin's (whose ``d_2`` is exact) are within the first in absolute
+    terms, ``-log H`` within the larger of the two; both are taken twice, plus ``K 2^-50``. Rows
+    that are permutations of each other differ only by the order of their float64 sums (``exp``
+    of a float32 value is position-independent), far inside the bounds. :func:`close_rows` finds
+    the rows whose keys are within the bounds of a neighbour's; their exact keys decide their
+    order.
     """
-    n, k = z.shape
     zf = z.float()
     m, idx = zf.max(1, keepdim=True)
     d = zf - m
     e = d.exp()
     e.scatter_(1, idx, 0.0)
-    e2 = e.amax(1)
     m64 = m[:, 0].double()
     d2 = zf.scatter(1, idx, -_INF).amax(1).double() - m64  # exact in float64
     r = e.sum(1, dtype=_F64)
-    log_r = torch.log(r)
-    span = m64 - zf.amin(1).double()
-    tol = 4 * (2.0 ** -23 + 2.0 ** -24 * span) + k * 2.0 ** -50
-    unsure = e2 < _FAST_TINY
-    log_h = None
-    if entropy:
-        a = torch.mul(e, d).sum(1, dtype=_F64).neg_()  # sum e_j (-d_j) >= 0
-        log_h = logaddexp(_log_log1p(log_r), torch.log(a) - log1p_exp(log_r))
-    nll = brier = None
+    a = torch.mul(e, d).sum(1, dtype=_F64).neg_()  # A = sum e_j (-d_j) >= 0
+    d_y = s2 = None
     if labels is not None:
-        is_top = labels == idx[:, 0]
-        d_y = torch.where(is_top, 0.0, zf.gather(1, labels[:, None])[:, 0].double() - m64)
-        log_1pr = log1p_exp(log_r)
-        nll = log_1pr - d_y
+        d_y = zf.gather(1, labels[:, None])[:, 0].double() - m64
         s2 = torch.mul(e, e).sum(1, dtype=_F64)
-        inv = torch.exp(-2 * log_1pr)
-        brier = torch.where(is_top, (r * r + s2) * inv, 1 - 2 * torch.exp(-nll) + (1 + s2) * inv)
-    return SoftmaxRows(idx[:, 0].clone(), d2, log_r, log_h, nll, brier, tol=tol), unsure
+    st = SoftmaxRows(idx[:, 0].clone(), d2, torch.log(r), torch.log(a), d_y, s2, a_over_r=a / r,
+                     span=m64 - zf.amin(1).double(), k=z.shape[1])
+    return st, e.amax(1) < _FAST_TINY
 
 
 def close_rows(keys: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
@@ -299,7 +324,7 @@ def probability_rows(p: torch.Tensor, labels: Optional[torch.Tensor] = None, ent
     the rows the clamp changed) and ``brier = sum_c (p_c - [c = y])^2``."""
     n, k = p.shape
     if k == 1:
-        return _one_class(n, p.device, labels, labels is not None)
+        return _one_class(n, p.device, labels)
     pd = p.to(_F64)
     pmax, idx = pd.max(1, keepdim=True)  # the first of tied maxima, as argmax
     top2 = pd.topk(2, dim=1).values
@@ -316,7 +341,8 @@ def probability_rows(p: torch.Tensor, labels: Optional[torch.Tensor] = None, ent
         clamped = int((py < eps).sum())
         nll = -torch.log(py.clamp(min=eps))
         brier = torch.linalg.vecdot(pd, pd) - 2 * py + 1
-    return SoftmaxRows(idx[:, 0].clone(), d2, log_r, log_h, nll, brier, clamped)
+    return SoftmaxRows(idx[:, 0].clone(), d2, log_r, log_h_given=log_h, nll_given=nll, brier_given=brier,
+                       clamped=clamped)
 
 
 def _vacuity_key(z: torch.Tensor) -> torch.Tensor:
