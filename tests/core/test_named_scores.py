@@ -1,14 +1,18 @@
-"""The named scores of output layers (uqseg.core.scores: SCORES, raw_score, score_confidence,
-scores_of, check_score_available, check_score_args; spec sections 2 and 3) against their
-definitions written out from softmax / logsumexp, and the order of the [0, 1] confidences."""
+"""The named scores of output layers (uqseg.core.scores: SCORE_TABLE, SCORES, raw_score,
+score_confidence, scores_of, check_score_available, check_score_args; spec sections 2 and 3)
+against their definitions written out from softmax / logsumexp, and the order of the [0, 1]
+confidences."""
 import math
 
 import pytest
 import torch
 
 from uqseg.core.scores import (
+    INPUT_KINDS,
     OUTPUT_KINDS,
+    PROBS,
     SCORE_KINDS,
+    SCORE_TABLE,
     SCORES,
     check_score_args,
     check_score_available,
@@ -67,8 +71,37 @@ def test_scores_and_kinds():
     assert scores_of('distance_logits') == ('max-prob', 'entropy', 'margin', 'MPS', 'ES', 'MDS', 'MMLS', 'MMLES')
     for name, kinds in SCORE_KINDS.items():
         assert set(kinds) <= set(OUTPUT_KINDS), name
-    with pytest.raises(ValueError, match=r"unknown output kind 'probs'"):
-        scores_of('probs')
+        assert kinds == tuple(k for k in SCORE_TABLE[name].kinds if k != PROBS)
+    # probabilities have the functions of p only
+    assert scores_of('probs') == ('max-prob', 'entropy', 'margin', 'MPS', 'ES')
+    assert INPUT_KINDS == tuple(OUTPUT_KINDS) + ('probs',)
+    assert {n: s.higher_is_confident for n, s in SCORE_TABLE.items()} == HIGHER_IS_CONFIDENT
+    with pytest.raises(ValueError, match=r"unknown output kind 'logit'"):
+        scores_of('logit')
+
+
+@pytest.mark.parametrize('score', ('max-prob', 'entropy', 'margin', 'MPS', 'ES'))
+def test_probability_scores_of_probs_equal_those_of_the_logits(score):
+    z = _inputs(score, (40, 6), seed=7).double()
+    p = torch.exp(z - torch.logsumexp(z, 1, keepdim=True))
+    got = raw_score(score, p, dim=1, kind='probs')
+    assert torch.allclose(got.double(), _definition(score, z), rtol=1e-9, atol=1e-12)
+    pm = p.T.reshape(6, 5, 8)  # classes on dim 0
+    assert torch.allclose(raw_score(score, pm, dim=0, kind='probs').double(), _definition(score, z).reshape(5, 8),
+                          rtol=1e-9, atol=1e-12)
+
+
+def test_raw_score_checks_the_kind_when_given():
+    z = torch.rand(3, 4)
+    with pytest.raises(ValueError, match=r"score='vacuity' needs an EDL layer .*but my head outputs probs "
+                                         r"\(probabilities\)"):
+        raw_score('vacuity', z, kind='probs', model='my head')
+    with pytest.raises(ValueError, match=r"uq='MDS' needs a DisMax / IsoMax\+ layer.*outputs log_alpha"):
+        raw_score('MDS', z, kind='log_alpha', key='uq')
+    with pytest.raises(ValueError, match=r"unknown output kind 'alpha'"):
+        raw_score('max-prob', z, kind='alpha')
+    # kind=None: the score's own kind (softmax of z for the functions of p)
+    assert torch.equal(raw_score('max-prob', z), raw_score('max-prob', z, kind='logits'))
 
 
 @pytest.mark.parametrize('score', SCORES)

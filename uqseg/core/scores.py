@@ -1,35 +1,44 @@
-"""Confidence and uncertainty scores of a probability vector, on a channel dimension.
+"""Confidence and uncertainty scores of a model's outputs, on a channel dimension: one table.
 
 One implementation serves per-pixel maps (``(C, H, W)``, ``dim=0``) and per-image rows
 (``(N, C)``, ``dim=1``). Conventions: ``docs/metrics.md#confidence-scores``.
 
+:data:`SCORE_TABLE` maps every named score to the input kinds it exists for, the function of the
+outputs ``z`` (of that kind, classes on ``dim``) that gives it as its paper defines it, and its
+direction; :func:`raw_score` is the one call that checks a name against a kind and computes it.
+
 * ``max-prob``: ``max_c p_c`` (binary ``max(p, 1 - p)``), Hendrycks & Gimpel 2017;
-* ``entropy``: the confidence ``1 - H(p) / log C`` (C = 2 for a binary map);
+* ``entropy``: the uncertainty ``H(p) / log C`` (C = 2 for a binary map);
 * ``margin``: ``p_(1) - p_(2)``, the gap between the two largest probabilities (the margin
   score of selective classification, e.g. Galil et al. 2023, ICLR), every output kind;
-* the named scores of an output layer's channels (:data:`SCORES`): EDL's ``vacuity`` and
-  DisMax's ``MPS``, ``ES``, ``MDS``, ``MMLS``, ``MMLES``, each a function of the layer's output
-  ``z`` (:func:`raw_score`, the definition) and mapped onto a [0, 1] confidence by
-  :func:`score_confidence`, order-preserving, for the histogram metrics;
-* a map a head puts in the data sample is mapped onto a [0, 1] confidence by
-  :func:`confidence_from_score`.
+* the named scores of an output layer's channels: EDL's ``vacuity`` and DisMax's ``MPS``,
+  ``ES``, ``MDS``, ``MMLS``, ``MMLES``.
 
-What the channels of a layer are (:data:`OUTPUT_KINDS`) decides which scores exist:
-``logits`` (any plain head; softmax = p), ``log_alpha`` (EDL: ``z = log alpha``, ``S = sum
-exp z``), ``distance_logits`` (DisMax / IsoMax+: ``z = L / T <= 0``).
+A raw score is mapped onto a [0, 1] confidence by :func:`score_confidence` (order-preserving)
+where a bounded confidence is needed; the ranking metrics rank by
+:func:`uqseg.core.confidence_keys.confidence_key` instead, which does not saturate. A map a head
+puts in the data sample is mapped onto a [0, 1] confidence by :func:`confidence_from_score`.
+
+What the outputs are (:data:`INPUT_KINDS`) decides which scores exist: ``logits`` (any plain
+head; softmax = p), ``log_alpha`` (EDL: ``z = log alpha``, ``S = sum exp z``),
+``distance_logits`` (DisMax / IsoMax+: ``z = L / T <= 0``), and ``probs`` (``z`` is ``p``
+itself: only the scores that are functions of ``p``).
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import torch
 
+from .confidence_keys import distance_score
 from .evidential import vacuity
 
-__all__ = ['BUILTIN_SCORES', 'OUTPUT_KINDS', 'SCORES', 'SCORE_KINDS', 'normalised_entropy',
-           'binary_normalised_entropy', 'top2_margin', 'confidence_from_score', 'check_score_args', 'check_score_name',
-           'scores_of', 'check_score_available', 'raw_score', 'score_confidence']
+__all__ = ['BUILTIN_SCORES', 'OUTPUT_KINDS', 'INPUT_KINDS', 'PROBS', 'NamedScore', 'SCORE_TABLE', 'SCORES',
+           'SCORE_KINDS', 'OWN_SCORE', 'OUTPUT_KIND_KEY', 'OUTPUT_SOURCE_KEY', 'OWN_SCORE_KEY',
+           'normalised_entropy', 'binary_normalised_entropy', 'top2_margin', 'confidence_from_score',
+           'check_score_args', 'check_score_name', 'scores_of', 'check_score_available', 'is_probability_score',
+           'raw_score', 'score_confidence']
 
 #: Built-in confidence scores of every head, higher = more confident, all in [0, 1].
 BUILTIN_SCORES = ('max-prob', 'entropy', 'margin')
@@ -38,14 +47,19 @@ OUTPUT_KINDS = {'logits': 'a plain head (softmax of the channels = p)',
                 'log_alpha': "an EDL layer (channels = log alpha; output_layer=dict(type='EDLLayer'))",
                 'distance_logits': "a DisMax / IsoMax+ layer (channels = L / T <= 0; "
                                    "output_layer=dict(type='DisMaxLayer'))"}
-#: Every named score and the output kinds it is defined for (``max-prob`` / ``entropy`` /
-#: ``margin`` / ``MPS`` / ``ES`` are functions of ``p`` alone: every kind).
-SCORE_KINDS: dict[str, tuple[str, ...]] = {
-    'max-prob': tuple(OUTPUT_KINDS), 'entropy': tuple(OUTPUT_KINDS), 'margin': tuple(OUTPUT_KINDS),
-    'MPS': tuple(OUTPUT_KINDS), 'ES': tuple(OUTPUT_KINDS),
-    'vacuity': ('log_alpha',),
-    'MDS': ('distance_logits',), 'MMLS': ('distance_logits',), 'MMLES': ('distance_logits',)}
-SCORES = tuple(SCORE_KINDS)
+#: The kind of outputs that are probabilities themselves (``pred_score``, a sigmoid map).
+PROBS = 'probs'
+#: Every kind of outputs a score can be computed from: an output kind or :data:`PROBS`.
+INPUT_KINDS = tuple(OUTPUT_KINDS) + (PROBS,)
+#: The score name that stands for the model's own score (``score='own'`` in a metric or hook).
+OWN_SCORE = 'own'
+#: Metainfo keys a head with an output layer puts in each predicted data sample (both front
+#: ends): its output kind, who produced it (for messages) and its own score.
+OUTPUT_KIND_KEY, OUTPUT_SOURCE_KEY, OWN_SCORE_KEY = 'output_kind', 'output_source', 'default_score'
+
+
+def _probs(z: torch.Tensor, kind: str, dim: int) -> torch.Tensor:
+    return z if kind == PROBS else z.softmax(dim)
 
 
 def normalised_entropy(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -71,66 +85,108 @@ def top2_margin(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return top.select(dim, 0) - top.select(dim, 1)
 
 
+def _neg_entropy(z: torch.Tensor, kind: str, dim: int) -> torch.Tensor:
+    """``sum_j p_j log p_j = -H(p)``, float64 (from :func:`normalised_entropy`)."""
+    return -normalised_entropy(_probs(z, kind, dim), dim) * math.log(z.shape[dim])
+
+
+def _layer_score(name: str):
+    """DisMax's score ``name`` of distance logits on ``dim`` (the one implementation,
+    :func:`uqseg.core.confidence_keys.distance_score`, on rows)."""
+    def raw(z: torch.Tensor, kind: str, dim: int) -> torch.Tensor:
+        rows = z.movedim(dim, -1)
+        return distance_score(name, rows.reshape(-1, rows.shape[-1])).reshape(rows.shape[:-1])
+    return raw
+
+
+class NamedScore(NamedTuple):
+    """One named score: the input kinds it exists for (:data:`INPUT_KINDS`), its value as its
+    paper defines it, ``raw(z, kind, dim)`` of outputs ``z`` of that kind with the classes on
+    ``dim``, and its direction."""
+    kinds: tuple[str, ...]
+    raw: Callable[[torch.Tensor, str, int], torch.Tensor]
+    higher_is_confident: bool
+
+
+_OF_P = INPUT_KINDS  # the functions of p exist for every kind
+#: Every named score (``p = softmax(z)``, or ``z`` itself for kind ``'probs'``)::
+#:
+#:     max-prob, MPS  max_j p_j                 entropy  H(p) / log K      ES  sum_j p_j log p_j
+#:     margin         p_(1) - p_(2)             (the two largest p_j)
+#:     vacuity        K / sum_j exp(z_j)        (z = log alpha; Sensoy et al. 2018)
+#:     MDS            max_j z_j                 MMLS     max_j z_j + mean_j z_j
+#:     MMLES          max_j z_j + mean_j z_j + sum_j p_j log p_j    (z = L / T; Macedo & Ludermir 2022)
+#:
+#: Higher = more confident except ``entropy`` and ``vacuity``.
+SCORE_TABLE: dict[str, NamedScore] = {
+    'max-prob': NamedScore(_OF_P, lambda z, kind, dim: _probs(z, kind, dim).amax(dim), True),
+    'entropy': NamedScore(_OF_P, lambda z, kind, dim: normalised_entropy(_probs(z, kind, dim), dim), False),
+    'margin': NamedScore(_OF_P, lambda z, kind, dim: top2_margin(_probs(z, kind, dim), dim), True),
+    'MPS': NamedScore(_OF_P, lambda z, kind, dim: _probs(z, kind, dim).amax(dim), True),
+    'ES': NamedScore(_OF_P, _neg_entropy, True),
+    'vacuity': NamedScore(('log_alpha',), lambda z, kind, dim: vacuity(z.double(), dim), False),
+    'MDS': NamedScore(('distance_logits',), _layer_score('MDS'), True),
+    'MMLS': NamedScore(('distance_logits',), _layer_score('MMLS'), True),
+    'MMLES': NamedScore(('distance_logits',), _layer_score('MMLES'), True),
+}
+SCORES = tuple(SCORE_TABLE)
+#: The output kinds (not ``'probs'``) each score exists for, from :data:`SCORE_TABLE`.
+SCORE_KINDS: dict[str, tuple[str, ...]] = {name: tuple(k for k in s.kinds if k in OUTPUT_KINDS)
+                                           for name, s in SCORE_TABLE.items()}
+
+
 def check_score_name(score: str, key: str = 'score') -> str:
     """Return ``score`` if it names a score of :data:`SCORES`, else raise naming ``key``."""
-    if score not in SCORE_KINDS:
+    if score not in SCORE_TABLE:
         raise ValueError(f'{key}={score!r} is not a score; the scores are {SCORES} (vacuity: EDL; '
                          'MDS / MMLS / MMLES: DisMax / IsoMax+)')
     return score
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in INPUT_KINDS:
+        raise ValueError(f'unknown output kind {kind!r}; known: {INPUT_KINDS}')
+
+
 def scores_of(kind: str) -> tuple[str, ...]:
-    """The scores defined for an output kind (see :data:`OUTPUT_KINDS`)."""
-    if kind not in OUTPUT_KINDS:
-        raise ValueError(f'unknown output kind {kind!r}; known: {tuple(OUTPUT_KINDS)}')
-    return tuple(name for name, kinds in SCORE_KINDS.items() if kind in kinds)
+    """The scores defined for an input kind (:data:`INPUT_KINDS`)."""
+    _check_kind(kind)
+    return tuple(name for name, s in SCORE_TABLE.items() if kind in s.kinds)
+
+
+def is_probability_score(score: str) -> bool:
+    """Whether ``score`` is a function of ``p`` alone (so it can be computed from probabilities)."""
+    return PROBS in SCORE_TABLE[check_score_name(score)].kinds
+
+
+def _kind_text(kind: str) -> str:
+    return OUTPUT_KINDS.get(kind, 'probabilities')
 
 
 def check_score_available(score: str, kind: str, key: str = 'score', model: str = 'the model') -> None:
     """Raise ``ValueError`` naming ``key`` when ``score`` is not defined for ``kind``."""
     check_score_name(score, key)
-    if kind not in SCORE_KINDS[score]:
-        need = ' or '.join(OUTPUT_KINDS[k] for k in SCORE_KINDS[score])
-        raise ValueError(f'{key}={score!r} needs {need}, but {model} outputs {kind} ({OUTPUT_KINDS[kind]}); '
+    _check_kind(kind)
+    kinds = SCORE_TABLE[score].kinds
+    if kind not in kinds:
+        need = ' or '.join(_kind_text(k) for k in kinds)
+        raise ValueError(f'{key}={score!r} needs {need}, but {model} outputs {kind} ({_kind_text(kind)}); '
                          f'its scores are {scores_of(kind)}')
 
 
-def raw_score(score: str, z: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """The score as its paper defines it, from a layer's output channels ``z`` on ``dim``
-    (float64 where it matters; higher = more confident except ``entropy`` and ``vacuity``)::
-
-        max-prob, MPS  max_j p_j                 entropy  H(p) / log K      ES  sum_j p_j log p_j
-        margin         p_(1) - p_(2)             (the two largest p_j)
-        vacuity        K / sum_j exp(z_j)        (z = log alpha)
-        MDS            max_j z_j                 MMLS     max_j z_j + mean_j z_j
-        MMLES          max_j z_j + mean_j z_j + sum_j p_j log p_j          (z = L / T)
-
-    with ``p = softmax(z)``. Binary one-channel (sigmoid) outputs have only ``max-prob`` /
-    ``entropy`` (see :func:`binary_normalised_entropy`).
-    """
-    check_score_name(score)
-    if score == 'margin':
-        return top2_margin(z.softmax(dim), dim)
-    if score == 'vacuity':
-        return vacuity(z.double(), dim)
-    if score in ('MDS', 'MMLS', 'MMLES'):
-        zd = z.double()
-        out = zd.amax(dim)
-        if score != 'MDS':
-            out = out + zd.mean(dim)
-        if score == 'MMLES':
-            out = out + _neg_entropy(zd, dim)
-        return out
-    if score in ('max-prob', 'MPS'):
-        return z.softmax(dim).amax(dim)
-    if score == 'ES':
-        return _neg_entropy(z.double(), dim)
-    return normalised_entropy(z.softmax(dim), dim)
-
-
-def _neg_entropy(z: torch.Tensor, dim: int) -> torch.Tensor:
-    """``sum_j p_j log p_j`` of ``p = softmax(z)``: ``-H``, from :func:`normalised_entropy`."""
-    return -normalised_entropy(z.softmax(dim), dim) * math.log(z.shape[dim])
+def raw_score(score: str, z: torch.Tensor, dim: int = 1, kind: Optional[str] = None, key: str = 'score',
+              model: str = 'the model') -> torch.Tensor:
+    """The score as its paper defines it (:data:`SCORE_TABLE`), from outputs ``z`` of ``kind``
+    with the classes on ``dim`` (float64 where it matters). ``kind`` given: a score that does not
+    exist for it raises ``ValueError`` naming ``key`` and ``model``; ``kind=None`` computes it from
+    ``z`` as the kind the score is defined for (``softmax(z) = p`` for the functions of ``p``)."""
+    if kind is None:
+        entry = SCORE_TABLE[check_score_name(score, key)]
+        kind = entry.kinds[0]
+    else:
+        check_score_available(score, kind, key, model)
+        entry = SCORE_TABLE[score]
+    return entry.raw(z, kind, dim)
 
 
 def score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> torch.Tensor:
