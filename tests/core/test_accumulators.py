@@ -8,7 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from uqseg.core import functional as F
-from uqseg.core.accumulators import CalibrationAccumulator, ConfidenceHistogram, ScoreSumAccumulator
+from uqseg.core.accumulators import (
+    KEY_MAX,
+    CalibrationAccumulator,
+    ConfidenceHistogram,
+    ScoreSumAccumulator,
+    key_coordinate,
+)
+from uqseg.core.binning import bin_index
 
 _SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -250,6 +257,72 @@ def test_histogram_keeps_its_precision_at_a_billion_pixels():
     assert big.compute()['AURC'] == pytest.approx(h.compute()['AURC'], abs=1e-2)
     lo, hi = big.bounds()['AURC']
     assert lo <= big.compute()['AURC'] <= hi
+
+
+# ----------------------------------------------------------------------------- ranking keys
+def test_key_coordinate_is_monotone_onto_the_unit_interval():
+    k = torch.cat([torch.tensor([-math.inf, -1e300, -2 * KEY_MAX, -KEY_MAX, 0.0, KEY_MAX, 2 * KEY_MAX, math.inf],
+                                dtype=torch.float64),
+                   torch.linspace(-KEY_MAX, KEY_MAX, 100_001, dtype=torch.float64),
+                   torch.logspace(-12, 4, 10_001, dtype=torch.float64)]).sort().values
+    x = key_coordinate(k)
+    assert x.dtype == torch.float64 and bool((x[1:] >= x[:-1]).all())
+    assert x[0] == 0 and x[-1] == 1 and key_coordinate(torch.zeros(1)).item() == 0.5
+    # its definition, written from asinh in float64 (math), and odd around 1/2
+    for v in (-3e3, -20.0, -1.0, 1e-3, 2.5, 150.0):
+        assert key_coordinate(torch.tensor([v], dtype=torch.float64)).item() == pytest.approx(
+            0.5 + math.asinh(v) / (2 * math.asinh(KEY_MAX)), abs=1e-15)
+    assert key_coordinate(torch.tensor([KEY_MAX], dtype=torch.float64)).item() == pytest.approx(1.0, abs=1e-15)
+    # the resolution the docs claim with 10,000 bins: logit gaps 20 / 20.1, 200 / 201 in different bins
+    for a, b in ((20.0, 20.1), (200.0, 201.0), (0.0, 0.003)):
+        ia, ib = bin_index(key_coordinate(torch.tensor([a, b], dtype=torch.float64)), 10_000).tolist()
+        assert ia < ib, (a, b)
+
+
+def _dense_rank(key):
+    """A [0, 1] confidence with the order and ties of ``key`` (its dense rank), for the exact metrics."""
+    uniq, inv = torch.unique(key, return_inverse=True)
+    return inv.double() / max(len(uniq) - 1, 1)
+
+
+@pytest.mark.parametrize('n_bins', [100, 10000])
+def test_key_histogram_within_bounds_of_the_exact_values_of_the_keys(n_bins):
+    # keys of near-certain predictions (20..200) and moderate ones, errors among the most confident
+    g = torch.Generator().manual_seed(11)
+    key = torch.cat([20 + 180 * torch.rand(3000, generator=g, dtype=torch.float64),
+                     torch.randn(1000, generator=g, dtype=torch.float64) * 3, torch.tensor([-math.inf, math.inf])])
+    correct = torch.rand(len(key), generator=g) < 0.55 + 0.4 * torch.tanh((key.clamp(-1e3, 1e3) - 60) / 60)
+    h = ConfidenceHistogram(n_bins, coordinate='key')
+    h.update(key[:1000], correct[:1000])
+    h.update(key[1000:], correct[1000:])
+    out, b, exact = h.compute(), h.bounds(), _exact(_dense_rank(key), correct)
+    for k in ('AURC', 'EAURC', 'AUROC'):
+        lo, hi = b[k]
+        assert lo - 1e-12 <= exact[k] <= hi + 1e-12, k
+        assert lo - 1e-12 <= out[k] <= hi + 1e-12, k
+    if n_bins == 10000:  # the keys of the near-certain pixels are resolved
+        assert b['AUROC'][1] - b['AUROC'][0] < 2e-3 and b['AURC'][1] - b['AURC'][0] < 5e-3
+        assert abs(exact['AUROC'] - 0.5) > 0.1  # the keys do rank the errors
+    # a [0, 1] confidence of the same pixels (sigmoid of the key) ties them all in the top bin
+    conf = ConfidenceHistogram(n_bins)
+    conf.update(torch.sigmoid(key), correct)
+    assert conf.bounds()['AUROC'][1] - conf.bounds()['AUROC'][0] > 0.3
+
+
+def test_key_histograms_do_not_merge_with_confidence_ones_and_refuse_nan():
+    a, b = ConfidenceHistogram(10, coordinate='key'), ConfidenceHistogram(10)
+    with pytest.raises(ValueError, match='cannot merge'):
+        a.merge(b)
+    a.merge(ConfidenceHistogram.from_state(torch.ones(2, 10), n_bins=10, coordinate='key'))
+    assert a.state.sum() == 20
+    with pytest.raises(ValueError, match='must not be NaN'):
+        a.update(torch.tensor([1.0, math.nan]), torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match="coordinate must be one of \\('confidence', 'key'\\), got 'logit'"):
+        ConfidenceHistogram(10, coordinate='logit')
+    # keys outside [0, 1] are fine, a confidence histogram refuses them
+    a.update(torch.tensor([-5.0, 300.0]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError):
+        b.update(torch.tensor([-5.0, 300.0]), torch.tensor([0, 1]))
 
 
 # ----------------------------------------------------------------------------- state, masks

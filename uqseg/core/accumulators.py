@@ -19,7 +19,8 @@ checked already, e.g. the mmseg metrics' reader).
 * :class:`ConfidenceHistogram` - a fine confidence histogram split by correct / incorrect, from
   which AURC, E-AURC, AUROC, AUPR and FPR@95TPR are computed with each histogram bin taken as one
   tie group; :meth:`ConfidenceHistogram.bounds` gives the interval that must contain the exact
-  values (see its docstring).
+  values (see its docstring). It bins a [0, 1] confidence, or (``coordinate='key'``) a ranking
+  key of :mod:`uqseg.core.confidence_keys` through the fixed map :func:`key_coordinate`.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ from .ranking import (
     optimal_aurc_from_counts,
 )
 
-__all__ = ['CalibrationAccumulator', 'ScoreSumAccumulator', 'ConfidenceHistogram']
+__all__ = ['CalibrationAccumulator', 'ScoreSumAccumulator', 'ConfidenceHistogram', 'key_coordinate', 'KEY_UNIT',
+           'KEY_MAX', 'HISTOGRAM_COORDINATES']
 
 _A = TypeVar('_A', bound='_SumAccumulator')
 
@@ -190,10 +192,39 @@ class ScoreSumAccumulator(_SumAccumulator):
         return dict(NLL=float(self.state[0]) / n, Brier=float(self.state[1]) / n)
 
 
+#: Unit and range of :func:`key_coordinate`: linear within about ``KEY_UNIT`` of 0, logarithmic
+#: beyond, every key in ``[-KEY_MAX, KEY_MAX]`` resolved (``docs/metrics.md#ranking-keys-in-the-histogram``).
+KEY_UNIT = 1.0
+KEY_MAX = 1.0e4
+_KEY_HALF_SPAN = 2 * math.asinh(KEY_MAX / KEY_UNIT)
+#: What a :class:`ConfidenceHistogram` bins: a confidence in [0, 1] as it is, or a ranking key.
+HISTOGRAM_COORDINATES = ('confidence', 'key')
+
+
+def key_coordinate(key: torch.Tensor) -> torch.Tensor:
+    """A ranking key (any float, +-inf included) mapped onto [0, 1], float64, non-decreasing::
+
+        x = 1/2 + asinh(k / KEY_UNIT) / (2 asinh(KEY_MAX / KEY_UNIT)),  clamped to [0, 1]
+
+    (0 and 1 hold the keys beyond ``-KEY_MAX`` / ``KEY_MAX``). With ``n`` equal-width bins a bin
+    spans ``dk = 2 asinh(KEY_MAX) sqrt(1 + k^2) / n`` of the key: 0.002 at ``k = 0`` and 0.2 %
+    of ``|k|`` beyond ``|k| = 10`` for n = 10,000, so logit gaps of 20 and 20.1 (max-prob 1.0 in
+    float32 and float64 alike) fall in different bins. Being monotone, it keeps every bound of
+    :class:`ConfidenceHistogram` (a bin is a tie group of the keys it holds).
+    """
+    k = key.to(torch.float64)
+    return torch.asinh(k / KEY_UNIT if KEY_UNIT != 1.0 else k).div_(_KEY_HALF_SPAN).add_(0.5).clamp_(0, 1)
+
+
 class ConfidenceHistogram(_BinnedAccumulator):
     """Confidence histogram split by correctness: ``state[0]`` correct, ``state[1]`` incorrect.
 
-    Bins are the equal-width ``(k/n, (k+1)/n]`` of :mod:`.binning` (default n = 10000, 160 kB).
+    Bins are the equal-width ``(k/n, (k+1)/n]`` of :mod:`.binning` (default n = 10000, 160 kB),
+    of the confidence itself (``coordinate='confidence'``, values in [0, 1]) or of
+    :func:`key_coordinate` of a ranking key (``coordinate='key'``: values are keys of
+    :func:`uqseg.core.confidence_keys.confidence_key`, any float but NaN), which resolves the
+    near-certain predictions whose confidence is 1.0 in floating point. Histograms of the two
+    coordinates do not merge.
     Ranking metrics treat every bin as one tie group, i.e. they are the exact functional values
     (ties in expectation / counted 1/2, Galil et al. 2023) for the data with every confidence
     replaced by its bin. Relative to the exact values on the real confidences:
@@ -216,16 +247,28 @@ class ConfidenceHistogram(_BinnedAccumulator):
 
     rows = 2
 
-    def __init__(self, n_bins: int = 10000, device: torch.device | str | None = None) -> None:
+    def __init__(self, n_bins: int = 10000, device: torch.device | str | None = None,
+                 coordinate: str = 'confidence') -> None:
+        if coordinate not in HISTOGRAM_COORDINATES:
+            raise ValueError(f'coordinate must be one of {HISTOGRAM_COORDINATES}, got {coordinate!r}')
         super().__init__(n_bins, device)
+        self.coordinate = coordinate
+
+    def _config(self) -> tuple:
+        return (self.n_bins, self.coordinate)
 
     def update(self, conf: torch.Tensor, correct: torch.Tensor, valid: Optional[torch.Tensor] = None,
                validate: bool = True) -> None:
-        """Add values: ``conf`` in [0, 1], ``correct`` 0/1, where the bool map ``valid`` is True."""
+        """Add values where the bool map ``valid`` is True: ``conf`` in [0, 1] (a ranking key for
+        ``coordinate='key'``), ``correct`` 0/1."""
+        keys = self.coordinate == 'key'
         if validate:
-            conf, correct, valid = self._checked(conf, correct, valid, binary=True)
+            if valid is not None:
+                conf, correct = conf[valid], correct[valid]
+            conf, correct = flat_pair(conf, correct, binary=True, unit=not keys)
+            valid = None
         self._match_device(conf)
-        self.state += histogram(conf, self.n_bins, valid, split=correct)
+        self.state += histogram(key_coordinate(conf) if keys else conf, self.n_bins, valid, split=correct)
 
     # -- helpers ------------------------------------------------------------------------------
     def _groups_desc(self) -> tuple[torch.Tensor, torch.Tensor]:
