@@ -406,6 +406,19 @@ def format_table(rows: list[dict], args, ood: bool, show_conf: bool) -> str:
     return '\n'.join(lines)
 
 
+def clamp_notes(rows: list[dict]) -> list[str]:
+    """One line per probability file whose NLL the 1e-12 clamp changed (``NLL-clamped`` of the
+    report: logits files need no clamp), so a clamped NLL is never read as the model's."""
+    seen, out = set(), []
+    for r in rows:
+        n = _num(r.get('NLL-clamped', 0))
+        if n > 0 and r['file'] not in seen:
+            seen.add(r['file'])
+            out.append(f'note: {r["model"]}: NLL clamps p_y at 1e-12 in {n:.0f} row(s) (kind probs); the model\'s own '
+                       'NLL is larger (save logits to get it exactly)')
+    return out
+
+
 def write_csv(path: str, rows: list[dict]) -> str:
     head = ['rank', 'model', 'file', 'kind', 'confidence', 'rank_key', 'num_classes', 'n', 'n_calib', 'n_ood', 'T']
     keys = []
@@ -531,6 +544,8 @@ def main(argv=None) -> dict:
              'row evaluated on the rest' if args.fit_temperature else '')
           + f' ({time.perf_counter() - start:.2f} s)')
     print(format_table(rows, args, ood, show_conf))
+    for line in clamp_notes(rows):
+        print(line)
     result = dict(rows=rows, skipped=skipped, plots=[], csv=None, spearman=None)
     if args.fit_temperature:
         rho = ts_rank_correlations(rows, args.rank_by)

@@ -344,3 +344,19 @@ def test_temperature_scaling_follows_the_models_rule(three, tmp_path):
     t = float(fit_temperature(dist[cal], y[cal], seed=2))
     assert rows['iso+TS']['T'] == pytest.approx(t, rel=1e-9)
     _check_row(rows['iso+TS'], _expected(dist[ev] / t, y[ev]))
+
+
+def test_clamped_nll_of_probabilities_is_said(tmp_path, capsys):
+    """Issue 19, item 3: logits give the exact NLL; a probabilities file whose p_y underflows is
+    clamped at 1e-12, and the tool says so under its table (and in the row's NLL-clamped)."""
+    z = torch.tensor([[0.0, -80.0, -5.0], [3.0, 2.0, 1.0], [1.0, 0.0, 4.0]], dtype=torch.float64)
+    y = torch.tensor([1, 2, 2])
+    logits, probs = str(tmp_path / 'logits.npz'), str(tmp_path / 'probs.npz')
+    save_outputs(logits, z, y, kind='logits')
+    save_outputs(probs, z.softmax(1), y, kind='probs')
+    rows = {r['model']: r for r in TOOL.main([logits, probs])['rows']}
+    out = capsys.readouterr().out
+    exact = float(-torch.log_softmax(z, 1).gather(1, y[:, None]).mean())
+    assert rows['logits']['NLL'] == pytest.approx(exact, rel=1e-12) and 'NLL-clamped' not in rows['logits']
+    assert rows['probs']['NLL-clamped'] == 1 and rows['probs']['NLL'] < exact - 15
+    assert 'note: probs: NLL clamps p_y at 1e-12 in 1 row(s)' in out and 'note: logits' not in out
