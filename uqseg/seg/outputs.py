@@ -1,36 +1,48 @@
-"""What the model's output channels are, told by the head to the metrics and hooks that read them.
+"""What the model's output channels are, carried in each predicted data sample.
 
-A decode head with a uqseg output layer (:class:`~uqseg.seg.models.heads.OutputLayerHead`)
-announces, at every ``predict``, its layer and output kind (``logits``, ``log_alpha``,
-``distance_logits``; :data:`uqseg.core.scores.OUTPUT_KINDS`) in mmengine's ``MessageHub`` (the
-runner's runtime information, not saved in checkpoints). The metrics read it to check that a
-score they are asked for (``score='vacuity'``) exists for the model that produced the samples;
-without an announcement the head is a plain one (``logits``). mmseg's ``postprocess_result``
-builds the data samples from the head's tensor alone, so the samples cannot carry it.
+A decode head with a uqseg output layer (:class:`~uqseg.seg.models.heads.OutputLayerHead`) outputs
+``logits`` (TEDL's stage 1), ``log_alpha`` (EDL) or ``distance_logits`` (DisMax, IsoMax+;
+:data:`uqseg.core.scores.OUTPUT_KINDS`). Every sample its segmentor predicts carries that in its
+metainfo, as the classification head does: ``output_kind``, ``output_source`` (who produced it, for
+messages) and ``default_score`` (the head's own score), the keys of :mod:`uqseg.core.scores`. A
+sample without them is a plain head's (``logits``, own score ``max-prob``). Metrics and hooks read
+them from the sample (:func:`sample_output`), so they describe the model that produced that very
+sample, whatever ran before in the process.
 
-The announcement is the latest one in the current MessageHub: two runners built in the same
-second from the same config share one hub (mmengine names it after both), so a plain model
-evaluated after an announcing one in such a hub would read the old kind. Hooks and tools, which
-hold the model, read it from the model instead (:func:`model_output`).
+mmseg gives a decode head's ``predict`` the images' metainfo as copies and builds the samples
+in the segmentor (``EncoderDecoder.predict`` -> ``postprocess_result``) from the head's tensor
+alone, so the head cannot write into them. :func:`record_output` registers, once, a forward hook
+on the segmentor that writes :func:`model_output` of the segmentor into the samples its
+``predict`` returns; the head calls it on the segmentor that builds it. The hook is a module
+function of the segmentor it is called with (it survives ``deepcopy``, pickling and model
+wrappers), and it reads the head at every call (TEDL's stage changes the kind). mmseg's
+``SegTTAModel`` returns one view's sample per image, so the merged samples keep it.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Union
+import sys
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
-from mmengine.logging import MessageHub
+from mmengine.structures import BaseDataElement
+from mmseg.models.segmentors import BaseSegmentor
+from torch import nn
 
-from ..core.scores import check_score_args, check_score_available, check_score_name
+from ..core.scores import (
+    OUTPUT_KIND_KEY,
+    OUTPUT_KINDS,
+    OUTPUT_SOURCE_KEY,
+    OWN_SCORE,
+    OWN_SCORE_KEY,
+    PROBS,
+    check_score_args,
+    check_score_available,
+    check_score_name,
+)
 from ..engine.wrapped_model import unwrap_model
 
-__all__ = ['OUTPUT_INFO_KEY', 'OWN_SCORE', 'ModelOutput', 'announce_output', 'announced_output', 'check_model_score',
-           'model_output', 'score_names', 'resolve_scores', 'check_metric_score']
-
-#: Runtime-information key of the announcement.
-OUTPUT_INFO_KEY = 'uqseg/output'
-
-
-#: The score name that stands for the model's own score (``score='own'`` in a metric).
-OWN_SCORE = 'own'
+__all__ = ['OWN_SCORE', 'ModelOutput', 'PLAIN', 'model_output', 'sample_output', 'record_output',
+           'segmentor_being_built', 'resolve_score',
+           'score_names', 'resolve_scores', 'check_metric_score']
 
 
 class ModelOutput(NamedTuple):
@@ -38,27 +50,12 @@ class ModelOutput(NamedTuple):
     source: str  # who produced it, for messages, e.g. 'EDLLayer in OutputLayerFCNHead'
     score: str   # its own score: 'vacuity' (EDL), 'MMLES' (DisMax), 'MDS' (IsoMax+), 'max-prob' (plain)
 
+    def metainfo(self) -> dict:
+        """The sample metainfo that carries it."""
+        return {OUTPUT_KIND_KEY: self.kind, OUTPUT_SOURCE_KEY: self.source, OWN_SCORE_KEY: self.score}
+
 
 PLAIN = ModelOutput('logits', 'a plain decode head', 'max-prob')
-
-
-def announce_output(kind: str, source: str, score: str) -> None:
-    MessageHub.get_current_instance().update_info(OUTPUT_INFO_KEY, ModelOutput(kind, source, score), resumed=False)
-
-
-def announced_output() -> ModelOutput:
-    """The latest announcement in the current MessageHub, or a plain head's."""
-    return MessageHub.get_current_instance().get_info(OUTPUT_INFO_KEY, PLAIN)
-
-
-def check_model_score(score: str, key: str = 'score') -> str:
-    """The score to compute for the model that produced the current samples: ``score``, or its own
-    for ``'own'``; raise naming ``key`` if the model has no such score."""
-    out = announced_output()
-    if score == OWN_SCORE:
-        return out.score
-    check_score_available(score, out.kind, key, model=out.source)
-    return score
 
 
 def _output_layer(model):
@@ -77,6 +74,70 @@ def model_output(model) -> ModelOutput:
     return ModelOutput(layer.output_kind, f'{type(layer).__name__} in {type(head).__name__}', layer.default_score)
 
 
+def sample_output(sample: Union[dict, BaseDataElement], where: str = '') -> ModelOutput:
+    """What produced a sample (a ``SegDataSample`` or its ``to_dict()``): its metainfo
+    ``output_kind`` / ``output_source`` / ``default_score``, or :data:`PLAIN` without them. A kind
+    or score that is not one raises ``ValueError`` naming ``where`` (the image) and the key."""
+    if isinstance(sample, BaseDataElement):
+        meta = sample.metainfo
+    else:
+        meta = dict(sample.get('metainfo', {}))
+        meta.update({k: sample[k] for k in (OUTPUT_KIND_KEY, OUTPUT_SOURCE_KEY, OWN_SCORE_KEY) if k in sample})
+    kind = meta.get(OUTPUT_KIND_KEY)
+    if kind is None:
+        return PLAIN
+    prefix = f'{where}: ' if where else ''
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f'{prefix}metainfo {OUTPUT_KIND_KEY}={kind!r} is not an output kind; known: '
+                         f'{tuple(OUTPUT_KINDS)}')
+    score = meta.get(OWN_SCORE_KEY)
+    if score is None:
+        raise ValueError(f'{prefix}metainfo {OUTPUT_KIND_KEY}={kind!r} comes without {OWN_SCORE_KEY}')
+    check_score_available(score, kind, f'{prefix}metainfo {OWN_SCORE_KEY}')
+    return ModelOutput(kind, str(meta.get(OUTPUT_SOURCE_KEY) or f'a head with {kind} outputs'), score)
+
+
+def _write_output(segmentor: nn.Module, args: tuple, outputs: Any) -> None:
+    """Forward hook: the samples ``predict`` returned get :func:`model_output` in their metainfo
+    (``loss`` / ``tensor`` modes return a dict / tensors, which are left alone)."""
+    if isinstance(outputs, (list, tuple)) and outputs and all(isinstance(s, BaseDataElement) for s in outputs):
+        meta = model_output(segmentor).metainfo()
+        for sample in outputs:
+            sample.set_metainfo(meta)
+
+
+def record_output(segmentor: nn.Module) -> nn.Module:
+    """Make ``segmentor`` write what its decode head outputs into every sample it predicts (see
+    the module docstring); once per segmentor, which is returned."""
+    if not any(hook is _write_output for hook in segmentor._forward_hooks.values()):
+        segmentor.register_forward_hook(_write_output)
+    return segmentor
+
+
+def segmentor_being_built() -> Optional[BaseSegmentor]:
+    """The innermost mmseg segmentor whose ``__init__`` is on the call stack, i.e. the one
+    building the caller (a decode head built by ``EncoderDecoder._init_decode_head``), or None
+    (a head built on its own). mmseg hands a head no reference to its segmentor; this is how
+    the head finds the segmentor whose samples must carry its output."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name.startswith(('__init__', '_init_')):
+            owner = frame.f_locals.get('self')
+            if isinstance(owner, BaseSegmentor):
+                return owner
+        frame = frame.f_back
+    return None
+
+
+def resolve_score(score: str, out: ModelOutput, key: str = 'score') -> str:
+    """The score to compute for outputs ``out``: ``score``, or its own for ``'own'``; raise naming
+    ``key`` if it has no such score."""
+    if score == OWN_SCORE:
+        return out.score
+    check_score_available(score, out.kind, key, model=out.source)
+    return score
+
+
 def score_names(scores: Union[str, Sequence[str], None], key: str = 'scores') -> Optional[list[str]]:
     """A hook's ``scores`` argument (a name, names or None) checked against the known scores."""
     if scores is None:
@@ -85,17 +146,13 @@ def score_names(scores: Union[str, Sequence[str], None], key: str = 'scores') ->
     return [s if s == OWN_SCORE else check_score_name(s, key) for s in names]
 
 
-def resolve_scores(model, scores: Optional[list[str]], key: str = 'scores') -> list[str]:
-    """The scores a hook draws / writes for ``model``: ``scores`` checked against its head (an
-    error naming ``key`` for one it does not have), or, for None, the head's own score (none for
-    a plain head). ``'own'`` stands for the head's own score."""
-    out = model_output(model)
+def resolve_scores(out: ModelOutput, scores: Optional[list[str]], key: str = 'scores') -> list[str]:
+    """The scores a hook draws / writes for outputs ``out`` (a sample's or a model's): ``scores``
+    checked against them (an error naming ``key`` for one they do not have), or, for None, their
+    own score (none for a plain head's logits or probabilities). ``'own'`` stands for the own score."""
     if scores is None:
-        return [] if out.kind == 'logits' else [out.score]
-    for s in scores:
-        if s != OWN_SCORE:
-            check_score_available(s, out.kind, key, model=out.source)
-    return list(dict.fromkeys(out.score if s == OWN_SCORE else s for s in scores))
+        return [] if out.kind in ('logits', PROBS) else [out.score]
+    return list(dict.fromkeys(resolve_score(s, out, key) for s in scores))
 
 
 def check_metric_score(score: str, score_field, score_is, score_range) -> str:

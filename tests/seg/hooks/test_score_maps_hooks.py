@@ -1,6 +1,6 @@
 """The ``scores`` of the map hooks: SavePredictionMapsHook writes ``<image>_<score>.npy`` beside the
-prediction PNG and UncertaintyMapHook draws a panel per score, for the scores of the model's head
-(checked before the first image)."""
+prediction PNG and UncertaintyMapHook draws a panel per score, for the scores of the head that produced
+each sample (its metainfo; checked against the model before the first image)."""
 import os
 import types
 
@@ -18,6 +18,7 @@ import uqseg.seg.hooks.uncertainty_map_hook as uncertainty_map_hook
 from tests.helpers.files import assert_png
 from uqseg.core.evidential import vacuity
 from uqseg.core.scores import raw_score
+from uqseg.seg.outputs import model_output
 
 K = 3
 
@@ -43,9 +44,13 @@ def _runner(tmp_path, model):
     return types.SimpleNamespace(model=model, log_dir=str(tmp_path / 'log'), iter=0)
 
 
-def _sample(name, seed, set_name='shapes', label=True):
+def _sample(name, seed, set_name='shapes', label=True, model=None):
+    """A prediction of ``model`` (its head's output in the metainfo, as its segmentor writes it;
+    None: a plain head's)."""
     g = torch.Generator().manual_seed(seed)
     s = SegDataSample(metainfo=dict(set_name=set_name, img_path=f'/none/{name}.jpg'))
+    if model is not None and hasattr(model.decode_head.conv_seg, 'output_kind'):
+        s.set_metainfo(model_output(model).metainfo())
     s.seg_logits = PixelData(data=torch.log1p(torch.rand(K, 12, 14, generator=g) * 20))  # log alpha >= 0
     if label:
         s.gt_sem_seg = PixelData(data=torch.randint(0, K, (1, 12, 14), generator=g))
@@ -57,7 +62,7 @@ def test_save_prediction_maps_writes_the_asked_scores(tmp_path):
     hook = HOOKS.build(dict(type='SavePredictionMapsHook', out_dir=str(out), scores=['vacuity', 'max-prob']))
     runner = _runner(tmp_path, _model())
     hook.before_test(runner)
-    samples = [_sample('a', 0), _sample('b', 1, label=False)]
+    samples = [_sample('a', 0, model=runner.model), _sample('b', 1, label=False, model=runner.model)]
     hook.after_test_iter(runner, 0, None, samples)
     assert sorted(os.listdir(out / 'shapes')) == ['a.png', 'a_max-prob.npy', 'a_vacuity.npy',
                                                    'b.png', 'b_max-prob.npy', 'b_vacuity.npy']
@@ -78,7 +83,7 @@ def test_save_prediction_maps_writes_the_heads_own_score_by_default(tmp_path, la
     hook = HOOKS.build(dict(type='SavePredictionMapsHook', out_dir=str(tmp_path / 'out')))
     runner = _runner(tmp_path, _model(layer))
     hook.before_test(runner)
-    s = _sample('a', 2)
+    s = _sample('a', 2, model=runner.model)
     if layer != 'EDLLayer':
         s.seg_logits = PixelData(data=-s.seg_logits.data)  # distance logits <= 0
     hook.after_test_iter(runner, 0, None, [s])
@@ -92,7 +97,7 @@ def test_save_prediction_maps_of_a_plain_or_stage_one_head_write_no_score(tmp_pa
         hook = HOOKS.build(dict(type='SavePredictionMapsHook', out_dir=str(tmp_path / f'out{i}')))
         runner = _runner(tmp_path, model)
         hook.before_test(runner)
-        hook.after_test_iter(runner, 0, None, [_sample('a', 3)])
+        hook.after_test_iter(runner, 0, None, [_sample('a', 3, model=model)])
         assert os.listdir(tmp_path / f'out{i}' / 'shapes') == ['a.png']
     # TEDL's stage 1: the EDL layer outputs plain logits: no score by default, max-prob as its own
     model = _model()
@@ -101,8 +106,13 @@ def test_save_prediction_maps_of_a_plain_or_stage_one_head_write_no_score(tmp_pa
         folder = tmp_path / f'tedl-{scores}'
         hook = HOOKS.build(dict(type='SavePredictionMapsHook', out_dir=str(folder), scores=scores))
         hook.before_test(_runner(tmp_path, model))
-        hook.after_test_iter(None, 0, None, [_sample('a', 3)])
+        hook.after_test_iter(None, 0, None, [_sample('a', 3, model=model)])
         assert sorted(os.listdir(folder / 'shapes')) == written
+    # each sample's scores follow its own metainfo: an EDL sample after the switch writes vacuity
+    model.decode_head.conv_seg.set_evidential(True)
+    hook = HOOKS.build(dict(type='SavePredictionMapsHook', out_dir=str(tmp_path / 'switched')))
+    hook.after_test_iter(None, 0, None, [_sample('a', 3, model=model), _sample('b', 3)])
+    assert sorted(os.listdir(tmp_path / 'switched' / 'shapes')) == ['a.png', 'a_vacuity.npy', 'b.png']
 
 
 @pytest.mark.parametrize('model', [None, 'plain', 'stage-1'])
@@ -144,8 +154,8 @@ def test_uncertainty_map_hook_draws_a_panel_per_score(tmp_path, drawn):
                             scores=['vacuity']))
     runner = _runner(tmp_path, _model())
     hook.before_test_epoch(runner)
-    s = _sample('a', 4)
-    hook.after_test_iter(runner, 0, None, [s, _sample('b', 5)])  # the second is beyond num_samples
+    s = _sample('a', 4, model=runner.model)
+    hook.after_test_iter(runner, 0, None, [s, _sample('b', 5, model=runner.model)])  # the second is beyond num_samples
     assert os.listdir(tmp_path / 'maps' / 'shapes') == ['a.png']
     assert_png(str(tmp_path / 'maps' / 'shapes' / 'a.png'))
     (path, panels), = drawn
@@ -157,6 +167,6 @@ def test_uncertainty_map_hook_draws_a_panel_per_score(tmp_path, drawn):
         drawn.clear()
         hook = HOOKS.build(dict(type='UncertaintyMapHook', num_samples=1, out_dir=str(tmp_path / 'default')))
         hook.before_test_epoch(_runner(tmp_path, model))
-        hook.after_test_iter(None, 0, None, [_sample('c', 6)])
+        hook.after_test_iter(None, 0, None, [_sample('c', 6, model=model)])
         (_, panels), = drawn
         assert list(panels) == ['ground truth', 'prediction', 'confidence (max p)', 'entropy / log C', 'errors'] + extra

@@ -1,41 +1,31 @@
 """The named scores of an output layer's channels (EDL's vacuity, DisMax's MDS / MMLS / MMLES, ...) as
-the metrics read them: a head announces its output in mmengine's MessageHub, ``score_map`` maps the
-score onto a confidence, and a score the announced output does not have is refused."""
+the metrics read them: each sample carries what its head outputs (metainfo output_kind / output_source
+/ default_score), ``score_map`` maps the score onto a confidence, and a score the sample's outputs do
+not have is refused."""
 import math
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MessageHub
 from sklearn.metrics import roc_auc_score
 
 from tests.helpers.metrics import build, run
 from tests.helpers.ranking import auroc_tie_bound
 from tests.helpers.samples import make_sample
 from uqseg.core.scores import SCORE_KINDS, SCORES, raw_score, score_confidence
-from uqseg.seg.metrics.prediction import raw_score_map, read_prediction, score_map
-from uqseg.seg.outputs import OUTPUT_INFO_KEY, OWN_SCORE, announce_output
+from uqseg.seg.metrics.prediction import raw_score_map, read_prediction, score_key_map, score_map
+from uqseg.seg.outputs import OWN_SCORE, ModelOutput
 
 K = 4
-_MISSING = object()
+OUTPUTS = {'log_alpha': ModelOutput('log_alpha', 'EDLLayer in OutputLayerHead', 'vacuity'),
+           'distance_logits': ModelOutput('distance_logits', 'DisMaxLayer in OutputLayerHead', 'MMLES')}
 
 
-@pytest.fixture(autouse=True)
-def _no_announcement():
-    """Each test starts without an announcement (a plain head) and leaves the hub as it found it."""
-    hub = MessageHub.get_current_instance()
-    saved = hub.pop_info(OUTPUT_INFO_KEY, _MISSING)
-    yield
-    hub.pop_info(OUTPUT_INFO_KEY)
-    if saved is not _MISSING:
-        hub.update_info(OUTPUT_INFO_KEY, saved, resumed=False)
-
-
-def _announce(kind):
-    source, score = {'logits': ('a plain decode head', 'max-prob'),
-                     'log_alpha': ('EDLLayer in OutputLayerHead', 'vacuity'),
-                     'distance_logits': ('DisMaxLayer in OutputLayerHead', 'MMLES')}[kind]
-    announce_output(kind, source, score)
+def _from(kind, sample):
+    """``sample`` as the segmentor of a head with outputs of ``kind`` writes it (None: a plain head)."""
+    if kind is not None and kind != 'logits':
+        sample.update(OUTPUTS[kind].metainfo())
+    return sample
 
 
 def _channels(kind, h=5, w=6, seed=0):
@@ -49,12 +39,12 @@ def _channels(kind, h=5, w=6, seed=0):
     return f
 
 
-def _sample(z, seed=0, ignore=True):
+def _sample(z, seed=0, ignore=True, kind=None):
     g = torch.Generator().manual_seed(seed + 100)
     y = torch.randint(0, z.shape[0], z.shape[1:], generator=g)
     if ignore:
         y[torch.rand(z.shape[1:], generator=g) < 0.1] = 255
-    return make_sample(z, y)
+    return _from(kind, make_sample(z, y))
 
 
 def _kind_of(score):
@@ -64,9 +54,8 @@ def _kind_of(score):
 @pytest.mark.parametrize('score', SCORES)
 def test_score_map_is_the_confidence_of_the_raw_score(score):
     kind = _kind_of(score)
-    _announce(kind)
     z = _channels(kind)
-    s = _sample(z)
+    s = _sample(z, kind=kind)
     got = score_map(read_prediction(s), s, score)
     want = score_confidence(score, raw_score(score, z, dim=0), K)
     assert got.shape == (5, 6) and got.dtype == torch.float32
@@ -75,16 +64,14 @@ def test_score_map_is_the_confidence_of_the_raw_score(score):
 
 
 def test_named_scores_by_their_definitions():
-    _announce('log_alpha')
     z = _channels('log_alpha')
-    s = _sample(z)
+    s = _sample(z, kind='log_alpha')
     pred = read_prediction(s)
     u = K / z.double().exp().sum(0)  # K / S, alpha = exp(log alpha)
     torch.testing.assert_close(score_map(pred, s, 'vacuity').double(), 1 - u, atol=1e-6, rtol=0)
     torch.testing.assert_close(raw_score_map(pred, 'vacuity'), u, atol=1e-12, rtol=0)
-    _announce('distance_logits')
     z = _channels('distance_logits')
-    s = _sample(z)
+    s = _sample(z, kind='distance_logits')
     pred = read_prediction(s)
     mds = z.double().max(0).values
     torch.testing.assert_close(score_map(pred, s, 'MDS').double(), 1 / (1 - mds), atol=1e-6, rtol=0)
@@ -94,10 +81,8 @@ def test_named_scores_by_their_definitions():
 
 
 @pytest.mark.parametrize('kind,own', [('log_alpha', 'vacuity'), ('distance_logits', 'MMLES'), (None, 'max-prob')])
-def test_own_score_is_the_announced_one_and_max_prob_without_announcement(kind, own):
-    if kind is not None:
-        _announce(kind)
-    s = _sample(_channels(kind or 'logits'))
+def test_own_score_is_the_samples_and_max_prob_without_output_metainfo(kind, own):
+    s = _sample(_channels(kind or 'logits'), kind=kind)
     pred = read_prediction(s)
     torch.testing.assert_close(score_map(pred, s, OWN_SCORE), score_map(pred, s, own), atol=0, rtol=0)
     if kind is None:
@@ -114,12 +99,11 @@ def _vacuity_samples(n_img=3, h=24, w=24):
         pred = z.argmax(0)
         y = torch.where(torch.rand(h, w, generator=g) < conf, pred, torch.randint(0, K, (h, w), generator=g))
         y[torch.rand(h, w, generator=g) < 0.05] = 255
-        out.append(make_sample(z, y, img_path=f'{i}.jpg'))
+        out.append(_from('log_alpha', make_sample(z, y, img_path=f'{i}.jpg')))
     return out
 
 
 def test_vacuity_auroc_matches_sklearn_within_the_bins():
-    _announce('log_alpha')
     samples = _vacuity_samples()
     out = run(build('PixelUncertaintyMetric', score='vacuity'), samples)
     conf, correct = [], []
@@ -142,9 +126,9 @@ def test_vacuity_auroc_matches_sklearn_within_the_bins():
     assert not math.isclose(mp['A/AUROC'], out['A/AUROC'], abs_tol=1e-6)
 
 
-def test_vacuity_without_an_announcement_names_the_score_and_the_edl_layer():
+def test_vacuity_of_a_plain_heads_sample_names_the_image_the_score_and_the_edl_layer():
     s = _sample(_channels('log_alpha'))
-    msg = (r"score='vacuity' needs an EDL layer .*output_layer=dict\(type='EDLLayer'\).*"
+    msg = (r"x\.jpg: score='vacuity' needs an EDL layer .*output_layer=dict\(type='EDLLayer'\).*"
            r'a plain decode head outputs logits')
     with pytest.raises(ValueError, match=msg):
         score_map(read_prediction(s), s, 'vacuity')
@@ -156,13 +140,11 @@ def test_vacuity_without_an_announcement_names_the_score_and_the_edl_layer():
 
 
 def test_distance_score_on_log_alpha_is_refused():
-    _announce('log_alpha')
-    s = _sample(_channels('log_alpha'))
+    s = _sample(_channels('log_alpha'), kind='log_alpha')
     with pytest.raises(ValueError, match=r"score='MMLES' needs a DisMax / IsoMax\+ layer.*but EDLLayer in "
                                          r"OutputLayerHead outputs log_alpha.*'vacuity'"):
         score_map(read_prediction(s), s, 'MMLES')
-    _announce('distance_logits')
-    s = _sample(_channels('distance_logits'))
+    s = _sample(_channels('distance_logits'), kind='distance_logits')
     with pytest.raises(ValueError, match=r"score='vacuity' needs an EDL layer.*outputs distance_logits"):
         build('PixelUncertaintyMetric', score='vacuity').process({}, [s])
 
@@ -173,16 +155,16 @@ def _binary_sample():
 
 
 def test_binary_samples_refuse_vacuity():
-    _announce('log_alpha')  # even when the head announces log alpha, one sigmoid channel has no Dirichlet
-    s = _binary_sample()
+    s = _from('log_alpha', _binary_sample())  # even with log-alpha metainfo, one sigmoid channel has no Dirichlet
     pred = read_prediction(s)
     for score in ('vacuity', 'MDS'):
-        with pytest.raises(ValueError, match=rf"x\.jpg: score='{score}' needs the channels of a softmax head, "
-                                             r'but seg_logits has one \(sigmoid\) channel'):
+        with pytest.raises(ValueError, match=rf"x\.jpg: score='{score}' needs .* layer .*but the one-channel "
+                                             r'\(sigmoid\) head outputs probs \(probabilities\)'):
             raw_score_map(pred, score)
-    with pytest.raises(ValueError, match="score='vacuity' needs the channels of a softmax head"):
+    msg = "score='vacuity' needs an EDL layer .*but the one-channel \\(sigmoid\\) head outputs probs"
+    with pytest.raises(ValueError, match=msg):
         score_map(pred, s, 'vacuity')
-    with pytest.raises(ValueError, match="score='vacuity' needs the channels of a softmax head"):
+    with pytest.raises(ValueError, match=msg):
         build('PixelUncertaintyMetric', score='vacuity').process({}, [s])
 
 
@@ -196,9 +178,32 @@ def test_raw_score_map_of_binary_heads():
     np.testing.assert_allclose(raw_score_map(pred, 'MPS').numpy(), np.maximum(p, 1 - p), atol=1e-7)
     np.testing.assert_allclose(raw_score_map(pred, 'entropy').numpy(), h / math.log(2), atol=1e-7)
     np.testing.assert_allclose(raw_score_map(pred, 'ES').numpy(), -h, atol=1e-7)
+    np.testing.assert_allclose(raw_score_map(pred, 'margin').numpy(), np.abs(2 * p - 1), atol=1e-7)
     assert raw_score_map(pred, 'entropy')[0, 0] == 0 and raw_score_map(pred, 'entropy')[1, 3] == 0  # p = 0, 1
     assert raw_score_map(pred, 'entropy')[0, 3] == pytest.approx(1.0)  # p = 1/2
     # their confidences: the binary score_map (C = 2)
-    for score in ('max-prob', 'entropy', 'ES'):
+    for score in ('max-prob', 'entropy', 'ES', 'margin'):
         want = score_confidence(score, raw_score_map(pred, score), 2)
         torch.testing.assert_close(score_map(pred, s, score).double(), want.double(), atol=1e-6, rtol=0)
+
+
+HIGHER_IS_CONFIDENT = {'entropy': False, 'vacuity': False}
+
+
+@pytest.mark.parametrize('score', SCORES)
+def test_score_key_map_orders_pixels_as_the_score(score):
+    """The ranking key of every named score orders the pixels as its definition (float64 here, of
+    moderate channels where nothing saturates), with the score's direction."""
+    kind = _kind_of(score)
+    z = _channels(kind, h=20, w=30, seed=3)
+    s = _sample(z, kind=kind)
+    key = score_key_map(read_prediction(s), score).flatten()
+    assert key.dtype == torch.float64 and key.shape == (600,)
+    raw = raw_score(score, z.double(), dim=0).flatten() * (1 if HIGHER_IS_CONFIDENT.get(score, True) else -1)
+    d_raw, d_key = raw[:, None] - raw[None, :], key[:, None] - key[None, :]
+    clear = d_raw.abs() > 1e-9 * raw.abs().max()
+    assert clear.float().mean() > 0.99
+    assert torch.equal(torch.sign(d_raw[clear]), torch.sign(d_key[clear]))
+    # 'own' is the sample's own score
+    own = OUTPUTS[kind].score if kind in OUTPUTS else 'max-prob'
+    assert torch.equal(score_key_map(read_prediction(s), OWN_SCORE), score_key_map(read_prediction(s), own))

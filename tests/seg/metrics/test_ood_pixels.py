@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from tests.helpers.metrics import build, run
 from tests.helpers.ranking import auroc_tie_bound, brute_fpr_at_tpr, fpr_bin_bound
 from tests.helpers.samples import make_sample
+from uqseg.core.accumulators import key_coordinate
 
 K, OOD, IGNORE = 3, 254, 255
 PX_KEYS = ('OOD_AUROC_px', 'OOD_FPR@95TPR_px', 'OOD_AUPR_px')
@@ -35,10 +36,13 @@ def _ood_image(i, set_name='ood', with_ood=True, h=16, w=20, ignored_logits=None
 
 
 def _reference_confidences(samples):
-    """Max-prob of the valid non-OOD (ID) and of the OOD pixels of the samples."""
+    """The max-prob ranking key of the valid non-OOD (ID) and of the OOD pixels of the samples, from
+    its definition in float64: logit(max p) = -log sum_{j != top} exp(z_j - z_top)."""
     id_conf, ood_conf = [], []
     for s in samples:
-        conf = s['seg_logits']['data'].softmax(0).max(0).values.double()
+        z = s['seg_logits']['data'].double()
+        d = z - z.max(0).values
+        conf = -torch.logsumexp(torch.where(d == 0, -torch.inf, d), 0)
         y = s['gt_sem_seg']['data'][0]
         id_conf.append(conf[(y != OOD) & (y != IGNORE)])
         ood_conf.append(conf[y == OOD])
@@ -60,12 +64,15 @@ def test_pixel_auroc_and_fpr_match_sklearn_and_brute_force():
     is_id = np.r_[np.ones(len(id_conf)), np.zeros(len(ood_conf))]
     want = roc_auc_score(is_id, np.r_[id_conf, ood_conf])
     assert 0.7 < want < 0.99
-    tol = auroc_tie_bound(id_conf, ood_conf)
+    # the bins of the metric's histogram: the keys on key_coordinate
+    id_x, ood_x = (key_coordinate(torch.from_numpy(c)).numpy() for c in (id_conf, ood_conf))
+    tol = auroc_tie_bound(id_x, ood_x)
     assert tol < 5e-3
     assert abs(out['ood/OOD_AUROC_px'] - want) <= tol + 1e-12
     fpr, t = brute_fpr_at_tpr(id_conf, ood_conf, 0.95)
     assert 0 < fpr < 1
-    assert abs(out['ood/OOD_FPR@95TPR_px'] - fpr) <= fpr_bin_bound(ood_conf, t) + 1e-12
+    t_x = float(key_coordinate(torch.tensor([t], dtype=torch.float64)))
+    assert abs(out['ood/OOD_FPR@95TPR_px'] - fpr) <= fpr_bin_bound(ood_x, t_x) + 1e-12
     assert 0 < out['ood/OOD_AUPR_px'] < 1
 
 

@@ -44,10 +44,11 @@ def _unc_reference(samples, name):
 
 
 def test_matches_functional_and_sklearn_when_bins_resolve_ties():
-    # confidences on bin centres of a 1024-bin grid (p and 1 - p exact in float32): each
-    # histogram bin holds one distinct value, so the histogram metrics are the exact ones
-    samples = random_binary(n_img=6, seed=8, quantize=1024)
-    out = run(build('PixelUncertaintyMetric', n_bins=1024), samples, batch=4)
+    # confidences on a 64-step grid: their ranking keys logit(max(p, 1 - p)) lie at least 0.06
+    # apart, many bins of the 10,000-bin key histogram (docs/metrics.md#ranking-keys-in-the-histogram),
+    # so each bin holds one distinct value and the histogram metrics are the exact ones
+    samples = random_binary(n_img=6, seed=8, quantize=64)
+    out = run(build('PixelUncertaintyMetric'), samples, batch=4)
     for name in 'ST':
         conf, correct = _unc_reference(samples, name)
         assert out[f'{name}/AURC'] == pytest.approx(F.aurc(conf, correct), abs=1e-10)
@@ -61,13 +62,21 @@ def test_matches_functional_and_sklearn_when_bins_resolve_ties():
         assert out[f'{name}/AURC_img'] == pytest.approx(np.mean(per), abs=1e-10)
 
 
+def _binary_key(p):
+    """The ranking key of max(p, 1 - p) from its definition, logit(max(p, 1 - p)), in float64:
+    log(max(p, 1 - p)) - log(min(p, 1 - p))."""
+    p = p.double()
+    q = 1 - p
+    return torch.maximum(p, q).log() - torch.minimum(p, q).log()
+
+
 def test_continuous_data_equal_the_accumulator_and_lie_within_its_bounds():
     samples = random_binary(n_img=4, h=40, w=40, seed=9, sets='A')
     out = run(build('PixelUncertaintyMetric'), samples)  # 10000 bins
     conf, correct = _unc_reference(samples, 'A')
-    # the metric equals the accumulator fed with the flattened pixels ...
-    h = ConfidenceHistogram(10000)
-    h.update(conf, correct)
+    # the metric equals the accumulator fed with the flattened pixels' ranking keys ...
+    h = ConfidenceHistogram(10000, coordinate='key')
+    h.update(_binary_key(flat(samples, 'A')[0]), correct)
     for k, v in h.compute().items():
         assert out[f'A/{k}'] == pytest.approx(v, abs=1e-12)
     # ... and the exact per-pixel values lie inside its documented bounds
@@ -79,7 +88,7 @@ def test_continuous_data_equal_the_accumulator_and_lie_within_its_bounds():
 
 
 def test_entropy_score_and_pred_sem_seg_prediction_options():
-    samples = random_binary(n_img=3, seed=10, sets='A', quantize=1024)
+    samples = random_binary(n_img=3, seed=10, sets='A', quantize=64)
     out = run(build('PixelUncertaintyMetric', score='entropy', per_image=False), samples)
     assert not any(k.endswith('_img') for k in out)
     # entropy is a monotone function of max(p, 1-p) for a binary head: same ranking
@@ -88,7 +97,7 @@ def test_entropy_score_and_pred_sem_seg_prediction_options():
     # pred_sem_seg thresholded at .3 (a binary head's default threshold) changes correctness
     for s in samples:
         s['pred_sem_seg'] = dict(data=(s['seg_logits']['data'] > 0.3).long())
-    out = run(build('PixelUncertaintyMetric', prediction='pred_sem_seg', n_bins=1024), samples)
+    out = run(build('PixelUncertaintyMetric', prediction='pred_sem_seg'), samples)
     p, y = flat(samples)
     correct = ((p > 0.3).long() == y).double()
     assert out['A/AUROC'] == pytest.approx(F.auroc(torch.maximum(p, 1 - p), correct), abs=1e-10)

@@ -23,14 +23,12 @@ from PIL import Image
 
 from uqseg.cls.outputs import check_labelled, ood_mask, sample_label
 from uqseg.core.plots import plot_reliability_diagram, plot_risk_coverage_curves
-from uqseg.core.scores import check_score_name
+from uqseg.core.scores import OUTPUT_KIND_KEY, OWN_SCORE, OWN_SCORE_KEY, PROBS, check_score_name
 from uqseg.core.selective import CONFIDENCES, as_tensor, selective_report
 from uqseg.engine.runtime_info import current_iter
 
 __all__ = ['SelectivePredictionMetric', 'OWN_SCORE']
 
-#: The name that stands for the model's own score (its output layer's ``default_score``).
-OWN_SCORE = 'own'
 _DEFAULT_SET = 'all'
 
 
@@ -94,11 +92,11 @@ class SelectivePredictionMetric(BaseMetric):
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
-            kind, default = sample.get('output_kind'), sample.get('default_score')
+            kind, default = sample.get(OUTPUT_KIND_KEY), sample.get(OWN_SCORE_KEY)
             if 'pred_logits' in sample and kind is not None:
                 values = as_tensor(sample['pred_logits'], 'SelectivePredictionMetric: pred_logits')
             elif 'pred_score' in sample:
-                values, kind = as_tensor(sample['pred_score'], 'SelectivePredictionMetric: pred_score'), 'probs'
+                values, kind = as_tensor(sample['pred_score'], 'SelectivePredictionMetric: pred_score'), PROBS
             else:
                 keys = sorted(k for k in sample if not k.startswith('_'))
                 raise KeyError(f'SelectivePredictionMetric: a data sample has neither pred_score nor pred_logits '
@@ -127,7 +125,7 @@ class SelectivePredictionMetric(BaseMetric):
         names = []
         for name in self.confidences:
             if name == OWN_SCORE:
-                if own is None or kind == 'probs':
+                if own is None or kind == PROBS:
                     raise ValueError(
                         "SelectivePredictionMetric: confidences contains 'own' (the model's own score), but the "
                         'samples carry no output_kind / default_score metainfo with pred_logits: the head is a '

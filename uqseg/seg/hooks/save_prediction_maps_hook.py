@@ -12,8 +12,8 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ..metrics.plot_files import safe_name
-from ..metrics.prediction import raw_score_map, read_prediction, set_name_of
-from ..outputs import resolve_scores, score_names
+from ..metrics.prediction import raw_score_map, read_prediction, sample_scores, set_name_of
+from ..outputs import model_output, resolve_scores, score_names
 
 
 @HOOKS.register_module()
@@ -31,8 +31,9 @@ class SavePredictionMapsHook(Hook):
         scores: named scores (:data:`uqseg.core.scores.SCORES`) to write as float32 ``(H, W)``
             arrays of their definition (:func:`uqseg.core.scores.raw_score`: EDL's vacuity ``u``,
             DisMax's MMLES, ...). None (default): the model's own score (EDL 'vacuity', DisMax
-            'MMLES', IsoMax+ 'MDS'; none for a plain head). A score the model's head does not
-            have is an error naming it, before the first image.
+            'MMLES', IsoMax+ 'MDS'; none for a plain head), ``'own'`` stands for it. Each sample's
+            scores follow what produced it (its metainfo, :func:`uqseg.seg.outputs.sample_output`);
+            a score the model's head does not have is an error naming it, before the first image.
     """
 
     priority = 'LOW'
@@ -40,10 +41,9 @@ class SavePredictionMapsHook(Hook):
     def __init__(self, out_dir: str, scores: Optional[Sequence[str]] = None) -> None:
         self.out_dir = out_dir
         self.scores = score_names(scores)
-        self._scores: list[str] = []
 
     def before_test(self, runner) -> None:
-        self._scores = resolve_scores(runner.model, self.scores)
+        resolve_scores(model_output(runner.model), self.scores)  # a score the model lacks: an error now
 
     def after_test_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
                         outputs: Optional[Sequence] = None) -> None:
@@ -53,6 +53,6 @@ class SavePredictionMapsHook(Hook):
             os.makedirs(folder, exist_ok=True)
             name = osp.splitext(osp.basename(pred.path))[0]
             cv2.imwrite(osp.join(folder, name + '.png'), pred.saliency_map().cpu().numpy())
-            for score in self._scores:
+            for score in sample_scores(pred, self.scores):
                 m = raw_score_map(pred, score).float().cpu().numpy()
                 np.save(osp.join(folder, f'{name}_{score}.npy'), m)

@@ -11,8 +11,8 @@ from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
 from ..metrics.plot_files import safe_name
-from ..metrics.prediction import as_dict, read_prediction, set_name_of
-from ..outputs import resolve_scores, score_names
+from ..metrics.prediction import as_dict, read_prediction, sample_scores, set_name_of
+from ..outputs import model_output, resolve_scores, score_names
 from ..visualization import save_uncertainty_figure, uncertainty_panels
 
 
@@ -32,8 +32,9 @@ class UncertaintyMapHook(Hook):
         num_samples: images per set (0 draws nothing).
         out_dir: output folder (see above).
         scores: named scores to draw (:data:`uqseg.core.scores.SCORES`), each on its own
-            colour scale; None: the model's own (none for a plain head). A score the model
-            does not have is an error naming it.
+            colour scale; None: the model's own (none for a plain head), ``'own'`` stands for
+            it. Each sample's scores follow what produced it (its metainfo); a score the model
+            does not have is an error naming it, before the first image.
         score_field: a data-sample field with an extra per-pixel map to show, drawn on its
             own colour scale.
         ignore_index: label value(s) of ignored pixels (drawn grey; an int or a tuple).
@@ -49,7 +50,6 @@ class UncertaintyMapHook(Hook):
         self.num_samples = num_samples
         self.out_dir = out_dir
         self.scores = score_names(scores)
-        self._scores: list[str] = []
         self.score_field = score_field
         self.ignore_index = ignore_index
         self.on_val = on_val
@@ -59,7 +59,7 @@ class UncertaintyMapHook(Hook):
         return self.out_dir or osp.join(runner.log_dir, 'uncertainty_maps')
 
     def _resolve_scores(self, runner) -> None:
-        self._scores = resolve_scores(runner.model, self.scores)
+        resolve_scores(model_output(runner.model), self.scores)  # a score the model lacks: an error now
 
     def before_test_epoch(self, runner) -> None:
         self._seen = {}
@@ -90,7 +90,8 @@ class UncertaintyMapHook(Hook):
             self._seen[set_name] = self._seen.get(set_name, 0) + 1
             has_gt = 'gt_sem_seg' in d
             pred = read_prediction(d, self.ignore_index, require_label=False)
-            panels = uncertainty_panels(pred, d, self.score_field, has_gt=has_gt, scores=self._scores)
+            panels = uncertainty_panels(pred, d, self.score_field, has_gt=has_gt,
+                                        scores=sample_scores(pred, self.scores))
             path = d.get('img_path')
             image = None
             if path and osp.isfile(path):

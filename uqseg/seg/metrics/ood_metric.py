@@ -8,14 +8,14 @@ import torch
 from mmengine.logging import MMLogger
 from mmseg.registry import METRICS
 
-from ...core.accumulators import ConfidenceHistogram
+from ...core.accumulators import ConfidenceHistogram, key_coordinate
 from ...core.binning import histogram
 from ...core.checks import check_n_bins, check_tpr, fpr_key
 from ...core.functional import aupr, auroc, fpr_at_tpr
 from ..outputs import check_metric_score
 from .arguments import check_metric_kwargs
 from .folding import FoldingMetric
-from .prediction import ignored_labels, read_prediction, score_map, set_name_of
+from .prediction import ignored_labels, ranking_map, read_prediction, score_map, set_name_of
 
 __all__ = ['OODDetectionMetric']
 
@@ -30,13 +30,16 @@ class OODDetectionMetric(FoldingMetric):
     ``'entropy'``, or ``score_field`` with ``score_is`` / ``score_range``). ID is the positive
     class, scored by confidence (Hendrycks & Gimpel 2017):
 
-    * image level: one score per image, the mean (``image_score='mean'``, default) or median
-      (the lower median for an even count) confidence over its valid pixels; exact (sklearn
+    * image level: one score per image, the mean (``image_score='mean'``, default) confidence
+      over its valid pixels, or the median (the lower median for an even count) ranked by its
+      key (the median pixel's ranking key on :func:`~uqseg.core.accumulators.key_coordinate`,
+      the order of its confidence without saturation; a field: its confidence); exact (sklearn
       conventions, ties counted 1/2);
     * pixel level (suffix ``_px``): every valid pixel of the ID sets against every pixel of the
-      OOD set, from ``n_bins``-bin histograms (error bounded by the bin width, as
-      :class:`~uqseg.core.accumulators.ConfidenceHistogram`: ID pixels as its "correct" row,
-      OOD pixels as its "wrong" row).
+      OOD set, ranked by the score's ranking key (:func:`.prediction.score_key_map`; a field by
+      its confidence), from ``n_bins``-bin histograms (error bounded, as
+      :class:`~uqseg.core.accumulators.ConfidenceHistogram` with ``coordinate='key'``: ID pixels
+      as its "correct" row, OOD pixels as its "wrong" row).
 
     Keys per OOD set ``<ood>``: ``<ood>/OOD_AUROC``, ``<ood>/OOD_FPR@95TPR`` (fraction of OOD
     images accepted at the highest threshold that accepts 95% of ID images; the key follows
@@ -92,25 +95,28 @@ class OODDetectionMetric(FoldingMetric):
         self.ood_index = ood_index
         self._read_ignore = ignored if ood_index is None else ignored + (ood_index,)
         self._fpr = fpr_key(tpr)
+        self._coordinate = 'key' if score_field is None else 'confidence'
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             pred = read_prediction(sample, self._read_ignore)
-            conf = score_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
+            rank = ranking_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
+            if self.score_field is None:
+                rank = key_coordinate(rank)  # the histogram's coordinate (float64, not binned yet)
             name = set_name_of(sample)
             if self.ood_index is not None and name in self.ood_sets:  # ID and OOD pixels of one image
                 ood = pred.label == self.ood_index
-                self.add_result(name, None, torch.stack([histogram(conf, self.n_bins, pred.valid & ~ood),
-                                                         histogram(conf, self.n_bins, ood)]).cpu())
+                self.add_result(name, None, torch.stack([histogram(rank, self.n_bins, pred.valid & ~ood),
+                                                         histogram(rank, self.n_bins, ood)]).cpu())
                 continue
-            vals = conf.reshape(-1) if pred.mask is None else conf[pred.mask]
-            if vals.numel() == 0:
-                img = math.nan
-            elif self.image_score == 'mean':
-                img = float(vals.double().mean())
-            else:
-                img = float(vals.median())
-            self.add_result(name, img, histogram(conf, self.n_bins, pred.mask).cpu())
+            img = math.nan
+            if pred.num_valid:
+                if self.image_score == 'mean':
+                    conf = score_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
+                    img = float((conf.reshape(-1) if pred.mask is None else conf[pred.mask]).double().mean())
+                else:
+                    img = float((rank.reshape(-1) if pred.mask is None else rank[pred.mask]).median())
+            self.add_result(name, img, histogram(rank, self.n_bins, pred.mask).cpu())
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         sums, lights = self.heavy_sums(results)
@@ -142,7 +148,8 @@ class OODDetectionMetric(FoldingMetric):
             metrics[f'{ood}/OOD_AUROC'] = auroc(scores, is_id)
             metrics[f'{ood}/OOD_{self._fpr}'] = fpr_at_tpr(scores, is_id, self.tpr)
             metrics[f'{ood}/OOD_AUPR'] = aupr(scores, is_id, positive='error')
-            px = ConfidenceHistogram.from_state(torch.stack([id_hist, sums[ood]]), n_bins=self.n_bins).compute(self.tpr)
+            px = ConfidenceHistogram.from_state(torch.stack([id_hist, sums[ood]]), n_bins=self.n_bins,
+                                                coordinate=self._coordinate).compute(self.tpr)
             metrics[f'{ood}/OOD_AUROC_px'] = px['AUROC']
             metrics[f'{ood}/OOD_{self._fpr}_px'] = px[self._fpr]
             metrics[f'{ood}/OOD_AUPR_px'] = px['AUPR']
@@ -157,7 +164,8 @@ class OODDetectionMetric(FoldingMetric):
                 logger.warning(f'OODDetectionMetric: set {ood!r} not seen, or without ID or OOD (label '
                                f'{self.ood_index}) pixels; its OOD metrics are NaN')
                 state = torch.zeros(2, self.n_bins, dtype=torch.float64)
-            px = ConfidenceHistogram.from_state(state, n_bins=self.n_bins).compute(self.tpr)
+            px = ConfidenceHistogram.from_state(state, n_bins=self.n_bins,
+                                                coordinate=self._coordinate).compute(self.tpr)
             for key in ('AUROC', self._fpr, 'AUPR'):
                 metrics[f'{ood}/OOD_{key}_px'] = px[key]
         return metrics

@@ -15,7 +15,7 @@ from ..outputs import check_metric_score
 from .arguments import check_metric_kwargs
 from .folding import FoldingMetric
 from .plot_files import plot_path, resolve_plot_dir
-from .prediction import read_prediction, score_map, set_name_of
+from .prediction import ranking_map, read_prediction, set_name_of
 
 __all__ = ['PixelUncertaintyMetric']
 
@@ -41,11 +41,16 @@ class PixelUncertaintyMetric(FoldingMetric):
       with ``'confidence'``, more. ``score_range=(lo, hi)`` must hold every value (mapped
       linearly onto [0, 1]; values outside raise): it fixes the histogram's resolution.
 
-    Every image feeds a core :class:`~uqseg.core.accumulators.ConfidenceHistogram` (its valid
-    pixels' confidence, split by correct / wrong, bins of width ``1/n_bins``, computed on the
-    prediction's device); the states are summed per set (memory O(sets x bins), see
-    :mod:`.folding`) and the metrics computed from the pooled histogram, each bin taken as one
-    tie group (error bounded by the bin width, see ``ConfidenceHistogram``).
+    Pixels are ranked by the named score's ranking key (:func:`.prediction.score_key_map`,
+    :func:`uqseg.core.confidence_keys.confidence_key`: the order of the confidence, resolved where
+    the confidence saturates, e.g. max-prob 1.0 at logit gaps beyond ~17 in float32), or by a
+    field's [0, 1] confidence. Every image feeds a core
+    :class:`~uqseg.core.accumulators.ConfidenceHistogram` (its valid pixels' keys on
+    :func:`~uqseg.core.accumulators.key_coordinate`, or the field's confidence, split by correct
+    / wrong, ``n_bins`` bins, computed on the prediction's device); the states are summed per set
+    (memory O(sets x bins), see :mod:`.folding`) and the metrics computed from the pooled
+    histogram, each bin taken as one tie group (error bounded, see ``ConfidenceHistogram``;
+    ``docs/metrics.md#ranking-keys-in-the-histogram``).
 
     Keys per set (fractions):
 
@@ -90,10 +95,11 @@ class PixelUncertaintyMetric(FoldingMetric):
         self.n_bins, self.tpr, self.per_image = n_bins, tpr, per_image
         self.prediction, self.ignore_index = prediction, ignore_index
         self.plot, self.plot_dir = plot, plot_dir
+        self.coordinate = 'key' if score_field is None else 'confidence'
         self._keys = ('AURC', 'EAURC', 'AUROC', 'AUPR', fpr_key(tpr))
 
     def image_histogram(self, sample: dict) -> ConfidenceHistogram:
-        """The confidence histogram of one image's valid pixels (state on its device)."""
+        """The ranking histogram of one image's valid pixels (state on its device)."""
         pred = read_prediction(sample, self.ignore_index)
         if self.prediction == 'pred_sem_seg':
             if 'pred_sem_seg' not in sample:
@@ -106,9 +112,9 @@ class PixelUncertaintyMetric(FoldingMetric):
             correct = ps.to(pred.label.device).long() == pred.label
         else:
             correct = pred.top_label()[1]
-        conf = score_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
-        hist = ConfidenceHistogram(self.n_bins, device=conf.device)
-        hist.update(conf, correct, pred.mask, validate=False)  # read_prediction checked the values
+        rank = ranking_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
+        hist = ConfidenceHistogram(self.n_bins, device=rank.device, coordinate=self.coordinate)
+        hist.update(rank, correct, pred.mask, validate=False)  # read_prediction checked the values
         return hist
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -127,7 +133,7 @@ class PixelUncertaintyMetric(FoldingMetric):
         folder = resolve_plot_dir(self.plot, self.plot_dir, type(self).__name__)
         metrics = {}
         for name, state in sums.items():
-            hist = ConfidenceHistogram.from_state(state, n_bins=self.n_bins)
+            hist = ConfidenceHistogram.from_state(state, n_bins=self.n_bins, coordinate=self.coordinate)
             if state.sum() == 0:
                 logger.warning(f'PixelUncertaintyMetric: set {name!r} has no valid pixel; its metrics are NaN')
             pooled = hist.compute(self.tpr)

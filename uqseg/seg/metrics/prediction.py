@@ -1,9 +1,13 @@
 """The one reader of an mmseg prediction: every uqseg metric, hook and tool reads a sample here.
 
 :func:`read_prediction` checks a sample (a ``SegDataSample`` or its ``to_dict()``) and returns a
-:class:`DensePrediction` (probabilities, label, valid mask, image path); :func:`set_name_of`
-gives its test set; :func:`score_map` a confidence map (built-in or a field of the sample);
-:func:`field_tensor` any per-pixel field. Everything stays on the prediction's device.
+:class:`DensePrediction` (probabilities, label, valid mask, image path, and what produced it:
+:func:`uqseg.seg.outputs.sample_output`); :func:`set_name_of` gives its test set. A named score
+(:data:`uqseg.core.scores.SCORE_TABLE`) is one call into the core per map: :func:`raw_score_map`
+(its definition), :func:`score_map` (a [0, 1] confidence, or a field of the sample mapped onto
+one) and :func:`score_key_map` (its ranking key, :func:`uqseg.core.confidence_keys.confidence_key`,
+which the ranking metrics bin); :func:`field_tensor` reads any per-pixel field. Everything stays on
+the prediction's device.
 
 A binary prediction (one channel; mmseg's ``postprocess_result`` has applied the sigmoid) is
 kept as one foreground map (no stacked ``[1 - p, p]``), so each image costs a few linear passes
@@ -16,18 +20,16 @@ from typing import Optional
 
 import torch
 
-from ...core.scores import (
-    binary_normalised_entropy,
-    check_score_name,
-    confidence_from_score,
-    normalised_entropy,
-    raw_score,
-    score_confidence,
-)
-from ..outputs import check_model_score
+from ...core.confidence_keys import binary_key, confidence_key
+from ...core.scores import PROBS, confidence_from_score, is_probability_score, raw_score, score_confidence
+from ..outputs import PLAIN, ModelOutput, resolve_score, resolve_scores, sample_output
 
 __all__ = ['DEFAULT_SET_NAME', 'DensePrediction', 'read_prediction', 'ignored_labels', 'raw_score_map', 'as_dict',
-           'set_name_of', 'field_tensor', 'score_map']
+           'set_name_of', 'field_tensor', 'score_map', 'score_key_map', 'ranking_map', 'sample_scores',
+           'KEY_CHUNK_VALUES']
+
+#: Values (pixels x channels) per chunk of :func:`score_key_map`: its float64 rows stay small.
+KEY_CHUNK_VALUES = 1 << 20
 
 #: Set name of a sample whose metainfo has no ``set_name`` (metrics, hooks and tools alike).
 DEFAULT_SET_NAME = 'all'
@@ -53,16 +55,18 @@ class DensePrediction:
     ``probs`` is the (C, H, W) softmax of the logits and ``p`` is None. ``mask`` is the bool map
     of valid (not ignored) pixels, or None when every pixel is valid (the common case, which
     then needs no masking pass); :attr:`valid` always gives a map. ``logits`` are the head's
-    channels as the sample holds them (the named scores are functions of them).
+    channels as the sample holds them (the named scores are functions of them), ``output`` what
+    they are (the sample's metainfo, :func:`uqseg.seg.outputs.sample_output`).
     """
 
     def __init__(self, path: str, label: torch.Tensor, mask: Optional[torch.Tensor],
                  p: Optional[torch.Tensor] = None, probs: Optional[torch.Tensor] = None,
-                 logits: Optional[torch.Tensor] = None) -> None:
+                 logits: Optional[torch.Tensor] = None, output: ModelOutput = PLAIN) -> None:
         self.path, self.label, self.mask, self.p, self.probs = path, label, mask, p, probs
-        self.logits = logits
+        self.logits, self.output = logits, output
         self._top: Optional[tuple[torch.Tensor, torch.Tensor]] = None
         self._label_f: Optional[torch.Tensor] = None
+        self._pair: Optional[torch.Tensor] = None
 
     def label_float(self) -> torch.Tensor:
         """The label map in the prediction's float dtype (binary heads; cached)."""
@@ -105,6 +109,30 @@ class DensePrediction:
                 conf, pred = self.probs.max(dim=0)
                 self._top = conf, pred == self.label
         return self._top
+
+    @property
+    def input_kind(self) -> str:
+        """The kind of outputs the scores are computed from: ``'probs'`` for a one-channel
+        (sigmoid) head, else the head's output kind."""
+        return PROBS if self.binary else self.output.kind
+
+    @property
+    def source(self) -> str:
+        """Who produced the outputs, for messages."""
+        return 'the one-channel (sigmoid) head' if self.binary else self.output.source
+
+    def score_inputs(self, score: str, keys: bool = False) -> tuple[torch.Tensor, str]:
+        """``(z, kind)`` to compute ``score`` from, classes on dim 0: a binary head's ``[1 - p, p]``
+        (probabilities); else the softmax ``probs`` for a function of ``p`` (cached, the same the
+        calibration metrics read) or the head's channels (for the layer scores, and for every
+        ranking key, which is resolved from the channels where ``p`` saturates)."""
+        if self.binary:
+            if self._pair is None:
+                self._pair = torch.stack([1 - self.p, self.p])
+            return self._pair, PROBS
+        if is_probability_score(score) and not keys:
+            return self.probs, PROBS
+        return self.logits, self.output.kind
 
     def foreground(self) -> Optional[torch.Tensor]:
         """The foreground probability: ``p`` of a one-channel head, ``p_1`` of a two-class softmax
@@ -211,8 +239,9 @@ def read_prediction(sample, ignore_index=255, require_label: bool = True, use_la
         if p.numel() and (lo.item() < 0 or hi.item() > 1):
             raise ValueError(f'{path}: binary seg_logits must be sigmoid probabilities in [0, 1], got range '
                              f'[{lo.item():.4g}, {hi.item():.4g}]')
-        return DensePrediction(path, label, valid, p=p)
-    return DensePrediction(path, label, valid, probs=logits.softmax(dim=0), logits=logits)
+        return DensePrediction(path, label, valid, p=p, output=sample_output(sample, path))
+    return DensePrediction(path, label, valid, probs=logits.softmax(dim=0), logits=logits,
+                           output=sample_output(sample, path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,34 +269,63 @@ def field_tensor(sample: dict, field: str, path: str) -> torch.Tensor:
     return v
 
 
-def raw_score_map(pred: DensePrediction, score: str) -> torch.Tensor:
+def _outputs(pred: DensePrediction) -> ModelOutput:
+    """What the scores of ``pred`` are computed from (a binary head's: probabilities)."""
+    return pred.output._replace(kind=pred.input_kind, source=pred.source)
+
+
+def _score_name(pred: DensePrediction, score: str, key: str) -> str:
+    """``score`` (``'own'``: the head's own) checked against what produced ``pred``; the error
+    names the image and ``key``."""
+    return resolve_score(score, _outputs(pred), f'{pred.path}: {key}')
+
+
+def sample_scores(pred: DensePrediction, scores: Optional[list[str]], key: str = 'scores') -> list[str]:
+    """The named scores a hook draws / writes for ``pred`` (:func:`uqseg.seg.outputs.resolve_scores`
+    against the sample's own outputs): ``scores`` checked, or for None the head's own score
+    (none for a plain head)."""
+    return resolve_scores(_outputs(pred), scores, f'{pred.path}: {key}')
+
+
+def raw_score_map(pred: DensePrediction, score: str, key: str = 'score') -> torch.Tensor:
     """The named score's map as its paper defines it (:func:`uqseg.core.scores.raw_score`), (H, W);
-    a binary (one-channel sigmoid) head has ``max-prob`` / ``MPS`` (``max(p, 1 - p)``),
-    ``entropy`` (``H / log 2``) and ``ES`` (``-H``), nothing else."""
-    check_score_name(score)
-    if score in ('max-prob', 'MPS'):
-        return pred.top_label()[0]  # cached: the calibration metrics read it too
-    if not pred.binary:
-        return normalised_entropy(pred.probs, dim=0) if score == 'entropy' else raw_score(score, pred.logits, dim=0)
-    if score in ('entropy', 'ES'):
-        ent = binary_normalised_entropy(pred.p)
-        return ent if score == 'entropy' else -ent * math.log(2)
-    raise ValueError(f'{pred.path}: score={score!r} needs the channels of a softmax head, but seg_logits has '
-                     'one (sigmoid) channel')
+    ``'own'`` is the head's own score. A score the head that produced ``pred`` does not have is a
+    ``ValueError`` naming the image and ``key``; a one-channel (sigmoid) head's outputs are the
+    probabilities ``[1 - p, p]``, which have the scores of ``p`` (max-prob, entropy, margin, MPS, ES)."""
+    name = _score_name(pred, score, key)
+    z, kind = pred.score_inputs(name)
+    return raw_score(name, z, 0, kind)
+
+
+def score_key_map(pred: DensePrediction, score: str, key: str = 'score') -> torch.Tensor:
+    """The named score's ranking key (:func:`uqseg.core.confidence_keys.confidence_key`), (H, W)
+    float64, higher = more confident, in the order of its confidence and resolved where that
+    saturates; checked as :func:`raw_score_map`. Computed in chunks of :data:`KEY_CHUNK_VALUES`
+    (a binary head's max-prob: :func:`uqseg.core.confidence_keys.binary_key` of ``p``, one pass)."""
+    name = _score_name(pred, score, key)
+    if pred.binary and name in ('max-prob', 'MPS'):
+        return binary_key(pred.p)
+    z, kind = pred.score_inputs(name, keys=True)
+    c = z.shape[0]
+    rows = z.reshape(c, -1)
+    step = max(1, KEY_CHUNK_VALUES // c)
+    out = torch.empty(rows.shape[1], dtype=torch.float64, device=z.device)
+    for start in range(0, rows.shape[1], step):
+        chunk = rows[:, start:start + step].t().contiguous()
+        out[start:start + step] = confidence_key(name, chunk, kind, dim=1)
+    return out.reshape(z.shape[1:])
 
 
 def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', score_field: Optional[str] = None,
               score_is: str = 'uncertainty', score_range: tuple = (0.0, 1.0)) -> torch.Tensor:
     """Per-pixel confidence in [0, 1], higher = more confident, (H, W) on the prediction's device.
 
-    * ``score_field=None``: the named ``score`` (:data:`uqseg.core.scores.SCORES`), a function of
-      the head's channels: ``'max-prob'`` (= DisMax's ``'MPS'``) is ``max_c p_c`` (binary
-      ``max(p, 1 - p)``), ``'entropy'`` (``'ES'``) is ``1 - H(p) / log C`` (C = 2 for a binary
-      head); ``'vacuity'`` (EDL) and ``'MDS'`` / ``'MMLS'`` / ``'MMLES'`` (DisMax, IsoMax+) are
-      mapped onto [0, 1] by :func:`uqseg.core.scores.score_confidence` and exist only for the
-      model whose head announced that output (:func:`uqseg.seg.outputs.check_model_score`:
-      otherwise a ``ValueError`` naming ``score``); ``'own'`` is the head's own score (EDL
-      vacuity, DisMax MMLES, IsoMax+ MDS, max-prob for a plain head).
+    * ``score_field=None``: the named ``score`` (:data:`uqseg.core.scores.SCORES`, or ``'own'``:
+      the head's own score, EDL vacuity, DisMax MMLES, IsoMax+ MDS, max-prob for a plain head),
+      :func:`raw_score_map` mapped onto [0, 1] by :func:`uqseg.core.scores.score_confidence`:
+      ``'max-prob'`` (= DisMax's ``'MPS'``) is ``max_c p_c`` (binary ``max(p, 1 - p)``),
+      ``'entropy'`` is ``1 - H(p) / log C`` (C = 2 for a binary head), ``'vacuity'`` ``1 - u``,
+      ... A score the head that produced the sample does not have is a ``ValueError`` naming it.
     * ``score_field='seg_uncertainty'`` (any field of the data sample holding a (1, H, W) or
       (H, W) tensor or PixelData): the map is mapped linearly from ``score_range = (lo, hi)``
       onto [0, 1] and, for ``score_is='uncertainty'`` (higher = less confident), flipped
@@ -276,10 +334,10 @@ def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', scor
       AUROC/AURC up to binning).
     """
     if score_field is None:
-        score = check_model_score(score)
-        if score in ('max-prob', 'MPS'):
-            return pred.top_label()[0]
-        conf = score_confidence(score, raw_score_map(pred, score), pred.num_classes)
+        name = _score_name(pred, score, 'score')
+        if name in ('max-prob', 'MPS'):
+            return pred.top_label()[0]  # cached: the calibration metrics read it too
+        conf = score_confidence(name, raw_score_map(pred, name), pred.num_classes)
         return conf.to(pred.p.dtype if pred.binary else pred.probs.dtype)
     m = field_tensor(sample, score_field, pred.path)
     if m.dim() == 3 and m.shape[0] == 1:
@@ -288,3 +346,13 @@ def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', scor
         raise ValueError(f'{pred.path}: {score_field} has shape {tuple(m.shape)} but the ground truth has '
                          f'{tuple(pred.label.shape)}; expected (1, H, W) or (H, W)')
     return confidence_from_score(m, score_range, score_is, name=f'{pred.path}: {score_field}')
+
+
+def ranking_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', score_field: Optional[str] = None,
+                score_is: str = 'uncertainty', score_range: tuple = (0.0, 1.0)) -> torch.Tensor:
+    """What the ranking metrics rank pixels by, higher = more confident: a named score's key
+    (:func:`score_key_map`; bin it with ``ConfidenceHistogram(coordinate='key')``), or a field's
+    [0, 1] confidence (:func:`score_map`; ``coordinate='confidence'``)."""
+    if score_field is None:
+        return score_key_map(pred, score)
+    return score_map(pred, sample, score, score_field, score_is, score_range)

@@ -16,7 +16,9 @@ checkpoint keys are ``decode_head.conv_seg.*`` (an EDL layer has ``weight`` / ``
 into it). Everything else is the head's own: ``forward``, ``cls_seg`` (dropout, then the
 layer), ``loss_by_feat`` (resize, then ``loss_decode``), ``predict``, so mmseg's argmax,
 softmax, ``slide`` inference, flip and resize see the layer's channels, which act as
-log-probabilities (EDL: ``log alpha``; DisMax: ``L / T``).
+log-probabilities (EDL: ``log alpha``; DisMax: ``L / T``). The segmentor that builds the head
+writes the head's output kind, layer and own score into the metainfo of every sample it predicts
+(:func:`uqseg.seg.outputs.record_output`), where metrics and hooks read them.
 
 Heads that do not classify through ``conv_seg`` are refused, naming the head: mask
 classification heads (MaskFormer, Mask2Former: not ``BaseDecodeHead`` subclasses; SAN,
@@ -39,7 +41,7 @@ from torch import nn
 from ....core.layer_losses import LAYER_LOSSES, prepare_edl_losses
 from ....engine.runtime_info import current_iter
 from ....registry import build_output_layer
-from ...outputs import announce_output
+from ...outputs import record_output, segmentor_being_built
 from .head_wrapper import DecodeHeadWrapper
 
 __all__ = ['OutputLayerHead', 'MASK_CLASSIFICATION_HINT']
@@ -102,6 +104,9 @@ class OutputLayerHead(DecodeHeadWrapper):
         self._layer_called = False
         self._warned = False
         self.conv_seg.register_forward_pre_hook(self._mark_layer_called)
+        segmentor = segmentor_being_built()
+        if segmentor is not None:  # its predicted samples carry this head's output (uqseg.seg.outputs)
+            record_output(segmentor)
 
     # ------------------------------------------------------------------------------ checks
     @property
@@ -154,11 +159,6 @@ class OutputLayerHead(DecodeHeadWrapper):
     def output_kind(self) -> str:
         """What the channels are now (TEDL: 'logits' in stage 1)."""
         return self.conv_seg.output_kind
-
-    def predict(self, inputs, batch_img_metas, test_cfg) -> torch.Tensor:
-        announce_output(self.output_kind, f'{self.output_layer_name} in {type(self).__name__}',
-                        self.conv_seg.default_score)
-        return super().predict(inputs, batch_img_metas, test_cfg)
 
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
         self._warned = prepare_edl_losses(self.conv_seg, self.losses, current_iter(), self.training, self._warned,
