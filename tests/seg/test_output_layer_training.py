@@ -189,6 +189,8 @@ def test_test_script_writes_the_heads_uncertainty_maps(shapes_root, tmp_path):
     metrics = json.load(open(tmp_path / 't' / 'test_metrics.json'))
     for key in ('test/mIoU', 'shift/ECE', 'shift/NLL', 'own/test/AUROC', 'maxprob/test/AURC', 'own/ood/OOD_AUROC_px'):
         assert key in metrics, key
+    # the runner's segmentor wrote the head's output into the samples: 'own' ranked by vacuity
+    assert metrics['own/test/AURC'] != metrics['maxprob/test/AURC']
 
 
 def test_a_score_the_head_does_not_have_is_refused_naming_it(shapes_root, tmp_path):
