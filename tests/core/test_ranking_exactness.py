@@ -283,3 +283,19 @@ def test_a_row_has_the_same_keys_at_every_position(kind):
                 first = {name: keys[name][pos].item() for name in names}
             for name in names:
                 assert keys[name][pos].item() == first[name], (name, n, pos)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.float32])
+def test_fast_keys_are_within_their_bound_of_the_exact_ones(dtype):
+    """confidence_key(exact=False) (binned pixel keys): within fast_softmax_rows' bound of the
+    exact keys, including rows past float32's exp (computed exactly)."""
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(3000, 19, generator=g, dtype=torch.float64) * torch.logspace(-1, 2.3, 3000, dtype=torch.float64)[:, None]
+    z = z.to(dtype)
+    span = (z.double().amax(1) - z.double().amin(1))
+    for name in ('max-prob', 'margin', 'entropy'):
+        fast, exact = confidence_key(name, z, exact=False), confidence_key(name, z)
+        bound = 2 * (2.0 ** -22 + 2.0 ** -24 * span) + 19 * 2.0 ** -50
+        finite = torch.isfinite(exact)
+        assert torch.equal(torch.isfinite(fast), finite)
+        assert bool(((fast - exact).abs()[finite] <= bound[finite] * exact.abs().clamp(min=1)[finite]).all()), name

@@ -352,21 +352,32 @@ def _vacuity_key(z: torch.Tensor) -> torch.Tensor:
     return m[:, 0] + torch.log(fixed_sum((zd - m).exp_(), max_abs=torch.ones_like(m))) - math.log(z.shape[1])
 
 
-def confidence_key(name: str, z: torch.Tensor, kind: str = 'logits', dim: int = 1) -> torch.Tensor:
+def confidence_key(name: str, z: torch.Tensor, kind: str = 'logits', dim: int = 1, exact: bool = True) -> torch.Tensor:
     """The ranking key of confidence ``name`` for the outputs ``z`` of ``kind`` (classes on
     ``dim``), float64 of ``z``'s shape without ``dim``; higher = more confident, the same order
     and ties as the confidence wherever float64 resolves them (module docstring).
 
     ``name``: a score of :data:`uqseg.core.scores.SCORES`; ``kind``: an output kind or
     ``'probs'``. The layer scores rank by their raw score (``vacuity`` by ``-log u``), whose
-    checks (kinds) are the caller's.
+    checks (kinds) are the caller's. ``exact=False`` (keys that are binned, e.g. a pixel
+    histogram): float32 / float16 logits in one float32 pass, the keys within the error bound of
+    :func:`fast_softmax_rows` (~1e-6, far below a histogram bin; rows beyond float32's ``exp``
+    still exact), about 3x faster.
     """
     z = z.movedim(dim, -1)
     shape = z.shape[:-1]
     rows = z.reshape(-1, z.shape[-1])
+    entropy = name in ('entropy', 'ES')
     if name in KEYED_SCORES:
-        st = probability_rows(rows, entropy=name in ('entropy', 'ES')) if kind == 'probs' else \
-            softmax_rows(rows, entropy=name in ('entropy', 'ES'))
+        if kind == 'probs':
+            st = probability_rows(rows, entropy=entropy)
+        elif not exact and rows.dtype in (torch.float32, torch.float16, torch.bfloat16) and rows.shape[1] > 1:
+            st, unsure = fast_softmax_rows(rows)
+            if bool(unsure.any()):
+                idx = unsure.nonzero()[:, 0]
+                st.replace_rows(idx, softmax_rows(rows[idx]))
+        else:
+            st = softmax_rows(rows, entropy=entropy)
         key = st.key(name)
     elif name == 'vacuity':
         key = _vacuity_key(rows)
