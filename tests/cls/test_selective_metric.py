@@ -150,7 +150,7 @@ def test_ood_set_without_samples_and_other_errors():
         _run(SelectivePredictionMetric(), _samples(bad, labels))
     with pytest.raises(ValueError, match=r'SelectivePredictionMetric: labels must lie in \[0, 3\]'):
         _run(SelectivePredictionMetric(), _samples(z, labels + 1))
-    with pytest.raises(ValueError, match="SelectivePredictionMetric: confidences='vacuity' needs a layer's raw"):
+    with pytest.raises(ValueError, match="SelectivePredictionMetric: confidences='vacuity' needs an EDL.*'probs'"):
         _run(SelectivePredictionMetric(confidences=('vacuity',)), _samples(z, labels))
     with pytest.raises(ValueError, match="confidences='maxprob' is not a score"):
         SelectivePredictionMetric(confidences=('maxprob',))

@@ -410,7 +410,7 @@ def test_bad_inputs_raise_naming_the_problem():
         selective_report(z, labels, ood_z=z[:, :4])
     with pytest.raises(ValueError, match=r"confidences='vacuity' needs an EDL layer"):
         selective_report(z, labels, confidences=('vacuity',))
-    with pytest.raises(ValueError, match="kind='probs' rows are probabilities"):
+    with pytest.raises(ValueError, match=r"confidences='MDS' needs a DisMax.*kind='probs' outputs probs"):
         selective_report(z.softmax(1), labels, 'probs', confidences=('MDS',))
     with pytest.raises(ValueError, match="confidences='maxprob' is not a score"):
         confidence_scores(z, names=('maxprob',))

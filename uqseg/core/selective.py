@@ -48,12 +48,12 @@ from .confidence_keys import (
 )
 from .functional import calibration_error, selective_metrics, threshold_metrics
 from .scores import (
-    OUTPUT_KINDS,
-    SCORE_KINDS,
+    INPUT_KINDS,
+    PROBS,
     check_score_available,
-    check_score_name,
     raw_score,
     score_confidence,
+    scores_of,
 )
 
 __all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'check_outputs',
@@ -63,11 +63,9 @@ __all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'ch
 
 #: The default confidences of every model (any output kind, ``'probs'`` included).
 CONFIDENCES = ('max-prob', 'entropy', 'margin')
-#: What the rows of ``z`` are: an output kind of :data:`uqseg.core.scores.OUTPUT_KINDS` (``p =
-#: softmax(z)``) or ``'probs'`` (``z`` is ``p``).
-INPUT_KINDS = tuple(OUTPUT_KINDS) + ('probs',)
-#: The scores that are functions of ``p`` alone, the only ones of kind ``'probs'``.
-PROB_SCORES = tuple(name for name, kinds in SCORE_KINDS.items() if set(kinds) == set(OUTPUT_KINDS))
+#: The scores that are functions of ``p`` alone, the only ones of kind ``'probs'``
+#: (:data:`uqseg.core.scores.INPUT_KINDS`: an output kind, ``p = softmax(z)``, or ``'probs'``).
+PROB_SCORES = scores_of(PROBS)
 #: Tolerance on the row sums of ``'probs'`` rows.
 PROB_SUM_TOL = 1e-3
 
@@ -82,13 +80,7 @@ def _check_names(names, kind: str) -> tuple[str, ...]:
         names = (names,)
     names = tuple(dict.fromkeys(names))  # duplicates once, order kept
     for name in names:
-        check_score_name(name, 'confidences')
-        if kind == 'probs':
-            if name not in PROB_SCORES:
-                raise ValueError(f"confidences={name!r} needs a layer's raw outputs, but kind='probs' rows are "
-                                 f'probabilities; their confidences are {PROB_SCORES}')
-        else:
-            check_score_available(name, kind, key='confidences', model=f'kind={kind!r}')
+        check_score_available(name, kind, key='confidences', model=f'kind={kind!r}')
     return names
 
 
