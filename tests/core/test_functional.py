@@ -329,9 +329,9 @@ def test_score_sums_are_the_sums_behind_nll_and_brier_with_a_valid_mask():
     t = torch.randint(0, 3, (2, 4, 5), generator=g)
     valid = torch.rand(2, 4, 5, generator=g) < 0.7
     junk = t.masked_fill(~valid, 77)  # anything where valid is False
-    nll_sum, brier_sum, n = F.score_sums(probs, junk, valid).tolist()
+    nll_sum, brier_sum, n, clamped = F.score_sums(probs, junk, valid).tolist()
     flat_p, flat_t = probs.permute(0, 2, 3, 1)[valid], t[valid]
-    assert n == int(valid.sum())
+    assert n == int(valid.sum()) and clamped == 0
     assert nll_sum / n == pytest.approx(F.nll(flat_p, flat_t), abs=1e-14)
     assert brier_sum / n == pytest.approx(F.brier_score(flat_p, flat_t), abs=1e-14)
     # binary (same shapes): positive-class probabilities; eps clamps the log
@@ -339,8 +339,22 @@ def test_score_sums_are_the_sums_behind_nll_and_brier_with_a_valid_mask():
     y = torch.tensor([1, 0, 0])
     out = F.score_sums(p, y, eps=1e-6)
     assert out.dtype == torch.float64 and out.tolist() == pytest.approx(
-        [-math.log(1e-6) - math.log(0.2) - math.log(0.7), 1 + 0.64 + 0.09, 3])
-    assert F.score_sums(p, y, torch.tensor([False, True, False]))[2].item() == 1
+        [-math.log(1e-6) - math.log(0.2) - math.log(0.7), 1 + 0.64 + 0.09, 3, 1])  # the first term clamped
+    assert F.score_sums(p, y, torch.tensor([False, True, False]))[2:].tolist() == [1, 0]
+
+
+def test_score_sums_from_logits_are_the_exact_log_softmax():
+    """Issue 19, item 3: with the logits the NLL is the log-softmax, also where p_y underflows
+    (float32 softmax gives 0 there and the clamp 27.6 instead of hundreds); nothing is clamped."""
+    z = torch.tensor([[[0.0, 3.0]], [[-200.0, 2.0]], [[5.0, -90.0]]]).permute(1, 0, 2)  # (1, 3 classes, 2 pixels)
+    y = torch.tensor([[1, 2]])
+    p = z.softmax(1)
+    nll_sum, brier_sum, n, clamped = F.score_sums(p, y, logits=z).tolist()
+    ref = -torch.log_softmax(z.double(), 1).gather(1, y[:, None]).sum()
+    assert n == 2 and clamped == 0 and nll_sum == pytest.approx(float(ref), rel=1e-6)
+    assert nll_sum > 200  # the clamped value would be below 2 * 27.7
+    clamped_sum, _, _, count = F.score_sums(p, y).tolist()  # p_y is 0 and 4e-41 in float32: both clamped
+    assert count == 2 and clamped_sum == pytest.approx(-2 * math.log(1e-12), rel=1e-6)  # float32 terms
 
 
 def test_check_probs_target_tells_binary_from_multiclass_and_rejects_bad_shapes():

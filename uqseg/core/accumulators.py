@@ -161,35 +161,41 @@ class CalibrationAccumulator(_BinnedAccumulator):
 
 
 class ScoreSumAccumulator(_SumAccumulator):
-    """Sums ``[sum NLL, sum Brier, count]`` for the pooled mean NLL and Brier score.
+    """Sums ``[sum NLL, sum Brier, count, clamped]`` for the pooled mean NLL and Brier score
+    (:func:`.functional.score_sums`; ``clamped``: samples whose NLL term the ``eps`` clamp
+    changed, 0 when logits are given).
 
     ``update(probs, target)`` takes the shapes of :func:`.functional.brier_score` (multiclass
-    (N, C, ...) with int targets, or binary positive-class probabilities). ``nan`` before any
-    update.
+    (N, C, ...) with int targets, or binary positive-class probabilities); ``logits=`` the
+    multiclass logits whose softmax ``probs`` are, for the exact NLL. ``nan`` before any update.
     """
 
     def __init__(self, eps: float = 1e-12, device: torch.device | str | None = None) -> None:
         self.eps = eps
-        self.state = torch.zeros(3, dtype=torch.float64, device=device)
+        self.state = torch.zeros(4, dtype=torch.float64, device=device)
 
     def _config(self) -> tuple:
         return (self.eps,)
 
     def update(self, probs: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor] = None,
-               validate: bool = True) -> None:
+               validate: bool = True, logits: Optional[torch.Tensor] = None) -> None:
         """Add samples (shapes of :func:`.functional.check_probs_target`; ``valid`` a bool map of
         ``target``'s shape, or None)."""
         if validate:
             check_probs_target(probs, target if valid is None else target.masked_fill(~valid, 0))
             probs = probs.to(torch.float64)
+            if logits is not None and logits.shape != probs.shape:
+                raise ValueError(f'logits must have the shape of probs {tuple(probs.shape)}, got {tuple(logits.shape)}')
         self._match_device(probs)
-        self.state += score_sums(probs, target, valid, self.eps)
+        self.state += score_sums(probs, target, valid, self.eps, logits)
 
     def compute(self) -> dict[str, float]:
+        """``NLL``, ``Brier`` (NaN before any sample) and ``NLL-clamped`` (a count)."""
         n = float(self.state[2])
         if n == 0:
-            return dict(NLL=math.nan, Brier=math.nan)
-        return dict(NLL=float(self.state[0]) / n, Brier=float(self.state[1]) / n)
+            return {'NLL': math.nan, 'Brier': math.nan, 'NLL-clamped': 0}
+        return {'NLL': float(self.state[0]) / n, 'Brier': float(self.state[1]) / n,
+                'NLL-clamped': int(self.state[3])}
 
 
 #: Unit and range of :func:`key_coordinate`: linear within about ``KEY_UNIT`` of 0, logarithmic

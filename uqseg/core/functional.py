@@ -181,10 +181,14 @@ def check_probs_target(probs: torch.Tensor, target: torch.Tensor) -> bool:
 
 
 def score_sums(probs: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor] = None,
-               eps: float = 1e-12) -> torch.Tensor:
-    """``[sum NLL, sum Brier, count]`` (float64, on ``probs``' device) over the valid samples.
+               eps: float = 1e-12, logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``[sum NLL, sum Brier, count, clamped]`` (float64, on ``probs``' device) over the valid
+    samples.
 
-    NLL = -log max(p_y, eps). Brier: binary ``(p - y)^2`` with ``p`` the positive-class
+    NLL = -log max(p_y, eps), ``clamped`` counting the valid samples whose ``p_y < eps`` (the
+    clamp changed their term); with the multiclass ``logits`` whose softmax ``probs`` are, NLL =
+    ``logsumexp_c z_c - z_y`` (the log-softmax: exact where ``p_y`` underflows, never clamped,
+    ``clamped`` 0). Brier: binary ``(p - y)^2`` with ``p`` the positive-class
     probability (sklearn's ``brier_score_loss``, range [0, 1]); multiclass
     ``sum_c (p_c - [c = y])^2`` (range [0, 2]). Shapes as :func:`check_probs_target` (not
     checked here; the binary case is ``probs.shape == target.shape``); ``valid`` is a bool map
@@ -199,14 +203,21 @@ def score_sums(probs: torch.Tensor, target: torch.Tensor, valid: Optional[torch.
         lab = target.long() if valid is None else target.long().masked_fill(~valid, 0)
         pt = probs.gather(1, lab.unsqueeze(1)).squeeze(1)
         brier = probs.square().sum(1).sub_(pt, alpha=2).add_(1)
-    nll_ = pt.clamp(min=eps).log_().neg_()
+    if logits is not None and probs.shape != target.shape:
+        nll_ = torch.logsumexp(logits, 1).sub_(logits.gather(1, lab.unsqueeze(1)).squeeze(1))
+        low = torch.zeros_like(nll_, dtype=torch.bool)
+    else:
+        low = pt < eps
+        nll_ = pt.clamp(min=eps).log_().neg_()
     if valid is None:
         count = torch.tensor(float(nll_.numel()), dtype=torch.float64, device=nll_.device)
     else:
         nll_.masked_fill_(~valid, 0)
         brier.masked_fill_(~valid, 0)
+        low &= valid
         count = valid.sum().to(torch.float64)
-    return torch.stack([nll_.sum(dtype=torch.float64), brier.sum(dtype=torch.float64), count])
+    return torch.stack([nll_.sum(dtype=torch.float64), brier.sum(dtype=torch.float64), count,
+                        low.sum().to(torch.float64)])
 
 
 def _checked_score_sums(probs: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
@@ -222,13 +233,13 @@ def brier_score(probs: torch.Tensor, target: torch.Tensor) -> float:
     score is mean (p - y)^2 (sklearn's ``brier_score_loss``; range [0, 1]), i.e. half of the
     two-class multiclass value. ``nan`` for empty input.
     """
-    nll_sum, brier_sum, n = _checked_score_sums(probs, target, 1e-12).tolist()
+    nll_sum, brier_sum, n, _ = _checked_score_sums(probs, target, 1e-12).tolist()
     return brier_sum / n if n else _NAN
 
 
 def nll(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> float:
     """Mean negative log-likelihood, -mean log(max(p_y, eps)); shapes as :func:`brier_score`."""
-    nll_sum, brier_sum, n = _checked_score_sums(probs, target, eps).tolist()
+    nll_sum, brier_sum, n, _ = _checked_score_sums(probs, target, eps).tolist()
     return nll_sum / n if n else _NAN
 
 

@@ -215,6 +215,22 @@ def test_nll_brier_binary_match_sklearn():
         assert out[f'{name}/Brier'] == pytest.approx(brier_score_loss(y.numpy(), p.numpy()), rel=1e-6)
 
 
+def test_nll_of_a_softmax_head_is_exact_and_a_binary_heads_clamp_is_said():
+    """Issue 19, item 3: a near-certain softmax head's wrong pixels have p_y = 0 in float32; the
+    NLL comes from the logits (log-softmax), not from a 1e-12 clamp. A binary head's sigmoid
+    probabilities can only be clamped: <set>/NLL-clamped says in how many pixels."""
+    logits = torch.tensor([[[0.0, 3.0, 1.0]], [[-300.0, 2.0, 0.5]], [[9.0, -120.0, 0.0]]])  # (3, 1, 3)
+    y = torch.tensor([[1, 2, 0]])
+    out = run(metric(nll_brier=True), [make_sample(logits, y, set_name='M')])
+    ref = float(-torch.log_softmax(logits.double(), 0).gather(0, y[None]).mean())
+    assert out['M/NLL'] == pytest.approx(ref, rel=1e-6) and ref > 100
+    assert 'M/NLL-clamped' not in out
+    p = torch.tensor([[[0.0, 0.7, 1.0]]])
+    out = run(metric(nll_brier=True), [make_sample(p, torch.tensor([[1, 1, 0]]), set_name='B')])
+    assert out['B/NLL-clamped'] == 2
+    assert out['B/NLL'] == pytest.approx((-2 * math.log(1e-12) - math.log(0.7)) / 3, rel=1e-6)
+
+
 def test_matches_netcal_top_label():
     from netcal.metrics import ECE
     samples = _unignored_binary(n_img=4, seed=9)

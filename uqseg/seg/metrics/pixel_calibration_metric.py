@@ -53,7 +53,9 @@ class PixelCalibrationMetric(BaseMetric):
     Keys, for every set seen (``set_name`` in the sample's metainfo), values as fractions:
 
     * ``<set>/ECE``, ``/MCE``, ``/RMSCE``, ``/OE``: pooled over every valid pixel of the set;
-    * ``<set>/NLL``, ``/Brier`` (``nll_brier=True``): pooled means (NLL = -log max(p_y, eps);
+    * ``<set>/NLL``, ``/Brier`` (``nll_brier=True``): pooled means (NLL from the log-softmax of
+      a softmax head's logits, exact; a binary head's sigmoid probabilities: -log max(p_y, eps),
+      and ``<set>/NLL-clamped``, the pixels the clamp changed, when there are any;
       Brier (p - y)^2 for a binary head, sum_c (p_c - [c = y])^2 otherwise;
       :func:`uqseg.core.functional.score_sums`);
     * ``<set>/ECE_img``, ``/MCE_img``, ``/RMSCE_img``, ``/OE_img`` (``per_image=True``): the mean
@@ -69,7 +71,8 @@ class PixelCalibrationMetric(BaseMetric):
             the four pooled errors).
         nll_brier: also report the pooled NLL and Brier score (their sums are always kept; off by
             default for the same reason).
-        nll_eps: probabilities are clamped to at least this value inside the NLL's log.
+        nll_eps: a binary head's probabilities are clamped to at least this value inside the NLL's
+            log (softmax heads need no clamp: their NLL comes from the logits).
         plot: write a reliability diagram per set (PNG) into ``plot_dir`` or, if that is None,
             into ``<work_dir>/<timestamp>/uq_plots/`` of the current runner (found via
             ``MMLogger.get_current_instance()``; a metric does not see the runner). File name
@@ -122,7 +125,7 @@ class PixelCalibrationMetric(BaseMetric):
             scores.update(pred.p, pred.label_float(), pred.mask, validate=False)
         else:
             scores.update(pred.probs[None], pred.label[None], None if pred.mask is None else pred.mask[None],
-                          validate=False)
+                          validate=False, logits=pred.logits[None])  # the log-softmax: an exact NLL
         return torch.cat([cal.state.reshape(-1), scores.state])
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -153,6 +156,8 @@ class PixelCalibrationMetric(BaseMetric):
                 scores = ScoreSumAccumulator.from_state(table[:, 3 * n:].sum(0), eps=self.nll_eps).compute()
                 metrics[f'{name}/NLL'] = scores['NLL']
                 metrics[f'{name}/Brier'] = scores['Brier']
+                if scores['NLL-clamped']:  # binary heads' probabilities only: say so beside the number
+                    metrics[f'{name}/NLL-clamped'] = scores['NLL-clamped']
             if self.per_image:
                 per_img = CalibrationAccumulator.compute_batched(states)
                 for key in _ERRORS:
