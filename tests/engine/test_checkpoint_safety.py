@@ -329,3 +329,11 @@ def test_resume_needs_a_checkpoint_that_fits(shapes_root, tmp_path):
     with pytest.raises(CheckpointMismatchError, match='size mismatch for decode_head'):
         SafeCheckpointRunner.from_cfg(cfg).train()
 
+
+
+def test_a_config_can_name_the_runner(demo_root, tmp_path):
+    """runner_type='SafeCheckpointRunner': mmseg's and mmpretrain's own tools build it by name."""
+    from mmseg.registry import RUNNERS
+    cfg = demo_cfg(demo_root, str(tmp_path / 'w'))
+    cfg.runner_type = 'SafeCheckpointRunner'
+    assert type(RUNNERS.build(cfg)) is SafeCheckpointRunner
