@@ -303,9 +303,11 @@ def _fit_nll(z: Tensor, y: Tensor, per_class: bool, lo: float, hi: float) -> tup
         if bool(out.any()):
             held |= out
             continue
+        if k == 1 or not bool(held.any()):  # one T: the bracket above has decided
+            break
         g = _nll_grad(z, y, log_t, per_class)
         inward = held & (((log_t == a) & (g < 0)) | ((log_t == b) & (g > 0)))
-        if k == 1 or not bool(inward.any()):
+        if not bool(inward.any()):
             break
         held &= ~inward
     at_bound = tuple(None if not h else 'lower' if v == a else 'upper' for h, v in zip(held.tolist(), log_t.tolist()))
