@@ -9,7 +9,8 @@ ImageNet Classifiers", 2023, ICLR). :func:`selective_report` gives, from :mod:`.
 
 * ``accuracy``, ``ECE`` (top-label ``max_c p_c``, ``n_bins`` equal-width bins ``(k/n, (k+1)/n]``),
   ``NLL = -mean log p_y`` (from the log-softmax, exact; kind ``'probs'``: ``-mean log max(p_y,
-  1e-12)`` and ``NLL-clamped``, the rows the clamp changed), ``Brier = mean sum_c (p_c - [c = y])^2``;
+  1e-12)`` and, where the clamp changed any row, ``NLL-clamped``, their count), ``Brier = mean
+  sum_c (p_c - [c = y])^2``;
 * per confidence ``c``: ``AURC = (1/N) sum_k risk(k)`` (ties in expectation), ``E-AURC`` (AURC minus
   the AURC of the perfect ordering), ``AUROC`` (correct vs incorrect, Mann-Whitney, ties 1/2),
   ``cov@acc<a>`` (largest coverage with selective accuracy >= a; 0.0 if none), ``risk@cov<v>``
@@ -345,8 +346,8 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
            'ECE': calibration_error(conf_top, correct, n_bins),
            'NLL': float(st.nll.mean()) if n else math.nan,
            'Brier': float(st.brier.mean()) if n else math.nan}
-    if kind == 'probs':
-        out['NLL-clamped'] = st.clamped
+    if st.clamped:  # probability rows only (logits need no clamp): say that the NLL is not the model's
+        out['NLL-clamped'] = float(st.clamped)
     curve_out = {}
     is_id = None
     if ood_z is not None:
