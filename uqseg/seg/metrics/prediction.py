@@ -93,7 +93,8 @@ class DensePrediction:
         return self.label.numel() if self.mask is None else int(self.mask.sum())
 
     def top_label(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(confidence, correct) maps of the top label: ``max_c p_c`` and ``argmax == label``.
+        """(confidence, correct) maps of the top label: ``p`` of the predicted class (``argmax`` of
+        the logits, the first of tied maxima, as mmseg's ``pred_sem_seg``) and ``prediction == label``.
 
         Binary: ``max(p, 1 - p)`` and the prediction ``p > 1 - p`` (i.e. ``p > 0.5``; a tie
         goes to background, as ``argmax`` of ``[1 - p, p]``); ``correct`` is then a 0/1 float
@@ -106,8 +107,10 @@ class DensePrediction:
                 pred = torch.sub(self.p, q).sign_().clamp_(min=0)  # 1.0 where p > q
                 self._top = torch.maximum(self.p, q), pred.sub_(self.label_float()).abs_().neg_().add_(1)
             else:
-                conf, pred = self.probs.max(dim=0)
-                self._top = conf, pred == self.label
+                # the prediction is the logits' argmax, as mmseg's pred_sem_seg: a float32 softmax can
+                # round two different top logits to one probability and move argmax to the other class
+                pred = self.prediction()
+                self._top = self.probs.gather(0, pred[None])[0], pred == self.label
         return self._top
 
     @property
@@ -154,7 +157,7 @@ class DensePrediction:
         """The top-label prediction (H, W) as class indices (bool for binary)."""
         if self.binary:
             return self.p > 1 - self.p
-        return self.probs.argmax(dim=0)
+        return (self.probs if self.logits is None else self.logits).argmax(dim=0)
 
 
 def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> str:
