@@ -252,17 +252,23 @@ def confidence_scores(z: torch.Tensor, kind: str = 'logits', names: Sequence[str
     higher = more confident (see the module docstring for the maps and their signs).
 
     ``kind``: ``'logits'`` | ``'log_alpha'`` | ``'distance_logits'`` (``p = softmax(z)``; the
-    layer scores of :data:`uqseg.core.scores.SCORE_KINDS` exist for their kind only) or
+    layer scores of :data:`uqseg.core.scores.SCORE_TABLE` exist for their kind only) or
     ``'probs'`` (``z`` is ``p``; only :data:`PROB_SCORES`: max-prob, entropy, margin, MPS, ES).
     An unknown or unavailable name raises ``ValueError`` naming ``confidences``.
     """
+    names, z, shape, st = _rows_of(z, kind, names, dim)
+    return {name: _confidence_of(name, z, st, kind).reshape(shape) for name in names}
+
+
+def _rows_of(z, kind: str, names, dim: int):
+    """``names`` checked, ``z`` as ``(rows, K)`` with the classes on ``dim`` moved last, the shape
+    of the rows, and their :func:`row_statistics` (no labels)."""
     _check_kind(kind)
     names = _check_names(names, kind)
     z = as_tensor(z, 'z').movedim(dim, -1)
     shape = z.shape[:-1]
     z = z.reshape(-1, z.shape[-1])
-    st = row_statistics(z, None, kind, entropy=_needs_entropy(names))
-    return {name: _confidence_of(name, z, st, kind).reshape(shape) for name in names}
+    return names, z, shape, row_statistics(z, None, kind, entropy=_needs_entropy(names))
 
 
 def confidence_keys(z: torch.Tensor, kind: str = 'logits', names: Sequence[str] = CONFIDENCES,
@@ -270,12 +276,7 @@ def confidence_keys(z: torch.Tensor, kind: str = 'logits', names: Sequence[str] 
     """The ranking key of each confidence of ``names`` (float64, higher = more confident, the
     confidence's order and ties, resolved where the confidence saturates; see
     :mod:`uqseg.core.confidence_keys`). Arguments as :func:`confidence_scores`."""
-    _check_kind(kind)
-    names = _check_names(names, kind)
-    z = as_tensor(z, 'z').movedim(dim, -1)
-    shape = z.shape[:-1]
-    z = z.reshape(-1, z.shape[-1])
-    st = row_statistics(z, None, kind, entropy=_needs_entropy(names))
+    names, z, shape, st = _rows_of(z, kind, names, dim)
     exact_where_close([(z, st, None)], names)
     return {name: _key_of(name, z, st, kind).reshape(shape) for name in names}
 
