@@ -173,7 +173,7 @@ def row_statistics(z: torch.Tensor, labels: Optional[torch.Tensor], kind: str = 
     raises naming the rows."""
     n, k = z.shape
     fast = kind != 'probs' and z.dtype in (torch.float32, torch.float16, torch.bfloat16) and k > 1
-    parts = []
+    out, clamped = None, 0
     for sl in _chunks(n, k):
         zc = z[sl]
         lo, hi = torch.aminmax(zc)  # NaN propagates into both
@@ -181,18 +181,25 @@ def row_statistics(z: torch.Tensor, labels: Optional[torch.Tensor], kind: str = 
             check_outputs(z, kind, name)  # raises, naming the rows
         yc = None if labels is None else labels[sl]
         if kind == 'probs':
-            parts.append(probability_rows(zc, yc, entropy))
+            part = probability_rows(zc, yc, entropy)
         elif not fast:
-            parts.append(softmax_rows(zc, yc, entropy))
+            part = softmax_rows(zc, yc, entropy)
         else:
-            st, unsure = fast_softmax_rows(zc, yc)
+            part, unsure = fast_softmax_rows(zc, yc)
             if bool(unsure.any()):
                 rows = unsure.nonzero()[:, 0]
-                st.replace_rows(rows, softmax_rows(zc[rows], None if yc is None else yc[rows]))
-            parts.append(st)
-    if not parts:
+                part.replace_rows(rows, softmax_rows(zc[rows], None if yc is None else yc[rows]))
+        if out is None:
+            out = SoftmaxRows.empty_like(part, n)
+        out.replace_rows(sl, part)
+        clamped += part.clamped
+        del part
+    if out is None:
         return probability_rows(z, labels, entropy) if kind == 'probs' else softmax_rows(z, labels, entropy)
-    return parts[0] if len(parts) == 1 else SoftmaxRows.cat(parts)
+    out.clamped = clamped
+    if not fast:
+        out.a_over_r = out.span = None  # exact throughout
+    return out
 
 
 def exact_where_close(items: Sequence[tuple[torch.Tensor, SoftmaxRows, Optional[torch.Tensor]]],
