@@ -155,12 +155,15 @@ class SoftmaxRows:
     def key_tol(self, name: str) -> Optional[torch.Tensor]:
         """The per-row error bound of the key of ``name`` (None: exact rows), see
         :func:`fast_softmax_rows`: ``2 (2^-23 + 2^-24 A / r)`` for ``log r``, at least ``2
-        (2^-22 + 2^-24 D)`` for ``log H``, each plus ``K 2^-50`` (0 where both terms are 0)."""
+        (2^-22 + 2^-24 D)`` for ``log H``, plus ``2^-23 (1 + |d_2|)`` for the margin (its ``d_2``
+        is a float32 difference), each plus ``K 2^-50`` (0 on exact rows)."""
         if self.a_over_r is None:
             return None
         tol = 2 * (2.0 ** -23 + 2.0 ** -24 * self.a_over_r)
         if name in ('entropy', 'ES'):
             tol = torch.maximum(tol, 2 * (2.0 ** -22 + 2.0 ** -24 * self.span))
+        elif name == 'margin':  # d_2 is fl(z_2 - z_top): log(-expm1(d_2)) within 2^-24, logaddexp within 2^-24 |d_2|
+            tol = tol + 2 * 2.0 ** -24 * (1 + self.d2.abs())
         return torch.where(self.span > 0, tol + self.k * 2.0 ** -50, 0.0)
 
     @property
@@ -271,8 +274,9 @@ def fast_softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None) ->
     ``exp`` within 1 ulp (``2^-23``), the float64 sums within ``K 2^-52``. So ``r`` is within
     ``2^-23 + 2^-24 A / r`` relative (``A = sum e_j |d_j|``, the entropy's sum, always computed
     here for this bound), and ``A`` within ``2^-22 + 2^-24 D`` (``D = z_top - min_j z_j``); the
-    keys ``-log r`` and the margin's (whose ``d_2`` is exact) are within the first in absolute
-    terms, ``-log H`` within the larger of the two; both are taken twice, plus ``K 2^-50``. Rows
+    key ``-log r`` is within the first in absolute terms, ``-log H`` within the larger of the two,
+    the margin's within the first plus ``2^-24 (1 + |d_2|)`` (``d_2 = fl(z_2 - z_top)``); each is
+    taken twice, plus ``K 2^-50``. Rows
     that are permutations of each other differ only by the order of their float64 sums (``exp``
     of a float32 value is position-independent), far inside the bounds. :func:`close_rows` finds
     the rows whose keys are within the bounds of a neighbour's; their exact keys decide their
@@ -284,9 +288,9 @@ def fast_softmax_rows(z: torch.Tensor, labels: Optional[torch.Tensor] = None) ->
     e = d.exp()
     e.scatter_(1, idx, 0.0)
     m64 = m[:, 0].double()
-    d2 = zf.scatter(1, idx, -_INF).amax(1).double() - m64  # exact in float64
     r = e.sum(1, dtype=_F64)
     a = torch.mul(e, d).sum(1, dtype=_F64).neg_()  # A = sum e_j (-d_j) >= 0
+    d2 = d.scatter_(1, idx, -_INF).amax(1).double()  # fl(z_2 - z_top): within 2^-24 |d_2| (key_tol)
     d_y = s2 = None
     if labels is not None:
         d_y = zf.gather(1, labels[:, None])[:, 0].double() - m64
