@@ -114,9 +114,9 @@ class SoftmaxRows:
     e_j (-d_j)``; None unless the entropy is asked for), and with labels ``d_y`` (``z_y - z_top``)
     and ``s2`` (``sum_{j != top} e_j^2``); :attr:`log_h`, :attr:`nll` and :attr:`brier` follow from
     them, once, on whole columns (module docstring). Probability rows give ``log_h``, ``nll`` and
-    ``brier`` directly (``*_given``). ``tol`` / ``tol_h``: per-row bounds on the error of the keys
-    of ``log r`` (max-prob, margin) and of ``log H`` (entropy) of :func:`fast_softmax_rows`'s rows
-    (None: exact rows)."""
+    ``brier`` directly (``*_given``). ``a_over_r`` / ``span``: the error terms of
+    :func:`fast_softmax_rows`'s rows (0 on exact rows, None where every row is exact), from which
+    :meth:`key_tol` gives each key's per-row error bound."""
 
     FIELDS = ('pred', 'd2', 'log_r', 'log_a', 'd_y', 's2', 'log_h_given', 'nll_given', 'brier_given',
               'a_over_r', 'span')
