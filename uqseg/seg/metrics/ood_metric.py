@@ -112,7 +112,9 @@ class OODDetectionMetric(FoldingMetric):
             img = math.nan
             if pred.num_valid:
                 if self.image_score == 'mean':
-                    conf = score_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
+                    # a field's rank is its [0, 1] map already; a named score ranks by its key
+                    conf = rank if self.score_field is not None else \
+                        score_map(pred, sample, self.score, None, self.score_is, self.score_range)
                     img = float((conf.reshape(-1) if pred.mask is None else conf[pred.mask]).double().mean())
                 else:
                     img = float((rank.reshape(-1) if pred.mask is None else rank[pred.mask]).median())

@@ -111,7 +111,7 @@ class PixelUncertaintyMetric(FoldingMetric):
                                  f'{tuple(pred.label.shape)}')
             correct = ps.to(pred.label.device).long() == pred.label
         else:
-            correct = pred.top_label()[1]
+            correct = pred.correct()
         rank = ranking_map(pred, sample, self.score, self.score_field, self.score_is, self.score_range)
         hist = ConfidenceHistogram(self.n_bins, device=rank.device, coordinate=self.coordinate)
         hist.update(rank, correct, pred.mask, validate=False)  # read_prediction checked the values

@@ -20,16 +20,12 @@ from typing import Optional
 
 import torch
 
-from ...core.confidence_keys import binary_key, confidence_key
+from ...core.confidence_keys import binary_key, confidence_key, row_chunks
 from ...core.scores import PROBS, confidence_from_score, is_probability_score, raw_score, score_confidence
 from ..outputs import PLAIN, ModelOutput, resolve_score, resolve_scores, sample_output
 
 __all__ = ['DEFAULT_SET_NAME', 'DensePrediction', 'read_prediction', 'ignored_labels', 'raw_score_map', 'as_dict',
-           'set_name_of', 'field_tensor', 'score_map', 'score_key_map', 'ranking_map', 'sample_scores',
-           'KEY_CHUNK_VALUES']
-
-#: Values (pixels x channels) per chunk of :func:`score_key_map`: its float64 rows stay small.
-KEY_CHUNK_VALUES = 1 << 20
+           'set_name_of', 'field_tensor', 'score_map', 'score_key_map', 'ranking_map', 'sample_scores']
 
 #: Set name of a sample whose metainfo has no ``set_name`` (metrics, hooks and tools alike).
 DEFAULT_SET_NAME = 'all'
@@ -62,9 +58,10 @@ class DensePrediction:
     def __init__(self, path: str, label: torch.Tensor, mask: Optional[torch.Tensor],
                  p: Optional[torch.Tensor] = None, probs: Optional[torch.Tensor] = None,
                  logits: Optional[torch.Tensor] = None, output: ModelOutput = PLAIN) -> None:
-        self.path, self.label, self.mask, self.p, self.probs = path, label, mask, p, probs
+        self.path, self.label, self.mask, self.p, self._probs = path, label, mask, p, probs
         self.logits, self.output = logits, output
         self._top: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        self._correct: Optional[torch.Tensor] = None
         self._label_f: Optional[torch.Tensor] = None
         self._pair: Optional[torch.Tensor] = None
 
@@ -85,8 +82,16 @@ class DensePrediction:
         return self.p is not None
 
     @property
+    def probs(self) -> Optional[torch.Tensor]:
+        """The (C, H, W) softmax of the logits, computed at the first use (the ranking metrics
+        read keys of the logits and need none); None for a binary head."""
+        if self._probs is None and self.logits is not None:
+            self._probs = self.logits.softmax(dim=0)
+        return self._probs
+
+    @property
     def num_classes(self) -> int:
-        return 2 if self.binary else self.probs.shape[0]
+        return 2 if self.binary else (self.logits if self._probs is None else self._probs).shape[0]
 
     @property
     def num_valid(self) -> int:
@@ -107,11 +112,16 @@ class DensePrediction:
                 pred = torch.sub(self.p, q).sign_().clamp_(min=0)  # 1.0 where p > q
                 self._top = torch.maximum(self.p, q), pred.sub_(self.label_float()).abs_().neg_().add_(1)
             else:
-                # the prediction is the logits' argmax, as mmseg's pred_sem_seg: a float32 softmax can
-                # round two different top logits to one probability and move argmax to the other class
                 pred = self.prediction()
-                self._top = self.probs.gather(0, pred[None])[0], pred == self.label
+                self._top = self.probs.gather(0, pred[None])[0], self.correct()
         return self._top
+
+    def correct(self) -> torch.Tensor:
+        """The ``correct`` map of :meth:`top_label` alone (cached; a multi-class head's needs no
+        softmax): ``prediction == label``."""
+        if self._correct is None:
+            self._correct = self.top_label()[1] if self.binary else self.prediction() == self.label
+        return self._correct
 
     @property
     def input_kind(self) -> str:
@@ -157,7 +167,9 @@ class DensePrediction:
         """The top-label prediction (H, W) as class indices (bool for binary)."""
         if self.binary:
             return self.p > 1 - self.p
-        return (self.probs if self.logits is None else self.logits).argmax(dim=0)
+        # the logits' argmax, as mmseg's pred_sem_seg: a float32 softmax can round two different top
+        # logits to one probability and move argmax to the other class
+        return self.logits.argmax(dim=0)
 
 
 def _first_bad(x: torch.Tensor, bad: torch.Tensor) -> str:
@@ -243,7 +255,7 @@ def read_prediction(sample, ignore_index=255, require_label: bool = True, use_la
             raise ValueError(f'{path}: binary seg_logits must be sigmoid probabilities in [0, 1], got range '
                              f'[{lo.item():.4g}, {hi.item():.4g}]')
         return DensePrediction(path, label, valid, p=p, output=sample_output(sample, path))
-    return DensePrediction(path, label, valid, probs=logits.softmax(dim=0), logits=logits,
+    return DensePrediction(path, label, valid, logits=logits,
                            output=sample_output(sample, path))
 
 
@@ -296,6 +308,8 @@ def raw_score_map(pred: DensePrediction, score: str, key: str = 'score') -> torc
     ``ValueError`` naming the image and ``key``; a one-channel (sigmoid) head's outputs are the
     probabilities ``[1 - p, p]``, which have the scores of ``p`` (max-prob, entropy, margin, MPS, ES)."""
     name = _score_name(pred, score, key)
+    if name in ('max-prob', 'MPS'):
+        return pred.top_label()[0]  # cached: the calibration metrics and score_map read the same map
     z, kind = pred.score_inputs(name)
     return raw_score(name, z, 0, kind)
 
@@ -303,19 +317,19 @@ def raw_score_map(pred: DensePrediction, score: str, key: str = 'score') -> torc
 def score_key_map(pred: DensePrediction, score: str, key: str = 'score') -> torch.Tensor:
     """The named score's ranking key (:func:`uqseg.core.confidence_keys.confidence_key`), (H, W)
     float64, higher = more confident, in the order of its confidence and resolved where that
-    saturates; checked as :func:`raw_score_map`. Computed in chunks of :data:`KEY_CHUNK_VALUES`
-    (a binary head's max-prob: :func:`uqseg.core.confidence_keys.binary_key` of ``p``, one pass)."""
+    saturates; checked as :func:`raw_score_map`. Computed in chunks of
+    :func:`uqseg.core.confidence_keys.row_chunks` (a binary head's max-prob:
+    :func:`uqseg.core.confidence_keys.binary_key` of ``p``, one pass)."""
     name = _score_name(pred, score, key)
     if pred.binary and name in ('max-prob', 'MPS'):
         return binary_key(pred.p)
     z, kind = pred.score_inputs(name, keys=True)
     c = z.shape[0]
     rows = z.reshape(c, -1)
-    step = max(1, KEY_CHUNK_VALUES // c)
     out = torch.empty(rows.shape[1], dtype=torch.float64, device=z.device)
-    for start in range(0, rows.shape[1], step):
-        chunk = rows[:, start:start + step].t().contiguous()
-        out[start:start + step] = confidence_key(name, chunk, kind, dim=1, exact=False)  # binned: ~1e-6 is enough
+    for sl in row_chunks(rows.shape[1], c):
+        chunk = rows[:, sl].t().contiguous()
+        out[sl] = confidence_key(name, chunk, kind, dim=1, exact=False)  # binned: ~1e-6 is enough
     return out.reshape(z.shape[1:])
 
 
