@@ -147,8 +147,6 @@ def write_top(rows: list[dict], path: str) -> bool:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     ckpt = load_checkpoint_file(args.checkpoint, map_location='cpu', trust=args.trust_checkpoint)
     state = ckpt.get('state_dict', ckpt)
     heads = find_alphas(state)

@@ -239,7 +239,8 @@ class TemperatureFit:
                 parts.append(f'{who} stopped at the {side} bound {value:g}: the {objective} still falls beyond it '
                              f'({why})')
         return ('temperature fit: ' + '; '.join(parts) + f'. T is the bound, not the optimum: widen the bounds '
-                f'(now {self.bounds[0]:g} to {self.bounds[1]:g}; tools: --bounds LO HI) or check the model and data')
+                f'(now {self.bounds[0]:g} to {self.bounds[1]:g}; bounds= of the fit, --bounds LO HI of the '
+                f'calibration tools) or check the model and data')
 
 
 def _nll_grad(z: Tensor, y: Tensor, log_t: Tensor, per_class: bool) -> Tensor:

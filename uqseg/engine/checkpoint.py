@@ -207,11 +207,15 @@ def load_state_dict_checked(model, checkpoint: dict, source: str, strict: bool =
     count), ``source`` (the file), ``owner`` / ``what`` (who loads, into what) and ``opt_in``
     (the partial-load option, if any); with ``strict=False`` the same text as a warning, the keys
     that fit loaded."""
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(f'{source}: not a checkpoint (a {type(checkpoint).__name__}, no state_dict)',
+                                      [], [], [])
     state = checkpoint['state_dict'] if 'state_dict' in checkpoint else checkpoint
     if not isinstance(state, dict):
         raise CheckpointMismatchError(f'{source}: no state_dict in the checkpoint (a {type(state).__name__})',
                                       [], [], [])
     metadata = getattr(state, '_metadata', None)
+    state = OrderedDict(state)  # a copy: ignore_keys must not drop keys from the caller's checkpoint
     for pattern, repl in revise_keys:
         state = OrderedDict((re.sub(pattern, repl, k), v) for k, v in state.items())
     for key in ignore_keys:
@@ -263,9 +267,6 @@ def load_checkpoint_strict(model, filename: str, map_location='cpu', strict: boo
     """:func:`load_checkpoint_file` then :func:`load_state_dict_checked` (the file as ``source``);
     the checkpoint dict. What the tools and ``CheckpointTeacherHook`` load models with."""
     checkpoint = load_checkpoint_file(filename, map_location, trust=trust, opt_in=trust_option)
-    if not isinstance(checkpoint, dict):
-        raise CheckpointMismatchError(f'{filename}: not a checkpoint (a {type(checkpoint).__name__}, no state_dict)',
-                                      [], [], [])
     load_state_dict_checked(model, checkpoint, filename, strict=strict, revise_keys=revise_keys,
                             ignore_keys=ignore_keys, opt_in=partial_option, owner=owner, what=what, hint=hint)
     return checkpoint
