@@ -36,7 +36,7 @@ from .evidential import vacuity
 
 __all__ = ['BUILTIN_SCORES', 'OUTPUT_KINDS', 'INPUT_KINDS', 'PROBS', 'NamedScore', 'SCORE_TABLE', 'SCORES',
            'SCORE_KINDS', 'OWN_SCORE', 'OUTPUT_KIND_KEY', 'OUTPUT_SOURCE_KEY', 'OWN_SCORE_KEY',
-           'normalised_entropy', 'binary_normalised_entropy', 'top2_margin', 'confidence_from_score',
+           'normalised_entropy', 'top2_margin', 'confidence_from_score',
            'check_score_args', 'check_score_name', 'scores_of', 'check_score_available', 'is_probability_score',
            'raw_score', 'score_confidence']
 
@@ -68,12 +68,6 @@ def normalised_entropy(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
     pr = probs.double()
     ent = -torch.special.xlogy(pr, pr).sum(dim)
     return ent / math.log(c) if c > 1 else torch.zeros_like(ent)
-
-
-def binary_normalised_entropy(p: torch.Tensor) -> torch.Tensor:
-    """``H([1 - p, p]) / log 2`` of a foreground probability map, computed in float64."""
-    p = p.double()
-    return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)) / math.log(2)
 
 
 def top2_margin(probs: torch.Tensor, dim: int = 1) -> torch.Tensor:
