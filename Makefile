@@ -42,7 +42,7 @@ test: $(STAMP)
 
 # ruff (pinned in the test extra): pyflakes, pycodestyle, import order; configuration in pyproject.toml
 lint: $(STAMP)
-	$(PY) -m ruff check uqseg tests tools benchmarks configs
+	$(PY) -m ruff check uqseg tests tools benchmarks
 
 # on a machine with a CUDA device: gpu tests, the CUDA calibration benchmark, a short --amp training
 gpu-check: $(STAMP)

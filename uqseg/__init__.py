@@ -17,20 +17,10 @@ mmpretrain's. They need mmengine / mmseg / mmpretrain, which uqseg's install bri
 are absent (a torch-only use of :mod:`uqseg.core`) the package imports without them and
 registers nothing.
 """
-import importlib.util
-
 __version__ = '0.1.0'
 
-
-def _installed(name: str) -> bool:
-    """Whether the package ``name`` can be imported (without importing it)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # ValueError: a sys.modules entry without a spec (blocked)
-        return False
-
-
 from . import core  # noqa: E402
+from .optional import installed as _installed  # noqa: E402
 
 __all__ = ['core']
 if _installed('mmengine'):

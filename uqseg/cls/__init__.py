@@ -6,7 +6,11 @@ selective-prediction metrics), applied per image instead of per pixel. It import
 :mod:`uqseg.core`, :mod:`uqseg.engine` and mmpretrain, never :mod:`uqseg.seg`
 (``tests/test_layering.py``). See ``docs/architecture.md`` and ``docs/classification.md``.
 """
-from . import datasets, metrics, models, transforms
-from .models import LDLImageClassifier, TemperatureScaledImageClassifier
+from uqseg.optional import require
+
+require('mmpretrain', 'uqseg.cls (the classification front end)')
+
+from . import datasets  # noqa: E402, metrics, models, transforms
+from .models import LDLImageClassifier, TemperatureScaledImageClassifier  # noqa: E402
 
 __all__ = ['datasets', 'metrics', 'models', 'transforms', 'LDLImageClassifier', 'TemperatureScaledImageClassifier']

@@ -1,15 +1,18 @@
-"""Salient-object-detection scores per test set, computed with pysodmetrics."""
+"""Salient-object-detection scores per test set, computed with pysodmetrics (``pip install "uqseg[sod]"``)."""
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Optional, Sequence
 
 import numpy as np
-import py_sod_metrics as sod
 import torch
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
+from uqseg.optional import installed, require
+
+if installed('py_sod_metrics'):  # the sod extra; SODMetric() says how to install it
+    import py_sod_metrics as sod
 from .arguments import check_metric_kwargs
 from .prediction import read_prediction, set_name_of
 
@@ -54,6 +57,7 @@ class SODMetric(BaseMetric):
     def __init__(self, beta2: float = 0.3, ignore_index: int = 255, collect_device: str = 'cpu',
                  prefix: Optional[str] = None, **kwargs) -> None:
         check_metric_kwargs(type(self), kwargs)
+        require('py_sod_metrics', 'SODMetric')
         super().__init__(collect_device=collect_device, prefix=prefix, **kwargs)
         self.beta2 = beta2
         self.ignore_index = ignore_index
