@@ -2,9 +2,9 @@
 PY := .venv/bin/python
 STAMP := .venv/.uqseg-setup-done
 
-.PHONY: setup demo compare-heads compare-calibration cls-data compare-classifiers test lint gpu-check clean-data
+.PHONY: setup install-check compat-check demo compare-heads compare-calibration cls-data compare-classifiers test lint gpu-check clean-data
 
-$(STAMP): tools/setup_env.sh pyproject.toml
+$(STAMP): tools/setup_env.sh pyproject.toml requirements/constraints.txt
 	bash tools/setup_env.sh
 	touch $(STAMP)
 
@@ -43,6 +43,16 @@ test: $(STAMP)
 # ruff (pinned in the test extra): pyflakes, pycodestyle, import order; configuration in pyproject.toml
 lint: $(STAMP)
 	$(PY) -m ruff check uqseg tests tools benchmarks
+
+# a user's install, from outside the repository: sdist and wheel, the wheel installed (not editable) into a venv
+# that sees this stack, uqseg --help, configs copy, a short training, custom_imports, import without mmpretrain
+install-check: $(STAMP)
+	bash tools/install_check.sh
+
+# once per release (not in CI: the two mmcv builds take 10-25 minutes each on 2 cores): the oldest declared stack
+# (Python 3.10, torch 2.1.2, requirements/oldest.txt) and Python 3.12, each with the install check and the tests
+compat-check:
+	bash tools/compat_check.sh
 
 # on a machine with a CUDA device: gpu tests, the CUDA calibration benchmark, a short --amp training
 gpu-check: $(STAMP)

