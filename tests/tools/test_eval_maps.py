@@ -1,5 +1,5 @@
-"""tools/eval_maps.py: calibration, misclassification and SOD scores of saved prediction maps, against
-independent references, and its errors on mismatched folders."""
+"""uqseg eval-maps (uqseg.seg.saved_maps): calibration, misclassification and SOD scores of saved prediction
+maps, against independent references, and its errors on mismatched folders."""
 import json
 import math
 import os
@@ -13,11 +13,9 @@ import torch
 from torchmetrics.classification import BinaryCalibrationError
 
 from tests.helpers.files import assert_png
-from tests.helpers.scripts import load_script
-
-
-def _load_tool():
-    return load_script('tools/eval_maps.py')
+from uqseg.cli import invoke, main
+from uqseg.seg.datasets import MaskFormatError
+from uqseg.seg.saved_maps import MapError, evaluate_folders
 
 
 @pytest.fixture(scope='module')
@@ -39,12 +37,12 @@ def maps(tmp_path_factory):
 
 def test_eval_maps_matches_independent_references(maps, tmp_path, capsys):
     pred_dir, gt_dir = maps
-    tool = _load_tool()
-    out_json = str(tmp_path / 'r.json')
-    res = tool.main(['--pred', pred_dir, '--gt', gt_dir, '--set-name', 'X', '--n-bins', '16',
-                     '--confidence', 'positive', '--json', out_json, '--plot-dir', str(tmp_path / 'plots')])
-    printed = capsys.readouterr().out
-    assert 'X/ECE' in printed and 'X/maxF' in printed and 'X/AUROC' in printed
+    out_json = str(tmp_path / 'out' / 'r.json')
+    res = invoke(['eval-maps', '--pred', pred_dir, '--gt', gt_dir, '--set-name', 'X', '--n-bins', '16',
+                  '--confidence', 'positive', '--json', out_json, '--plot-dir', str(tmp_path / 'plots')])
+    captured = capsys.readouterr()
+    assert 'X/ECE' in captured.out and 'X/maxF' in captured.out and 'X/AUROC' in captured.out
+    assert f'{len(os.listdir(gt_dir))}/{len(os.listdir(gt_dir))}' in captured.err  # the progress bar, on stderr
     with open(out_json) as f:
         assert json.load(f) == pytest.approx(res, nan_ok=True)
     assert_png(str(tmp_path / 'plots' / 'reliability_X.png'))
@@ -84,39 +82,50 @@ def _write(path, arr):
 
 def test_eval_maps_errors_name_the_problem(maps, tmp_path, capsys):
     pred_dir, gt_dir = maps
-    tool = _load_tool()
     names = sorted(os.listdir(gt_dir))
     # a missing prediction
     part = str(tmp_path / 'part')
     for n in names[1:]:
         _write(osp.join(part, n), cv2.imread(osp.join(pred_dir, n), cv2.IMREAD_GRAYSCALE))
-    with pytest.raises(SystemExit) as e:
-        tool.main(['--pred', part, '--gt', gt_dir, '--no-sod'])
-    assert e.value.code == 2
-    assert f"1 ground-truth mask(s) without a prediction: '{osp.splitext(names[0])[0]}'" in capsys.readouterr().err
-    res = tool.main(['--pred', part, '--gt', gt_dir, '--no-sod', '--allow-unmatched'])
+    with pytest.raises(MapError) as exc:
+        evaluate_folders(part, gt_dir, sod=False)
+    assert f"1 ground-truth mask(s) without a prediction: '{osp.splitext(names[0])[0]}'" in str(exc.value)
+    res = evaluate_folders(part, gt_dir, sod=False, allow_unmatched=True)
     assert not math.isnan(res['part/ECE']) and 'part/MAE' not in res
+    assert 'scoring 4 common name(s); left out 1 mask(s)' in capsys.readouterr().err
     # a prediction of the wrong size, then resized on request
     small = str(tmp_path / 'small')
     for n in names:
         _write(osp.join(small, n), cv2.resize(cv2.imread(osp.join(pred_dir, n), 0), (64, 64)))
-    with pytest.raises(SystemExit):
-        tool.main(['--pred', small, '--gt', gt_dir, '--no-sod'])
-    assert 'prediction of size 64x64 (WxH) but ground truth' in capsys.readouterr().err
-    assert not math.isnan(tool.main(['--pred', small, '--gt', gt_dir, '--no-sod', '--resize-pred'])['small/ECE'])
+    with pytest.raises(MapError, match=r'prediction of size 64x64 \(WxH\) but ground truth'):
+        evaluate_folders(small, gt_dir, sod=False)
+    assert not math.isnan(evaluate_folders(small, gt_dir, sod=False, resize_pred=True)['small/ECE'])
     # a 0/1 ground truth mask and a colour prediction
     bad_gt = str(tmp_path / 'badgt')
     for n in names:
         _write(osp.join(bad_gt, n), (cv2.imread(osp.join(gt_dir, n), 0) >= 128).astype(np.uint8))
-    with pytest.raises(SystemExit):
-        tool.main(['--pred', pred_dir, '--gt', bad_gt, '--no-sod'])
-    assert 'a 0/1 or class-index map' in capsys.readouterr().err
+    with pytest.raises(MaskFormatError, match='a 0/1 or class-index map'):
+        evaluate_folders(pred_dir, bad_gt, sod=False)
     colour = str(tmp_path / 'colour')
     for n in names:
         _write(osp.join(colour, n), np.random.default_rng(1).integers(0, 255, (128, 128, 3)).astype(np.uint8))
-    with pytest.raises(SystemExit):
-        tool.main(['--pred', colour, '--gt', gt_dir, '--no-sod'])
-    assert 'channels with different values' in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        tool.main(['--pred', str(tmp_path / 'nope'), '--gt', gt_dir])
-    assert 'does not exist' in capsys.readouterr().err
+    with pytest.raises(MapError, match='channels with different values'):
+        evaluate_folders(colour, gt_dir, sod=False)
+    with pytest.raises(MapError, match='does not exist'):
+        evaluate_folders(str(tmp_path / 'nope'), gt_dir)
+
+
+def test_a_refusal_is_one_line_with_exit_status_1(maps, tmp_path, capsys):
+    pred_dir, gt_dir = maps
+    colour = str(tmp_path / 'colour')
+    for n in sorted(os.listdir(gt_dir)):
+        _write(osp.join(colour, n), np.random.default_rng(1).integers(0, 255, (128, 128, 3)).astype(np.uint8))
+    with pytest.raises(SystemExit) as e:
+        main(['eval-maps', '--pred', colour, '--gt', gt_dir, '--no-sod', '--no-progress'])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith(f'uqseg eval-maps: error: {osp.join(colour, sorted(os.listdir(gt_dir))[0])}: '
+                                          'prediction has 3 channels with different values')
+    assert 'Traceback' not in err
+    with pytest.raises(MapError):  # --debug: the exception itself
+        main(['eval-maps', '--pred', colour, '--gt', gt_dir, '--no-sod', '--debug'])
