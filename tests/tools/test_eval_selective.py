@@ -1,5 +1,5 @@
-"""tools/eval_selective.py on generated files of three models: every metric equals the functional
-core / scikit-learn on the same arrays, the ranking follows it, the temperature-scaled rows use
+"""uqseg eval-selective (uqseg.cli.eval_selective) on generated files of three models: every metric equals
+the functional core / scikit-learn on the same arrays, the ranking follows it, the temperature-scaled rows use
 fit_temperature on the seeded held-out part and share the raw rows' evaluation part, the CSV has
 every key, the plots are written, and bad files or missing OOD sets are refused naming the file, as
 are files whose labels differ (unless allowed), probabilities saved as logits (unless --kind says
@@ -16,15 +16,20 @@ from scipy.stats import spearmanr
 from sklearn.metrics import log_loss, roc_auc_score
 
 from tests.helpers.files import assert_png
-from tests.helpers.scripts import load_script
+from uqseg.cli import eval_selective as ES
+from uqseg.cli import invoke
 from uqseg.core import functional as F
 from uqseg.core.output_files import save_outputs
 from uqseg.core.selective import selective_report
 from uqseg.core.temperature import fit_temperature
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-TOOL = load_script('tools/eval_selective.py')
 TARGETS, COVERAGES = (0.95, 0.99), (0.5, 0.8, 0.9, 0.95)
+
+
+def run_tool(argv):
+    """``uqseg eval-selective --debug *argv`` in this process: run()'s result, a refusal raised as is."""
+    return invoke(['eval-selective', '--debug', *argv])
 
 
 def _model(seed, strength, n=240, k=4, scale=2.0, n_ood=60):
@@ -79,13 +84,13 @@ def _check_row(row, expected, conf='max-prob'):
     # core.selective.row_statistics); the expected values come from a float64 softmax: agreement
     # to float32 precision
     for col, value in expected.items():
-        key = col if col in TOOL.PLAIN_KEYS else f'{col}[{conf}]'
+        key = col if col in ES.PLAIN_KEYS else f'{col}[{conf}]'
         assert row[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (row['model'], key)
 
 
 def test_three_models_reproduce_the_functional_values_and_their_ranking(three, capsys):
     root, models = three
-    res = TOOL.main([str(root)])
+    res = run_tool([str(root)])
     rows = res['rows']
     assert [r['model'] for r in rows] == sorted(models, key=lambda m: _expected(*models[m][1:3])['AURC'])
     assert [r['rank'] for r in rows] == [1, 2, 3]
@@ -104,8 +109,8 @@ def test_three_models_reproduce_the_functional_values_and_their_ranking(three, c
                                            ('OOD-FPR95', True), ('risk@cov0.5', True)])
 def test_rank_by_follows_the_metric_direction(three, rank_by, lower):
     root, models = three
-    rows = TOOL.main([osp.join(str(root), '*'), '--rank-by', rank_by])['rows']
-    values = [r[rank_by if rank_by in TOOL.PLAIN_KEYS else f'{rank_by}[max-prob]'] for r in rows]
+    rows = run_tool([osp.join(str(root), '*'), '--rank-by', rank_by])['rows']
+    values = [r[rank_by if rank_by in ES.PLAIN_KEYS else f'{rank_by}[max-prob]'] for r in rows]
     assert values == sorted(values, reverse=not lower)
     assert all(r['rank_key'] == (rank_by if rank_by == 'ECE' else f'{rank_by}[max-prob]') for r in rows)
 
@@ -113,7 +118,7 @@ def test_rank_by_follows_the_metric_direction(three, rank_by, lower):
 def test_csv_has_every_key_of_every_report(three, tmp_path):
     root, models = three
     out = str(tmp_path / 'res.csv')
-    TOOL.main([models['weak'][0], models['mid'][0], '--confidence', 'max-prob', 'entropy', 'margin', '--csv', out,
+    run_tool([models['weak'][0], models['mid'][0], '--confidence', 'max-prob', 'entropy', 'margin', '--csv', out,
                '--accuracy-targets', '0.9', '--coverages', '0.7'])
     with open(out) as f:
         table = list(csv.DictReader(f))
@@ -137,7 +142,7 @@ def test_csv_has_every_key_of_every_report(three, tmp_path):
 
 def test_temperature_rows_fit_t_on_the_seeded_held_out_part(three, tmp_path, capsys):
     root, models = three
-    res = TOOL.main([str(root), '--fit-temperature', '--calib-fraction', '0.25', '--seed', '3', '--plots',
+    res = run_tool([str(root), '--fit-temperature', '--calib-fraction', '0.25', '--seed', '3', '--plots',
                      str(tmp_path / 'plots'), '--csv', str(tmp_path / 'ts.csv')])
     rows = {r['model']: r for r in res['rows']}
     assert len(rows) == 6
@@ -164,12 +169,12 @@ def test_temperature_rows_fit_t_on_the_seeded_held_out_part(three, tmp_path, cap
         assert {float(r['T']) for r in csv.DictReader(f)} == {1.0} | {rows[f'{m}+TS']['T'] for m in models}
 
 
-def test_spearman_without_scipy_uses_average_ranks():
+def test_spearman_is_pearson_of_average_ranks():
     a, b = [0.3, 0.1, 0.1, 0.7, float('nan')], [0.2, 0.4, 0.1, 0.9, 0.5]
-    assert TOOL.spearman(a, b) == pytest.approx(spearmanr(a[:4], b[:4])[0])
-    ra = TOOL._average_ranks(np.array(a[:4]))
+    assert ES.spearman(a, b) == pytest.approx(spearmanr(a[:4], b[:4])[0])
+    ra = ES.average_ranks(np.array(a[:4]))
     assert ra.tolist() == [3.0, 1.5, 1.5, 4.0]
-    assert math.isnan(TOOL.spearman([1, 2], [float('nan'), 1]))
+    assert math.isnan(ES.spearman([1, 2], [float('nan'), 1]))
 
 
 def test_own_confidence_and_files_of_other_class_counts(tmp_path):
@@ -182,7 +187,7 @@ def test_own_confidence_and_files_of_other_class_counts(tmp_path):
     save_outputs(edl, z, y, kind='log_alpha')
     z2, y2, _ = _model(6, 1.0, k=6)
     save_outputs(plain, z2, y2)
-    rows = {r['model']: r for r in TOOL.main([edl, plain, '--confidence', 'own', '--allow-different-labels'])['rows']}
+    rows = {r['model']: r for r in run_tool([edl, plain, '--confidence', 'own', '--allow-different-labels'])['rows']}
     assert rows['edl']['confidence'] == 'vacuity' and rows['plain']['confidence'] == 'max-prob'
     assert rows['plain']['num_classes'] == 6 and rows['edl']['num_classes'] == 3
     vacuity = 3 / z.double().exp().sum(1)
@@ -191,14 +196,14 @@ def test_own_confidence_and_files_of_other_class_counts(tmp_path):
     assert rows['edl']['AUROC[vacuity]'] == pytest.approx(roc_auc_score(correct, -vacuity), rel=1e-9)
     _check_row(rows['plain'], {k: v for k, v in _expected(z2, y2).items()})
     # ranked on each file's own score, beside max-prob
-    rows = TOOL.main([edl, plain, '--confidence', 'max-prob', 'own', '--rank-by', 'AURC[own]',
+    rows = run_tool([edl, plain, '--confidence', 'max-prob', 'own', '--rank-by', 'AURC[own]',
                       '--allow-different-labels'])['rows']
     keys = {r['model']: r['rank_key'] for r in rows}
     assert keys == {'edl': 'AURC[vacuity]', 'plain': 'AURC[max-prob]'}
     assert [r['model'] for r in rows] == sorted(keys, key=lambda m: next(r[keys[m]] for r in rows if r['model'] == m))
 
 
-def test_bad_files_stop_the_run_naming_the_file_or_are_skipped(three, tmp_path):
+def test_bad_files_stop_the_run_naming_the_file_or_are_skipped(three, tmp_path, capsys):
     root, models = three
     z, y, _ = _model(9, 1.0)
     zn, yn = z.numpy(), y.numpy()
@@ -218,15 +223,18 @@ def test_bad_files_stop_the_run_naming_the_file_or_are_skipped(three, tmp_path):
         path = str(tmp_path / name)
         np.savez(path, **arrays)
         with pytest.raises(ValueError, match=messages[name]) as err:
-            TOOL.main([models['weak'][0], path])
+            run_tool([models['weak'][0], path])
         assert path in str(err.value)
-    with pytest.warns(UserWarning, match='skipped .*nan.npz'):
-        res = TOOL.main([models['weak'][0], str(tmp_path / 'nan.npz'), models['strong'][0], '--skip-bad'])
+    capsys.readouterr()
+    res = run_tool([models['weak'][0], str(tmp_path / 'nan.npz'), models['strong'][0], '--skip-bad'])
     assert [r['model'] for r in res['rows']] == ['strong', 'weak'] and res['skipped'][0][0].endswith('nan.npz')
+    err = capsys.readouterr().err  # a plain warning line, not a file:line warning dump
+    assert re.search(r'^warning: skipped .*nan\.npz: .*2 row\(s\) hold NaN/Inf', err, re.M), err
+    assert 'UserWarning' not in err and 'warning: 1 of 3 file(s) skipped' in err
     with pytest.raises(FileNotFoundError, match='nowhere.npz'):
-        TOOL.main([str(tmp_path / 'nowhere.npz')])
+        run_tool([str(tmp_path / 'nowhere.npz')])
     with pytest.raises(ValueError, match='matches no file'):
-        TOOL.main([str(tmp_path / 'none*.pt')])
+        run_tool([str(tmp_path / 'none*.pt')])
 
 
 def test_missing_ood_and_probabilities_with_temperature_are_refused(three, tmp_path):
@@ -236,27 +244,27 @@ def test_missing_ood_and_probabilities_with_temperature_are_refused(three, tmp_p
     save_outputs(no_ood, z, y)
     save_outputs(probs, z.double().softmax(1), y, kind='probs')
     with pytest.raises(ValueError, match=r'no_ood.npz: --require-ood needs OOD outputs'):
-        TOOL.main([models['mid'][0], no_ood, '--require-ood'])
+        run_tool([models['mid'][0], no_ood, '--require-ood'])
     with pytest.raises(ValueError, match=r'no_ood.npz: --rank-by OOD-AUROC needs OOD outputs'):
-        TOOL.main([models['mid'][0], no_ood, '--rank-by', 'OOD-AUROC'])
-    rows = TOOL.main([models['mid'][0], no_ood])['rows']  # without the requirement: fine, no OOD keys
+        run_tool([models['mid'][0], no_ood, '--rank-by', 'OOD-AUROC'])
+    rows = run_tool([models['mid'][0], no_ood])['rows']  # without the requirement: fine, no OOD keys
     assert 'OOD-AUROC[max-prob]' not in {r['model']: r for r in rows}['no_ood']
     with pytest.raises(ValueError, match=r"probs.npz: --fit-temperature: the file holds probabilities \(kind "
                                          r"'probs'\), not logits; temperature scaling divides logits"):
-        TOOL.main([probs, '--fit-temperature'])
-    _check_row(TOOL.main([probs])['rows'][0], _expected(z, y))
+        run_tool([probs, '--fit-temperature'])
+    _check_row(run_tool([probs])['rows'][0], _expected(z, y))
 
 
 def test_bad_options_are_refused_before_any_file_is_read(three):
     root, _ = three
     with pytest.raises(ValueError, match="--rank-by 'AUPR'"):
-        TOOL.main([str(root), '--rank-by', 'AUPR'])
+        run_tool([str(root), '--rank-by', 'AUPR'])
     with pytest.raises(ValueError, match="--confidence 'maxprob'"):
-        TOOL.main([str(root), '--confidence', 'maxprob'])
+        run_tool([str(root), '--confidence', 'maxprob'])
     with pytest.raises(ValueError, match="confidence 'entropy' is not scored"):
-        TOOL.main([str(root), '--rank-by', 'AURC[entropy]'])
+        run_tool([str(root), '--rank-by', 'AURC[entropy]'])
     with pytest.raises(ValueError, match='--calib-fraction must lie in'):
-        TOOL.main([str(root), '--fit-temperature', '--calib-fraction', '1.0'])
+        run_tool([str(root), '--fit-temperature', '--calib-fraction', '1.0'])
 
 
 def test_own_confidence_reads_the_files_score(tmp_path):
@@ -269,7 +277,7 @@ def test_own_confidence_reads_the_files_score(tmp_path):
     z = -torch.rand(200, 5, generator=g) * 4
     y = torch.randint(0, 5, (200,), generator=g)
     path = save_outputs(str(tmp_path / 'iso.npz'), z, y, kind='distance_logits', score='MDS')
-    out = TOOL.main([path, '--confidence', 'own', '--rank-by', 'AURC[own]'])
+    out = run_tool([path, '--confidence', 'own', '--rank-by', 'AURC[own]'])
     row = out['rows'][0]
     assert row['confidence'] == 'MDS' and 'AURC[MMLES]' not in row
     conf = score_confidence('MDS', raw_score('MDS', z.double()), 5)
@@ -298,13 +306,13 @@ def test_files_whose_labels_differ_are_refused_unless_allowed(three, tmp_path):
     for name, message in messages.items():
         for extra in ([], ['--fit-temperature']):
             with pytest.raises(ValueError, match=message):
-                TOOL.main([weak, str(tmp_path / f'{name}.npz'), *extra])
+                run_tool([weak, str(tmp_path / f'{name}.npz'), *extra])
     # asked for: each row is scored on its own file's samples
-    rows = {r['model']: r for r in TOOL.main([weak, str(tmp_path / 'changed.npz'), '--allow-different-labels'])['rows']}
+    rows = {r['model']: r for r in run_tool([weak, str(tmp_path / 'changed.npz'), '--allow-different-labels'])['rows']}
     _check_row(rows['changed'], _expected(z, changed))
     _check_row(rows['weak'], _expected(*models['weak'][1:]))
     # the same labels in every file: no refusal (the three models of the fixture)
-    assert len(TOOL.main([str(root)])['rows']) == 3
+    assert len(run_tool([str(root)])['rows']) == 3
 
 
 def test_probabilities_saved_as_logits_are_refused_unless_the_kind_is_given(three, tmp_path):
@@ -314,15 +322,15 @@ def test_probabilities_saved_as_logits_are_refused_unless_the_kind_is_given(thre
     path = save_outputs(str(tmp_path / 'softmaxed.npz'), p, y, kind='logits')
     with pytest.raises(ValueError, match=r"softmaxed.npz: every row of 'logits' \(kind 'logits'\) lies in \[0, 1\] "
                                          r"and sums to 1.*tools/eval_selective.py --kind logits"):
-        TOOL.main([models['weak'][0], path])
-    rows = {r['model']: r for r in TOOL.main([models['weak'][0], path, '--kind', 'logits'])['rows']}
+        run_tool([models['weak'][0], path])
+    rows = {r['model']: r for r in run_tool([models['weak'][0], path, '--kind', 'logits'])['rows']}
     _check_row(rows['softmaxed'], _expected(p, y))  # stated as logits: softmax(p), as asked
     edl = save_outputs(str(tmp_path / 'edl.npz'), torch.log1p(z.exp()), y, kind='log_alpha')
     with pytest.raises(ValueError, match=r"edl.npz: the file's kind is 'log_alpha', but kind 'logits' was stated"):
-        TOOL.main([path, edl, '--kind', 'logits'])
+        run_tool([path, edl, '--kind', 'logits'])
 
 
-def test_temperature_scaling_follows_the_models_rule(three, tmp_path):
+def test_temperature_scaling_follows_the_models_rule(three, tmp_path, capsys):
     """--fit-temperature refuses log alpha as TemperatureScaledImageClassifier refuses an EDL head
     (uqseg.core.temperature_kinds), and scales distance logits as the model does a DisMax head."""
     root, models = three
@@ -330,14 +338,14 @@ def test_temperature_scaling_follows_the_models_rule(three, tmp_path):
     edl = save_outputs(str(tmp_path / 'edl.npz'), torch.log1p(torch.nn.functional.softplus(z)), y, kind='log_alpha')
     with pytest.raises(ValueError, match=r"edl.npz: --fit-temperature: the file holds log alpha \(evidential, kind "
                                          r"'log_alpha'\), not logits; temperature scaling divides logits"):
-        TOOL.main([models['weak'][0], edl, '--fit-temperature'])
-    assert len(TOOL.main([models['weak'][0], edl])['rows']) == 2  # without TS: scored
-    with pytest.warns(UserWarning, match='skipped .*edl.npz'):
-        res = TOOL.main([models['weak'][0], edl, '--fit-temperature', '--skip-bad'])
+        run_tool([models['weak'][0], edl, '--fit-temperature'])
+    assert len(run_tool([models['weak'][0], edl])['rows']) == 2  # without TS: scored
+    res = run_tool([models['weak'][0], edl, '--fit-temperature', '--skip-bad'])
+    assert re.search(r'^warning: skipped .*edl\.npz: .*--fit-temperature', capsys.readouterr().err, re.M)
     assert {r['model'] for r in res['rows']} == {'weak', 'weak+TS'}
     dist = -torch.nn.functional.softplus(-z) - 1  # distance logits <= 0
     iso = save_outputs(str(tmp_path / 'iso.npz'), dist, y, kind='distance_logits')
-    rows = {r['model']: r for r in TOOL.main([iso, '--fit-temperature', '--seed', '2'])['rows']}
+    rows = {r['model']: r for r in run_tool([iso, '--fit-temperature', '--seed', '2'])['rows']}
     n = len(y)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(2))
     cal, ev = perm[:round(0.1 * n)], perm[round(0.1 * n):]
@@ -354,7 +362,7 @@ def test_clamped_nll_of_probabilities_is_said(tmp_path, capsys):
     logits, probs = str(tmp_path / 'logits.npz'), str(tmp_path / 'probs.npz')
     save_outputs(logits, z, y, kind='logits')
     save_outputs(probs, z.softmax(1), y, kind='probs')
-    rows = {r['model']: r for r in TOOL.main([logits, probs])['rows']}
+    rows = {r['model']: r for r in run_tool([logits, probs])['rows']}
     out = capsys.readouterr().out
     exact = float(-torch.log_softmax(z, 1).gather(1, y[:, None]).mean())
     assert rows['logits']['NLL'] == pytest.approx(exact, rel=1e-12) and 'NLL-clamped' not in rows['logits']
