@@ -26,19 +26,16 @@ import sys
 
 import numpy as np
 import py_sod_metrics as sod
+from mmengine.config import Config
+
+from uqseg.core.accumulators import CalibrationAccumulator
+from uqseg.core.aslp_rule import AT_CAP_TOL
+from uqseg.engine.checkpoint import load_checkpoint_file
+from uqseg.seg.aslp_alphas import alpha_cap
+from uqseg.seg.metrics.prediction import read_prediction
+from uqseg.seg.saved_maps import list_maps, make_sample, read_gt, read_pred
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-sys.path.insert(0, ROOT)
-
-from dump_alphas import alpha_cap  # noqa: E402
-from eval_maps import list_maps, make_sample, read_gt, read_pred  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-
-from uqseg.core.accumulators import CalibrationAccumulator  # noqa: E402
-from uqseg.core.aslp_rule import AT_CAP_TOL  # noqa: E402
-from uqseg.engine.checkpoint import load_checkpoint_file  # noqa: E402
-from uqseg.seg.metrics.prediction import read_prediction  # noqa: E402
 
 GT = {'DUTS-TE': 'DUTS-TE/DUTS-TE-Mask', 'ECSSD': 'ECSSD/ground_truth_mask'}
 

@@ -10,7 +10,8 @@ from mmengine.runner import Runner
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO, demo_cfg
-from tests.helpers.scripts import load_script
+from uqseg.cli import invoke, main
+from uqseg.cli.dump_alphas import dump_alphas
 from uqseg.engine.checkpoint import SafeCheckpointRunner, load_checkpoint_strict
 from uqseg.seg.hooks import ASLPHook
 
@@ -96,12 +97,13 @@ def test_alpha_statistics_and_acc_val_are_logged(runs):
     assert 'aslp/alpha_mean' in log and 'aslp/acc_val' in log and 'first alpha update at iteration 3' in log
 
 
-def test_dump_alphas_tool_lists_the_checkpoint_alphas(runs, demo_root, tmp_path):
-    tool = load_script('tools/dump_alphas.py')
+def test_dump_alphas_command_lists_the_checkpoint_alphas(runs, demo_root, tmp_path, capsys):
     out = tmp_path / 'alphas'
     root = osp.join(demo_root, 'DUTS-TR')
-    report = tool.main([runs['ckpt'], osp.join(REPO, CONFIG), '--out', str(out), '--top', '4',
-                        '--cfg-options', f'train_dataloader.dataset.data_root={root}'])
+    # the config by its shipped name, as a pip user gives it
+    report = invoke(['dump-alphas', runs['ckpt'], 'aslp_sod_demo', '--out', str(out), '--top', '4',
+                     '--cfg-options', f'train_dataloader.dataset.data_root={root}'])
+    assert '20/20' in capsys.readouterr().err  # the progress bar over the training set
     rows = list(csv.DictReader(open(out / 'alphas.csv')))
     saved = torch.load(runs['ckpt'], weights_only=False)['state_dict']['decode_head.alpha']
     assert len(rows) == 20
@@ -113,11 +115,19 @@ def test_dump_alphas_tool_lists_the_checkpoint_alphas(runs, demo_root, tmp_path)
         assert osp.isfile(r['img_path']) and r['img_path'].startswith(root)
     info = json.load(open(out / 'alphas.json'))
     assert info['count'] == 20 and info['iter'] == 3 and info['alpha_max'] == pytest.approx(0.49)
+    assert osp.samefile(info['config'], osp.join(REPO, CONFIG))
     assert report['decode_head']['mean'] == pytest.approx(float(saved.double().mean()))
     assert (out / 'alphas_hist.png').stat().st_size > 1000 and (out / 'alphas_top.png').stat().st_size > 1000
+    options = {'train_dataloader.dataset.data_root': root, 'train_dataloader.dataset.ann_file': 'val.txt'}
     with pytest.raises(ValueError, match='has 20 values but the training set .* has 4 images'):
-        tool.main([runs['ckpt'], osp.join(REPO, CONFIG), '--out', str(out), '--cfg-options',
-                   f'train_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.ann_file=val.txt'])
+        dump_alphas(runs['ckpt'], osp.join(REPO, CONFIG), str(out), cfg_options=options, progress=False)
+    with pytest.raises(SystemExit) as e:  # the command: one line, exit status 1
+        main(['dump-alphas', runs['ckpt'], osp.join(REPO, CONFIG), '--out', str(out), '--no-progress',
+              '--cfg-options', *(f'{k}={v}' for k, v in options.items())])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith('uqseg dump-alphas: error: ') and 'has 20 values but the training set' in err
+    assert 'Traceback' not in err
 
 
 def test_checkpoint_of_another_training_set_fails_resume_and_restarts_alphas_on_load_from(runs, demo_root, tmp_path):
