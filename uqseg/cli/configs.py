@@ -20,6 +20,7 @@ import os
 import os.path as osp
 import shutil
 
+from uqseg.cli import debug_parent
 from uqseg.optional import installed, missing_message
 
 #: The folder of the shipped configs.
@@ -116,11 +117,12 @@ def copy_configs(names: list[str], dest: str, force: bool = False, root: str = C
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest='action', metavar='ACTION', required=True)
-    listing = sub.add_parser('list', help='list the shipped configs')
+    common = dict(parents=[debug_parent()])  # --debug after the action's arguments too
+    listing = sub.add_parser('list', help='list the shipped configs', **common)
     listing.add_argument('--filter', default='', help='only the names containing this text')
-    path = sub.add_parser('path', help='print the absolute path of a shipped config')
+    path = sub.add_parser('path', help='print the absolute path of a shipped config', **common)
     path.add_argument('name', help='a shipped config, e.g. aslp_sod or cls/ce_fmnist_demo')
-    copy = sub.add_parser('copy', help='copy shipped configs (and their _base_ files) into a folder')
+    copy = sub.add_parser('copy', help='copy shipped configs (and their _base_ files) into a folder', **common)
     copy.add_argument('names', nargs='*', metavar='NAME', help='shipped configs to copy')
     copy.add_argument('dest', help='the folder to copy into (made if missing)')
     copy.add_argument('--all', action='store_true', help='copy every shipped config')
