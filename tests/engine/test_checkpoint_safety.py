@@ -21,7 +21,7 @@ from mmseg.registry import MODELS
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO, demo_cfg, shapes_cfg
-from tests.helpers.scripts import load_script
+from uqseg.cli import invoke
 from uqseg.engine.checkpoint import (
     CHECKPOINT_GLOBALS,
     CheckpointMismatchError,
@@ -140,22 +140,21 @@ def test_getattr_is_allowed_only_for_the_history_buffer_statistics(tmp_path):
 def test_seg_tools_refuse_a_payload(tmp_path):
     path = _payload_checkpoint(tmp_path / 'payload.pth', _seg_model().state_dict())
     config = osp.join(REPO, 'configs/ce_shapes_demo.py')
-    for tool, argv in (('tools/test.py', [config, path, '--work-dir', str(tmp_path / 'w')]),
-                       ('tools/calibrate.py', [config, path, '--out', str(tmp_path / 'c.pth')]),
-                       ('tools/dump_alphas.py', [path, osp.join(REPO, 'configs/aslp_sod_demo.py'), '--out',
-                                                 str(tmp_path / 'a')])):
+    for argv in (['test', config, path, '--work-dir', str(tmp_path / 'w')],
+                 ['calibrate', config, path, '--out', str(tmp_path / 'c.pth')],
+                 ['dump-alphas', path, osp.join(REPO, 'configs/aslp_sod_demo.py'), '--out', str(tmp_path / 'a')]):
         with pytest.raises(UnsafeCheckpointError) as exc:
-            load_script(tool).main(argv)
+            invoke([*argv, '--debug'])
         _refused(exc, path)
 
 
 def test_cls_tools_refuse_a_payload(tmp_path):
     path = _payload_checkpoint(tmp_path / 'payload.pth', _cls_model('configs/cls/ce_fmnist_demo.py').state_dict())
     config = osp.join(REPO, 'configs/cls/ce_fmnist_demo.py')
-    for tool, argv in (('tools/calibrate_classifier.py', [config, path, '--out', str(tmp_path / 'c.pth')]),
-                       ('tools/dump_outputs.py', [config, path, '--out', str(tmp_path / 'o.npz'), '--no-ood'])):
-        with DefaultScope.overwrite_default_scope('mmpretrain'), pytest.raises(UnsafeCheckpointError) as exc:
-            load_script(tool).main(argv)
+    for argv in (['calibrate', config, path, '--out', str(tmp_path / 'c.pth')],
+                 ['dump-outputs', config, path, '--out', str(tmp_path / 'o.npz'), '--no-ood']):
+        with pytest.raises(UnsafeCheckpointError) as exc:
+            invoke([*argv, '--debug'])
         _refused(exc, path)
 
 
@@ -168,7 +167,7 @@ def test_train_tool_refuses_to_resume_a_payload(demo_root, tmp_path):
     config = tmp_path / 'cfg.py'
     cfg.dump(str(config))
     with pytest.raises(UnsafeCheckpointError) as exc:
-        load_script('tools/train.py').main([str(config), '--resume'])
+        invoke(['train', str(config), '--resume', '--debug'])
     _refused(exc, path)
 
 
@@ -184,9 +183,8 @@ def test_checkpoint_teacher_hook_refuses_a_payload(shapes_root, tmp_path):
 def test_the_opt_in_loads_the_payload_checkpoint_in_a_tool(shapes_root, tmp_path):
     path = _payload_checkpoint(tmp_path / 'payload.pth', _seg_model().state_dict())
     roots = [f'{s}_dataloader.dataset.data_root={shapes_root}' for s in ('train', 'val')]
-    record = load_script('tools/calibrate.py').main([osp.join(REPO, 'configs/ce_shapes_demo.py'), path, '--out',
-                                                     str(tmp_path / 'c.pth'), '--trust-checkpoint',
-                                                     '--cfg-options', *roots])
+    record = invoke(['calibrate', osp.join(REPO, 'configs/ce_shapes_demo.py'), path, '--out', str(tmp_path / 'c.pth'),
+                     '--trust-checkpoint', '--cfg-options', *roots])
     assert _ran(path) and osp.isfile(record['out'])
 
 
@@ -230,11 +228,11 @@ def test_every_checkpoint_the_project_writes_loads_without_the_opt_in(demo_root,
         runner = SafeCheckpointRunner.from_cfg(resumed)
         runner.train()
         assert runner.iter == 3
-    # a calibrated T (tools/calibrate.py's checkpoint, with the fit's record in meta)
+    # a calibrated T (uqseg calibrate's checkpoint, with the fit's record in meta)
     roots = [f'{s}_dataloader.dataset.data_root={shapes_root}' for s in ('train', 'val')]
-    record = load_script('tools/calibrate.py').main([osp.join(REPO, 'configs/ldl_online_shapes_demo.py'),
-                                                     osp.join(runs['ldl_online'].work_dir, 'iter_2.pth'), '--out',
-                                                     str(tmp_path / 'calibrated.pth'), '--cfg-options', *roots])
+    record = invoke(['calibrate', osp.join(REPO, 'configs/ldl_online_shapes_demo.py'),
+                     osp.join(runs['ldl_online'].work_dir, 'iter_2.pth'), '--out', str(tmp_path / 'calibrated.pth'),
+                     '--cfg-options', *roots])
     ckpt = _loads_through_the_allow_list(record['out'])
     assert 'temperature' in ckpt['state_dict'] and 'uqseg_temperature' in ckpt['meta']
 
@@ -247,7 +245,7 @@ def test_a_checkpoint_of_another_width_is_an_error_naming_the_keys(shapes_root, 
     argv = [osp.join(REPO, 'configs/ce_shapes_demo.py'), path, '--out', str(tmp_path / 'c.pth'), '--cfg-options',
             *roots]
     with pytest.raises(CheckpointMismatchError) as exc:
-        load_script('tools/calibrate.py').main(argv)
+        invoke(['calibrate', *argv, '--debug'])
     text = str(exc.value)
     assert re.search(r'w32\.pth does not fit EncoderDecoder: size mismatch for .*decode_head\.convs\.0\.conv\.weight: '
                      r'\[32, 256, 3, 3\] in the checkpoint, \[64, 256, 3, 3\] in the model.*--partial-load', text), text
@@ -256,7 +254,7 @@ def test_a_checkpoint_of_another_width_is_an_error_naming_the_keys(shapes_root, 
     assert sorted(exc.value.mismatched) == shaped and f'({len(shaped)} in all)' in text
     assert not exc.value.missing and not exc.value.unexpected
     assert not osp.exists(tmp_path / 'c.pth')
-    record = load_script('tools/calibrate.py').main(argv + ['--partial-load'])  # the explicit option proceeds
+    record = invoke(['calibrate', *argv, '--partial-load'])  # the explicit option proceeds
     assert osp.isfile(record['out'])
 
 
@@ -271,11 +269,11 @@ def test_an_edl_checkpoint_in_a_dismax_config_is_refused_by_the_test_tool(shapes
     argv = [osp.join(REPO, 'configs/dismax_shapes_demo.py'), path, '--work-dir', str(tmp_path / 'w'),
             '--cfg-options', *roots]
     with pytest.raises(CheckpointMismatchError) as exc:
-        load_script('tools/test.py').main(argv)
+        invoke(['test', *argv, '--debug'])
     assert sorted(exc.value.missing) == missing and sorted(exc.value.unexpected) == unexpected
     text = str(exc.value)
     assert all(k in text for k in missing + unexpected) and '--partial-load' in text
-    metrics = load_script('tools/test.py').main(argv + ['--partial-load'])
+    metrics = invoke(['test', *argv, '--partial-load'])
     assert metrics
 
 
@@ -283,10 +281,9 @@ def test_dump_outputs_refuses_an_edl_checkpoint_in_a_dismax_config(tmp_path):
     edl = _cls_model('configs/cls/edl_fmnist_demo.py')
     path = str(tmp_path / 'edl.pth')
     torch.save({'state_dict': edl.state_dict()}, path)
-    with DefaultScope.overwrite_default_scope('mmpretrain'), \
-            pytest.raises(CheckpointMismatchError, match=r'edl\.pth does not fit .*head\.fc'):
-        load_script('tools/dump_outputs.py').main([osp.join(REPO, 'configs/cls/dismax_fmnist_demo.py'), path,
-                                                   '--out', str(tmp_path / 'o.npz'), '--no-ood'])
+    with pytest.raises(CheckpointMismatchError, match=r'edl\.pth does not fit .*head\.fc'):
+        invoke(['dump-outputs', osp.join(REPO, 'configs/cls/dismax_fmnist_demo.py'), path, '--out',
+                str(tmp_path / 'o.npz'), '--no-ood', '--debug'])
 
 
 def test_partial_load_loads_what_fits_and_nothing_else():

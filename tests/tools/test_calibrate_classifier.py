@@ -1,4 +1,4 @@
-"""tools/calibrate_classifier.py on the Fashion-MNIST demo config pointed at small IDX files: the
+"""uqseg calibrate on a classifier: the Fashion-MNIST demo config pointed at small IDX files: the
 calibrated checkpoint holds fit_temperature of the validation split's raw outputs (computed here
 independently), the record shows the fit lowering the NLL at equal accuracy, a
 TemperatureScaledImageClassifier loading it predicts softmax(z / T); the test split, a val set
@@ -18,12 +18,11 @@ from mmengine.runner import Runner, load_checkpoint, save_checkpoint
 from mmpretrain.registry import MODELS
 
 from tests.helpers.cfg import REPO
-from tests.helpers.scripts import load_script
+from uqseg.cli import invoke
 from uqseg.cls.datasets import IDX_FILES, write_idx
 from uqseg.core.temperature import DEFAULT_BOUNDS, fit_temperature, fit_temperature_result
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-TOOL = load_script('tools/calibrate_classifier.py')
 MEAN, STD = 72.94, 90.02  # the demo config's ClsDataPreprocessor
 N_TRAIN_FILE, NUM_VAL, N_TEST, N_MNIST, K = 40, 24, 12, 6, 10
 META_KEYS = "('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'set_name')"
@@ -38,6 +37,11 @@ test_dataloader = dict(batch_size=5, dataset=dict(datasets=[
 {extra}
 '''
 VAL = "dict(data_root='{root}', num_val={num_val}, pipeline=test_pipeline)"
+
+
+def _calibrate(argv):
+    """``uqseg calibrate`` (the classifier's fit: the config's default_scope is mmpretrain)."""
+    return invoke(['calibrate', *argv, '--debug'])
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +144,7 @@ def calibrated(data, tmp_path_factory):
     config = _config(tmp, data)
     out = str(tmp / 'calibrated.pth')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        record = TOOL.main([config, data['ckpt'], '--out', out, '--device', 'cpu',
+        record = _calibrate([config, data['ckpt'], '--out', out, '--device', 'cpu',
                             '--cfg-options', 'val_dataloader.batch_size=7'])
     return config, out, record
 
@@ -203,16 +207,16 @@ def test_the_test_split_is_refused(data, tmp_path):
     config = _config(tmp_path, data)
     out = str(tmp_path / 'x.pth')
     with pytest.raises(ValueError, match='--split test fits T on the test split'):
-        TOOL.main([config, data['ckpt'], '--out', out, '--split', 'test', '--device', 'cpu'])
+        _calibrate([config, data['ckpt'], '--out', out, '--split', 'test', '--device', 'cpu'])
     # a val dataset that is the config's test dataset (same type, data root and split)
     same = _config(tmp_path, data, name='val_is_test.py',
                    val="dict(data_root='{root}', split='test', pipeline=test_pipeline)")
     with pytest.raises(ValueError, match=r'the val dataset \(FashionMNISTSplit at .*fmnist.*split \'test\'\) is '
                                          r'also a test dataset'):
-        TOOL.main([same, data['ckpt'], '--out', out, '--device', 'cpu'])
+        _calibrate([same, data['ckpt'], '--out', out, '--device', 'cpu'])
     assert not osp.exists(out)
     # --allow-test-split fits there anyway, on the test images
-    record = TOOL.main([same, data['ckpt'], '--out', out, '--device', 'cpu', '--allow-test-split'])
+    record = _calibrate([same, data['ckpt'], '--out', out, '--device', 'cpu', '--allow-test-split'])
     assert record['samples'] == N_TEST and osp.isfile(out)
 
 
@@ -224,9 +228,9 @@ def test_an_edl_head_and_a_missing_checkpoint_are_refused(data, tmp_path):
     save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
     out = str(tmp_path / 'x.pth')
     with pytest.raises(ValueError, match='outputs log alpha .*temperature scaling divides logits'):
-        TOOL.main([config, ckpt, '--out', out, '--device', 'cpu'])
+        _calibrate([config, ckpt, '--out', out, '--device', 'cpu'])
     with pytest.raises(FileNotFoundError, match='missing.pth.* does not exist'):
-        TOOL.main([_config(tmp_path, data), str(tmp_path / 'missing.pth'), '--out', out, '--device', 'cpu'])
+        _calibrate([_config(tmp_path, data), str(tmp_path / 'missing.pth'), '--out', out, '--device', 'cpu'])
     assert not osp.exists(out)
 
 
@@ -234,7 +238,7 @@ def test_ece_and_per_class_fits(data, tmp_path):
     config = _config(tmp_path, data)
     z, y, _, _ = _raw_outputs(config, data['ckpt'])
     # ECE, written next to the checkpoint by default
-    ece = TOOL.main([config, data['ckpt'], '--method', 'ece', '--n-bins', '5', '--device', 'cpu'])
+    ece = _calibrate([config, data['ckpt'], '--method', 'ece', '--n-bins', '5', '--device', 'cpu'])
     default = osp.splitext(data['ckpt'])[0] + '_calibrated.pth'
     assert ece['out'] == default and osp.isfile(osp.splitext(default)[0] + '.json')
     t = _temperature(default)
@@ -243,7 +247,7 @@ def test_ece_and_per_class_fits(data, tmp_path):
     assert ece['after']['ECE'] <= ece['before']['ECE']
     # per class: K temperatures, applied per column by a TemperatureScaledImageClassifier
     out = str(tmp_path / 'per_class.pth')
-    per = TOOL.main([config, data['ckpt'], '--per-class', '--out', out, '--device', 'cpu'])
+    per = _calibrate([config, data['ckpt'], '--per-class', '--out', out, '--device', 'cpu'])
     t = _temperature(out)
     assert t.shape == (K,) and bool((t > 0).all()) and len(per['temperature']) == K and per['per_class']
     torch.testing.assert_close(t, fit_temperature(z, y, per_class=True, max_samples=None).float(), rtol=1e-5,
@@ -266,7 +270,7 @@ def test_the_test_metrics_ood_sets_are_left_out_of_the_val_split(data, tmp_path)
            "pipeline=test_pipeline)])")
     config = _config(tmp_path, data, name='val_ood.py', val=val)
     out = str(tmp_path / 'ood.pth')
-    record = TOOL.main([config, data['ckpt'], '--out', out, '--device', 'cpu'])
+    record = _calibrate([config, data['ckpt'], '--out', out, '--device', 'cpu'])
     assert record['samples'] == NUM_VAL
     z, y, _, _ = _raw_outputs(_config(tmp_path, data), data['ckpt'])
     torch.testing.assert_close(_temperature(out), fit_temperature(z, y, max_samples=None).float(), rtol=1e-6,
@@ -289,7 +293,7 @@ def test_bounds_that_exclude_the_optimum_are_reported(data, tmp_path, capsys):
     lo, hi = best / 8, best / 2
     out = str(tmp_path / 'bounded.pth')
     capsys.readouterr()
-    record = TOOL.main([config, data['ckpt'], '--out', out, '--device', 'cpu', '--bounds', str(lo), str(hi)])
+    record = _calibrate([config, data['ckpt'], '--out', out, '--device', 'cpu', '--bounds', str(lo), str(hi)])
     printed = capsys.readouterr().out
     assert f'WARNING: temperature fit: T stopped at the upper bound {hi:g}: the NLL still falls beyond it' in printed
     assert float(_temperature(out)) == pytest.approx(hi, rel=1e-7)  # float32 in the state dict
@@ -297,7 +301,7 @@ def test_bounds_that_exclude_the_optimum_are_reported(data, tmp_path, capsys):
         assert rec['bounds'] == [lo, hi] and rec['bound_reached'] == 'upper' and rec['temperature'] == pytest.approx(hi)
     # per class: which classes reached which bound, as fit_temperature_result on the same outputs says
     out = str(tmp_path / 'bounded_per_class.pth')
-    record = TOOL.main([config, data['ckpt'], '--out', out, '--device', 'cpu', '--per-class', '--bounds', str(lo),
+    record = _calibrate([config, data['ckpt'], '--out', out, '--device', 'cpu', '--per-class', '--bounds', str(lo),
                         str(hi)])
     expected = fit_temperature_result(z, y, per_class=True, max_samples=None, bounds=(lo, hi))
     assert expected.bound_reached is not None
@@ -305,7 +309,7 @@ def test_bounds_that_exclude_the_optimum_are_reported(data, tmp_path, capsys):
         assert rec['at_bound'] == list(expected.at_bound) and rec['bound_reached'] == expected.bound_reached
     # inside the bounds: no warning
     capsys.readouterr()
-    record = TOOL.main([config, data['ckpt'], '--out', str(tmp_path / 'inside.pth'), '--device', 'cpu', '--bounds',
+    record = _calibrate([config, data['ckpt'], '--out', str(tmp_path / 'inside.pth'), '--device', 'cpu', '--bounds',
                         str(best / 4), str(best * 4)])
     assert record['bound_reached'] is None and 'WARNING' not in capsys.readouterr().out
 
@@ -314,5 +318,5 @@ def test_bounds_that_exclude_the_optimum_are_reported(data, tmp_path, capsys):
 def test_bad_bounds_are_refused_before_the_model_runs(data, tmp_path, bounds):
     out = str(tmp_path / 'x.pth')
     with pytest.raises(ValueError, match='--bounds must be finite with 0 < LO < HI'):
-        TOOL.main([_config(tmp_path, data), data['ckpt'], '--out', out, '--device', 'cpu', '--bounds', *bounds])
+        _calibrate([_config(tmp_path, data), data['ckpt'], '--out', out, '--device', 'cpu', '--bounds', *bounds])
     assert not osp.exists(out)

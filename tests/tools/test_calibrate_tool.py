@@ -1,5 +1,5 @@
-"""tools/calibrate.py fits T on the validation split and writes a checkpoint that holds it (its
-record with the bounds, and a reached bound flagged with a warning line); tools/test.py on that
+"""uqseg calibrate fits T on the validation split and writes a checkpoint that holds it (its
+record with the bounds, and a reached bound flagged with a warning line); uqseg test on that
 checkpoint reports the calibrated model, equal to dividing the logits by T by hand; the test
 split, an all-ignored split and a missing required T are refused."""
 import json
@@ -14,13 +14,21 @@ import torch
 from mmengine.runner import Runner
 
 from tests.helpers.cfg import shapes_cfg
-from tests.helpers.scripts import load_script
+from uqseg.cli import invoke
 from uqseg.core.functional import calibration_error, nll
 from uqseg.core.temperature import DEFAULT_BOUNDS
 from uqseg.engine.checkpoint import SafeCheckpointRunner
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_thread')]
 CONFIG = 'configs/ce_shapes_demo.py'
+
+
+def _calibrate(argv):
+    return invoke(['calibrate', *argv, '--debug'])
+
+
+def _test(argv):
+    return invoke(['test', *argv, '--debug'])
 
 
 def _roots(root):
@@ -38,7 +46,7 @@ def checkpoint(shapes_root, tmp_path_factory):
 @pytest.fixture(scope='module')
 def calibrated(shapes_root, checkpoint, tmp_path_factory):
     out = str(tmp_path_factory.mktemp('cal') / 'calibrated.pth')
-    record = load_script('tools/calibrate.py').main([CONFIG, checkpoint, '--out', out, '--cfg-options',
+    record = _calibrate([CONFIG, checkpoint, '--out', out, '--cfg-options',
                                                      *_roots(shapes_root)])
     return out, record
 
@@ -65,7 +73,7 @@ def test_a_reached_bound_is_flagged_in_the_record_and_warned(shapes_root, checkp
     lo, hi = 2 * t, 8 * t  # the optimum t lies below the bounds
     out = str(tmp_path / 'bounded.pth')
     capsys.readouterr()
-    record = load_script('tools/calibrate.py').main([CONFIG, checkpoint, '--out', out, '--bounds', str(lo), str(hi),
+    record = _calibrate([CONFIG, checkpoint, '--out', out, '--bounds', str(lo), str(hi),
                                                      '--cfg-options', *_roots(shapes_root)])
     assert f'WARNING: temperature fit: T stopped at the lower bound {lo:g}' in capsys.readouterr().out
     ckpt = torch.load(out, weights_only=False)
@@ -101,10 +109,10 @@ def _by_hand(shapes_root, checkpoint, t, work_dir):
 def test_test_tool_reports_the_model_with_t_applied(shapes_root, checkpoint, calibrated, tmp_path, capsys):
     out, _ = calibrated
     t = float(torch.load(out, weights_only=False)['state_dict']['temperature'])
-    metrics = load_script('tools/test.py').main([CONFIG, out, '--work-dir', str(tmp_path / 'cal'), '--cfg-options',
+    metrics = _test([CONFIG, out, '--work-dir', str(tmp_path / 'cal'), '--cfg-options',
                                                  *_roots(shapes_root)])
     assert 'applied to the logits' in capsys.readouterr().out
-    plain = load_script('tools/test.py').main([CONFIG, checkpoint, '--work-dir', str(tmp_path / 'plain'),
+    plain = _test([CONFIG, checkpoint, '--work-dir', str(tmp_path / 'plain'),
                                                '--cfg-options', *_roots(shapes_root)])
     ece, nll_ = _by_hand(shapes_root, checkpoint, t, str(tmp_path / 'hand'))
     assert metrics['test/ECE'] == pytest.approx(ece, abs=1e-6)
@@ -117,14 +125,13 @@ def test_test_tool_reports_the_model_with_t_applied(shapes_root, checkpoint, cal
 
 
 def test_the_test_split_is_refused(shapes_root, checkpoint, tmp_path):
-    tool = load_script('tools/calibrate.py')
     with pytest.raises(ValueError, match='--split test fits T on the test split'):
-        tool.main([CONFIG, checkpoint, '--split', 'test', '--out', str(tmp_path / 'a.pth'), '--cfg-options',
+        _calibrate([CONFIG, checkpoint, '--split', 'test', '--out', str(tmp_path / 'a.pth'), '--cfg-options',
                    *_roots(shapes_root)])
     same = ['val_dataloader.dataset.data_prefix.img_path=img_dir/test',
             'val_dataloader.dataset.data_prefix.seg_map_path=ann_dir/test', 'val_dataloader.dataset.set_name=test']
     with pytest.raises(ValueError, match='is also a test dataset of this config'):
-        tool.main([CONFIG, checkpoint, '--out', str(tmp_path / 'b.pth'), '--cfg-options', *_roots(shapes_root), *same])
+        _calibrate([CONFIG, checkpoint, '--out', str(tmp_path / 'b.pth'), '--cfg-options', *_roots(shapes_root), *same])
     assert not osp.exists(tmp_path / 'a.pth') and not osp.exists(tmp_path / 'b.pth')
 
 
@@ -135,12 +142,12 @@ def test_an_all_ignored_split_is_refused(shapes_root, checkpoint, tmp_path):
     for name in os.listdir(root / 'img_dir' / 'val'):
         cv2.imwrite(str(root / 'ann_dir' / 'val' / name), np.full((64, 64), 255, np.uint8))
     with pytest.raises(ValueError, match='has no valid pixel'):
-        load_script('tools/calibrate.py').main([CONFIG, checkpoint, '--out', str(tmp_path / 'c.pth'), '--cfg-options',
+        _calibrate([CONFIG, checkpoint, '--out', str(tmp_path / 'c.pth'), '--cfg-options',
                                                 *_roots(shapes_root), f'val_dataloader.dataset.data_root={root}'])
 
 
 def test_a_required_temperature_missing_from_the_checkpoint_is_refused(shapes_root, checkpoint, tmp_path):
     with pytest.raises(ValueError, match=r'iter_6.pth holds no temperature, which .* requires'):
-        load_script('tools/test.py').main([CONFIG, checkpoint, '--work-dir', str(tmp_path), '--cfg-options',
+        _test([CONFIG, checkpoint, '--work-dir', str(tmp_path), '--cfg-options',
                                            *_roots(shapes_root), 'model.type=TemperatureScaledEncoderDecoder',
                                            'model.temperature=None'])
