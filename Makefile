@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.uqseg-setup-done
 
-.PHONY: setup install-check compat-check demo compare-heads compare-calibration cls-data compare-classifiers test lint gpu-check clean-data
+.PHONY: setup install-check compat-check demo compare-heads compare-calibration cls-data compare-classifiers test lint docs gpu-check clean-data
 
 $(STAMP): tools/setup_env.sh pyproject.toml requirements/constraints.txt
 	bash tools/setup_env.sh
@@ -43,6 +43,11 @@ test: $(STAMP)
 # ruff (pinned in the test extra): pyflakes, pycodestyle, import order; configuration in pyproject.toml
 lint: $(STAMP)
 	$(PY) -m ruff check uqseg tests tools benchmarks
+
+# the documentation site from docs/ (MkDocs + Material + mkdocstrings) into site/; --strict: a broken link, anchor
+# or API reference fails the build
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # a user's install, from outside the repository: sdist and wheel, the wheel installed (not editable) into a venv
 # that sees this stack, uqseg --help, configs copy, a short training, custom_imports, import without mmpretrain
