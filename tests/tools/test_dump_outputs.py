@@ -1,5 +1,5 @@
-"""tools/dump_outputs.py on a tiny mmpretrain config (LeNet5 and a narrow ResNet_CIFAR) over IDX files
-in the Fashion-MNIST layout, and on a torchvision model with local weights: the dumped outputs equal
+"""uqseg dump-outputs (uqseg.cli.dump_outputs) on a tiny mmpretrain config (LeNet5 and a narrow ResNet_CIFAR)
+over IDX files in the Fashion-MNIST layout, and on a torchvision model with local weights: the dumped outputs equal
 the model's own forward on the images read and normalised by hand, with the labels, kind, class
 names and OOD outputs; a temperature-scaled classifier's T is applied only on request."""
 import os.path as osp
@@ -13,12 +13,19 @@ import torchvision
 from mmengine.registry import DefaultScope
 from mmengine.runner import save_checkpoint
 from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 
-from tests.helpers.scripts import load_script
+from uqseg.cli import invoke
+from uqseg.cls.metrics import SelectivePredictionMetric
 from uqseg.core.output_files import load_outputs
 
 pytestmark = pytest.mark.usefixtures('one_thread')
-TOOL = load_script('tools/dump_outputs.py')
+
+
+def run_tool(argv):
+    """``uqseg dump-outputs --debug *argv`` in this process: run()'s result, a refusal raised as is."""
+    return invoke(['dump-outputs', '--debug', *argv])
+
 MEAN, STD = 33.46, 78.87
 
 CONFIG = '''
@@ -84,18 +91,23 @@ def _lenet_cfg():
                 head=dict(type='ClsHead'), data_preprocessor=dict(mean=[MEAN], std=[STD], num_classes=10))
 
 
-def _by_hand(model, images):
-    """The model's forward on the images resized to 32 (bilinear, as mmcv) and normalised by hand."""
+def _hand_inputs(images):
+    """The images resized to 32 (bilinear, as mmcv) and normalised by hand."""
     x = np.stack([cv2.resize(im, (32, 32), interpolation=cv2.INTER_LINEAR) for im in images]).astype(np.float32)
+    return torch.from_numpy((x - MEAN) / STD)[:, None]
+
+
+def _by_hand(model, images):
+    """The model's forward on :func:`_hand_inputs`."""
     with torch.no_grad():
-        return model(torch.from_numpy((x - MEAN) / STD)[:, None], mode='tensor')
+        return model(_hand_inputs(images), mode='tensor')
 
 
 def test_dumped_logits_are_the_models_forward_with_labels_classes_and_ood(fashion, tmp_path, capsys):
     root, data = fashion
     model, ckpt = _checkpoint(tmp_path, _lenet_cfg())
     out = str(tmp_path / 'lenet.npz')
-    res = TOOL.main([_config(tmp_path, root, OOD), ckpt, '--out', out, '--device', 'cpu'])
+    res = run_tool([_config(tmp_path, root, OOD), ckpt, '--out', out, '--device', 'cpu'])
     assert res == dict(out=out, model='lenet5_fmnist', kind='logits', n=12, num_classes=10, n_ood=20)
     mo = load_outputs(out)
     assert mo.model == 'lenet5_fmnist' and mo.kind == 'logits' and mo.values.dtype == torch.float32
@@ -111,17 +123,17 @@ def test_val_split_ood_options_and_batch_size(fashion, tmp_path):
     model, ckpt = _checkpoint(tmp_path, _lenet_cfg(), seed=1)
     cfg = _config(tmp_path, root, OOD)
     out = str(tmp_path / 'val.pt')
-    res = TOOL.main([cfg, ckpt, '--out', out, '--split', 'val', '--no-ood', '--batch-size', '6', '--model-name', 'm'])
+    res = run_tool([cfg, ckpt, '--out', out, '--split', 'val', '--no-ood', '--batch-size', '6', '--model-name', 'm'])
     assert (res['n'], res['n_ood'], res['model']) == (20, 0, 'm')
     mo = load_outputs(out)
     assert mo.ood is None and torch.equal(mo.labels, torch.from_numpy(data['train'][1]))
     torch.testing.assert_close(mo.values, _by_hand(model, data['train'][0]), atol=1e-5, rtol=1e-5)
     # a dataset dict on the command line: read with the test loader's settings and pipeline
     spec = f"dict(type='FashionMNIST', data_root='{root}', test_mode=True)"
-    TOOL.main([_config(tmp_path, root), ckpt, '--out', out, '--ood-dataset', spec])
+    run_tool([_config(tmp_path, root), ckpt, '--out', out, '--ood-dataset', spec])
     torch.testing.assert_close(load_outputs(out).ood, _by_hand(model, data['test'][0]), atol=1e-5, rtol=1e-5)
     # a key of the config holding a dataloader
-    TOOL.main([_config(tmp_path, root), ckpt, '--out', out, '--ood-dataset', 'val_dataloader'])
+    run_tool([_config(tmp_path, root), ckpt, '--out', out, '--ood-dataset', 'val_dataloader'])
     assert load_outputs(out).ood.shape == (20, 10)
 
 
@@ -130,11 +142,32 @@ def test_temperature_is_applied_only_on_request(fashion, tmp_path):
     model, ckpt = _checkpoint(tmp_path, dict(RESNET, data_preprocessor=dict(mean=[MEAN], std=[STD], num_classes=10)))
     cfg = _config(tmp_path, root, f'model = {RESNET!r}', name='resnet_ts.py')
     raw, scaled = str(tmp_path / 'raw.npz'), str(tmp_path / 'scaled.npz')
-    TOOL.main([cfg, ckpt, '--out', raw])
-    TOOL.main([cfg, ckpt, '--out', scaled, '--apply-temperature'])
+    run_tool([cfg, ckpt, '--out', raw])
+    run_tool([cfg, ckpt, '--out', scaled, '--apply-temperature'])
     expected = _by_hand(model, data['test'][0])
     torch.testing.assert_close(load_outputs(raw).values, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(load_outputs(scaled).values, expected / 2.5, atol=1e-5, rtol=1e-5)
+
+
+
+def test_a_checkpoints_temperature_is_a_plain_warning_line(fashion, tmp_path, capsys):
+    """A calibrated checkpoint's T replaces the config's with a warning: one 'warning:' line on
+    stderr, not Python's file:line dump; the progress bar goes to stderr, the summary to stdout."""
+    root, data = fashion
+    model, ckpt = _checkpoint(tmp_path, dict(RESNET, data_preprocessor=dict(mean=[MEAN], std=[STD], num_classes=10)))
+    state = torch.load(ckpt, weights_only=False)
+    state['state_dict']['temperature'] = torch.tensor(1.7)
+    torch.save(state, ckpt)
+    cfg = _config(tmp_path, root, f'model = {RESNET!r}', name='resnet_ts.py')
+    out = str(tmp_path / 'scaled.npz')
+    capsys.readouterr()
+    run_tool([cfg, ckpt, '--out', out, '--apply-temperature'])
+    stdout, err = capsys.readouterr()
+    assert any(line.startswith('warning: TemperatureScaledImageClassifier: the checkpoint holds temperature 1.7')
+               for line in err.splitlines()), err
+    assert 'UserWarning' not in err and '3/3' in err and 'resnet_ts.py (test split): 12 samples in 3 batches' in err
+    assert 'T = 1.7' in stdout and 'wrote' in stdout and '3/3' not in stdout
+    torch.testing.assert_close(load_outputs(out).values, _by_hand(model, data['test'][0]) / 1.7, atol=1e-5, rtol=1e-5)
 
 
 def test_the_kind_is_the_output_layers(fashion, tmp_path):
@@ -145,11 +178,49 @@ def test_the_kind_is_the_output_layers(fashion, tmp_path):
     edl.pop('temperature')
     model, ckpt = _checkpoint(tmp_path, dict(edl, data_preprocessor=dict(mean=[MEAN], std=[STD], num_classes=10)))
     out = str(tmp_path / 'edl.pt')
-    assert TOOL.main([_config(tmp_path, root, f'model = {edl!r}', name='edl.py'), ckpt, '--out', out])['kind'] == \
+    assert run_tool([_config(tmp_path, root, f'model = {edl!r}', name='edl.py'), ckpt, '--out', out])['kind'] == \
         'log_alpha'
     mo = load_outputs(out)
     assert mo.kind == 'log_alpha'
     torch.testing.assert_close(mo.values, _by_hand(model, data['test'][0]), atol=1e-5, rtol=1e-5)
+
+
+def test_an_edl_file_is_scored_as_the_model_predicts(fashion, tmp_path):
+    """The log alpha an EDL model's file holds is the model's own (its predict's pred_logits, whose
+    softmax is its pred_score alpha / S), the file carries the layer's default_score, and
+    eval-selective's report of the file (--confidence own) is SelectivePredictionMetric's report of
+    the model's predictions: one rule from the model to the ranking."""
+    root, data = fashion
+    edl = dict(RESNET, type='ImageClassifier', head=dict(
+        type='OutputLayerClsHead', num_classes=10, in_channels=64, output_layer=dict(type='EDLLayer', evidence='exp'),
+        loss=dict(type='EDLLoss')), data_preprocessor=dict(mean=[MEAN], std=[STD], num_classes=10))
+    edl.pop('temperature')
+    torch.manual_seed(4)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(edl)
+    model.init_weights()
+    with torch.no_grad():  # evidence far from zero (the init's std 0.01 leaves every alpha near 1)
+        model.head.fc.weight.normal_(0, 3.0)
+    ckpt = str(tmp_path / 'edl.pth')
+    save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    out = str(tmp_path / 'edl.npz')
+    cfg = _config(tmp_path, root, f'model = {edl!r}', name='edl_exp.py')
+    run_tool([cfg, ckpt, '--out', out, '--no-ood'])
+    mo = load_outputs(out)
+    with torch.no_grad():
+        samples = [DataSample().set_gt_label(int(c)) for c in data['test'][1]]
+        preds = model.eval()(_hand_inputs(data['test'][0]), samples, mode='predict')
+    z = torch.stack([p.pred_logits for p in preds])
+    meta = preds[0].metainfo
+    assert (mo.kind, mo.score) == (meta['output_kind'], meta['default_score']) == ('log_alpha', 'vacuity')
+    torch.testing.assert_close(mo.values, z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mo.values.softmax(1), torch.stack([p.pred_score for p in preds]), atol=1e-6, rtol=1e-5)
+    row = invoke(['eval-selective', out, '--confidence', 'own', 'max-prob'])['rows'][0]
+    expected = SelectivePredictionMetric.calculate(z, mo.labels, meta['output_kind'], ['vacuity', 'max-prob'])
+    assert row['confidence'] == 'vacuity' and row['own_score'] == 'vacuity'
+    for key, value in expected.items():
+        if key not in ('curves', 'reliability'):
+            assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
 
 
 def test_torchvision_model_with_local_weights(tmp_path):
@@ -171,7 +242,7 @@ def test_torchvision_model_with_local_weights(tmp_path):
     weights = str(tmp_path / 'mnv3.pth')
     torch.save(ref.state_dict(), weights)
     out = str(tmp_path / 'tv.npz')
-    res = TOOL.main(['--torchvision', 'mobilenet_v3_small', '--weights', weights, '--dataset-config', str(dataset),
+    res = run_tool(['--torchvision', 'mobilenet_v3_small', '--weights', weights, '--dataset-config', str(dataset),
                      '--model-kwargs', 'num_classes=2', '--out', out, '--batch-size', '4'])
     assert (res['model'], res['n'], res['num_classes']) == ('mobilenet_v3_small', 6, 2)
     mo = load_outputs(out)
@@ -189,19 +260,19 @@ def test_bad_calls_are_refused_with_clear_errors(fashion, tmp_path):
     cfg = _config(tmp_path, root)
     out = str(tmp_path / 'x.npz')
     with pytest.raises(FileNotFoundError, match='missing.pth'):
-        TOOL.main([cfg, str(tmp_path / 'missing.pth'), '--out', out])
+        run_tool([cfg, str(tmp_path / 'missing.pth'), '--out', out])
     with pytest.raises(ValueError, match='--apply-temperature needs a TemperatureScaledImageClassifier'):
-        TOOL.main([cfg, ckpt, '--out', out, '--apply-temperature'])
+        run_tool([cfg, ckpt, '--out', out, '--apply-temperature'])
     with pytest.raises(ValueError, match="--ood-dataset 'nonsense\\(': not a key of the config"):
-        TOOL.main([cfg, ckpt, '--out', out, '--ood-dataset', 'nonsense('])
+        run_tool([cfg, ckpt, '--out', out, '--ood-dataset', 'nonsense('])
     with pytest.raises(ValueError, match="--out .*x.csv.*ends in .npz or .pt"):
-        TOOL.main([cfg, ckpt, '--out', str(tmp_path / 'x.csv')])
+        run_tool([cfg, ckpt, '--out', str(tmp_path / 'x.csv')])
     with pytest.raises(ValueError, match='give CONFIG and CHECKPOINT'):
-        TOOL.main(['--out', out])
+        run_tool(['--out', out])
     with pytest.raises(ValueError, match='needs --weights'):
-        TOOL.main(['--torchvision', 'resnet18', '--dataset-config', cfg, '--out', out])
+        run_tool(['--torchvision', 'resnet18', '--dataset-config', cfg, '--out', out])
     no_test = tmp_path / 'no_test.py'
     no_test.write_text("model = dict(type='ImageClassifier')\ndefault_scope = 'mmpretrain'\n")
     with pytest.raises(ValueError, match='no test_dataloader'):
-        TOOL.main([str(no_test), ckpt, '--out', out])
+        run_tool([str(no_test), ckpt, '--out', out])
     assert not osp.exists(out)
