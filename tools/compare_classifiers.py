@@ -147,7 +147,7 @@ def dump(py: str, method: str, seed: int, work_dir: str, info: dict) -> str:
             run([py, 'tools/calibrate_classifier.py', config, ckpt, '--out', calibrated])
         ckpt = calibrated
         extra = ['--apply-temperature', '--cfg-options', 'model.type=TemperatureScaledImageClassifier']
-    run([py, 'tools/dump_outputs.py', config, ckpt, '--out', out, '--model-name', f'{method}_s{seed}', *extra])
+    run([py, '-m', 'uqseg', 'dump-outputs', config, ckpt, '--out', out, '--model-name', f'{method}_s{seed}', *extra])
     return out
 
 
@@ -203,13 +203,13 @@ def main(argv=None):
     eval_dir = osp.join(args.work_dir, 'eval')
     os.makedirs(osp.join(ROOT, eval_dir), exist_ok=True)
     csv_path = osp.join(eval_dir, 'selective.csv')
-    run([py, 'tools/eval_selective.py', *files, '--confidence', 'max-prob', 'own', '--csv', csv_path,
+    run([py, '-m', 'uqseg', 'eval-selective', *files, '--confidence', 'max-prob', 'own', '--csv', csv_path,
          '--plots', eval_dir])
     ts_csv = osp.join(eval_dir, 'selective_ts.csv')
     # temperature scaling applies to logits only (uqseg.core.temperature_kinds): EDL's log alpha files are left out
     scalable = [f for f in files if '+TS' not in f
                 and load_outputs(osp.join(ROOT, f), check_values=False).kind in TEMPERATURE_KINDS]
-    run([py, 'tools/eval_selective.py', *scalable, '--fit-temperature', '--csv', ts_csv,
+    run([py, '-m', 'uqseg', 'eval-selective', *scalable, '--fit-temperature', '--csv', ts_csv,
          '--plots', osp.join(eval_dir, 'ts')])
     md, data = method_table(read_csv(csv_path), list(seeds_of), seeds_of)
     print(md)
