@@ -1,7 +1,7 @@
 """Dump the learned ASLP alphas of a checkpoint with the image of each, to see what ASLP perturbs.
 
     uqseg dump-alphas CHECKPOINT CONFIG --out DIR [--top 16] [--bins 50] [--cfg-options k=v ...]
-                      [--trust-checkpoint]
+                      [--trust-checkpoint] [--no-progress]
 
 CONFIG is the training config of the run (a file, or a shipped config's name such as
 aslp_sod_demo); its train_dataloader.dataset names the images: alpha i belongs to the sample with
@@ -129,12 +129,14 @@ def dump_alphas(checkpoint: str, config: str, out: str, top: int = 16, bins: int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('checkpoint', help='checkpoint of an ASLP run (iter_*.pth)')
-    parser.add_argument('config', help='the training config of that run (a file or a shipped config name)')
-    parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--top', type=int, default=16, help='images shown in alphas_top.png (default 16; 0: none)')
-    parser.add_argument('--bins', type=int, default=50, help='histogram bins (default 50)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('checkpoint', metavar='CHECKPOINT', help='checkpoint of an ASLP run (iter_*.pth)')
+    parser.add_argument('config', metavar='CONFIG',
+                        help='the training config of that run (a file or a shipped config name)')
+    parser.add_argument('--out', required=True, metavar='DIR', help='output folder')
+    parser.add_argument('--top', type=int, metavar='K', default=16,
+                        help='images shown in alphas_top.png (default 16; 0: none)')
+    parser.add_argument('--bins', type=int, metavar='N', default=50, help='histogram bins (default 50)')
+    parser.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE', action=DictAction,
                         help='override settings of the config, key=value (e.g. the data_root)')
     parser.add_argument('--no-progress', action='store_true',
                         help='no progress bar (on stderr) over the training set\'s images')

@@ -2,7 +2,7 @@
 
     uqseg eval-maps --pred DIR --gt DIR [--set-name X] [--n-bins 10] [--confidence top-label|positive]
                     [--hist-bins 10000] [--no-sod] [--resize-pred] [--allow-unmatched]
-                    [--pred-ext .png] [--gt-ext .png] [--plot-dir DIR] [--json out.json]
+                    [--pred-ext .png] [--gt-ext .png] [--plot-dir DIR] [--json out.json] [--no-progress]
 
 Prediction maps: 8-bit grey PNGs whose value v is the foreground probability v / 255 (what
 ``uqseg test --out`` writes). Ground truth: 0-255 saliency masks, thresholded at 128 and checked
@@ -51,23 +51,25 @@ class _QuietPrefixWarning(logging.Filter):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument('--pred', required=True, help='folder of predicted maps (8-bit PNG, v/255 = P(foreground))')
-    p.add_argument('--gt', required=True, help='folder of ground-truth masks (0-255, thresholded at 128)')
-    p.add_argument('--set-name', help='name used in the metric keys (default: the --pred folder name)')
-    p.add_argument('--n-bins', type=int, default=10, help='calibration bins (default 10)')
+    p.add_argument('--pred', required=True, metavar='DIR',
+                   help='folder of predicted maps (8-bit PNG, v/255 = P(foreground))')
+    p.add_argument('--gt', required=True, metavar='DIR',
+                   help='folder of ground-truth masks (0-255, thresholded at 128)')
+    p.add_argument('--set-name', metavar='NAME', help='name used in the metric keys (default: the --pred folder name)')
+    p.add_argument('--n-bins', type=int, metavar='N', default=10, help='calibration bins (default 10)')
     p.add_argument('--confidence', choices=['top-label', 'positive'], default='top-label',
                    help='calibration confidence: max(p, 1-p) (default) or p of the foreground')
-    p.add_argument('--hist-bins', type=int, default=10000,
+    p.add_argument('--hist-bins', type=int, metavar='N', default=10000,
                    help='histogram bins of the AURC/AUROC metrics (default 10000)')
     p.add_argument('--no-sod', action='store_true', help='skip the SOD metrics (MAE, F, S, E)')
     p.add_argument('--resize-pred', action='store_true',
                    help='resize predictions to the mask size (bilinear) instead of failing on a mismatch')
     p.add_argument('--allow-unmatched', action='store_true',
                    help='score the names present in both folders instead of failing on unmatched files')
-    p.add_argument('--pred-ext', default='.png', help='suffix of the prediction files (default .png)')
-    p.add_argument('--gt-ext', default='.png', help='suffix of the ground-truth files (default .png)')
-    p.add_argument('--plot-dir', help='also write a reliability diagram and a risk-coverage curve here')
-    p.add_argument('--json', help='write the results to this JSON file')
+    p.add_argument('--pred-ext', metavar='SUFFIX', default='.png', help='suffix of the prediction files (default .png)')
+    p.add_argument('--gt-ext', metavar='SUFFIX', default='.png', help='suffix of the ground-truth files (default .png)')
+    p.add_argument('--plot-dir', metavar='DIR', help='also write a reliability diagram and a risk-coverage curve here')
+    p.add_argument('--json', metavar='FILE', help='write the results to this JSON file')
     p.add_argument('--no-progress', action='store_true', help='no progress bar (on stderr) over the maps')
 
 

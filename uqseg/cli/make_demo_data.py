@@ -63,20 +63,22 @@ def write_stamped(what: str, root: str, make: Callable[..., dict], seed: int = 0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--only', nargs='+', choices=DATA_SETS, default=list(DEFAULT_SETS), metavar='SET',
                         help=f'the data sets to write, of {", ".join(DATA_SETS)} (default: {" ".join(DEFAULT_SETS)})')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the generators and of the fallback split')
+    parser.add_argument('--seed', type=int, metavar='N', default=0,
+                        help='seed of the generators and of the fallback split (default 0)')
     parser.add_argument('--force', action='store_true', help='rewrite the data even if it exists')
     demo = parser.add_argument_group('sod and shapes')
-    demo.add_argument('--root', default='data/demo', help='folder of the SOD demo (default data/demo)')
-    demo.add_argument('--shapes-root', default='data/demo_shapes',
+    demo.add_argument('--root', metavar='DIR', default='data/demo', help='folder of the SOD demo (default data/demo)')
+    demo.add_argument('--shapes-root', metavar='DIR', default='data/demo_shapes',
                       help='folder of the shapes demo (default data/demo_shapes)')
     cls = parser.add_argument_group('cls (the classification data; pip install "uqseg[cls]")')
-    cls.add_argument('--source', help='folder of the four Fashion-MNIST .gz files (default: where the Debian '
-                                      'package dataset-fashion-mnist installs them)')
-    cls.add_argument('--out', '--cls-root', dest='cls_root', default='data/fashion_mnist',
+    cls.add_argument('--source', metavar='DIR',
+                     help='folder of the four Fashion-MNIST .gz files (default: where the Debian package '
+                          'dataset-fashion-mnist installs them)')
+    cls.add_argument('--out', '--cls-root', dest='cls_root', metavar='DIR', default='data/fashion_mnist',
                      help='data root for Fashion-MNIST (default data/fashion_mnist)')
-    cls.add_argument('--fallback-out', default='data/fashion_mnist_fallback',
+    cls.add_argument('--fallback-out', metavar='DIR', default='data/fashion_mnist_fallback',
                      help='data root for the fallback (default data/fashion_mnist_fallback)')
-    cls.add_argument('--json', default='data/cls_data.json',
+    cls.add_argument('--json', metavar='FILE', default='data/cls_data.json',
                      help='where to write the data root used (default data/cls_data.json)')
     cls.add_argument('--no-fallback', action='store_true', help='fail when Fashion-MNIST is missing')
 
