@@ -176,22 +176,19 @@ def _peak_mib() -> float:
 def worker(path: str, repeats: int, threads: int) -> dict:
     """In a child process: best time and peak RSS growth (over the RSS before it) of np.load, then
     of the tool, on ``path``."""
-    import importlib.util
-
     import torch
     sys.path.insert(0, ROOT)
     torch.set_num_threads(threads)
-    spec = importlib.util.spec_from_file_location('eval_selective', os.path.join(ROOT, 'tools/eval_selective.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from uqseg.cli import command_module, invoke
+    command_module('eval-selective')  # imported before the timing, as the tool's module was
 
     def load():
         with np.load(path) as f:
             return f['logits'], f['labels']
 
     def evaluate():
-        with contextlib.redirect_stdout(io.StringIO()):
-            return tool.main([path])['rows'][0]['AURC[max-prob]']
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return invoke(['eval-selective', path])['rows'][0]['AURC[max-prob]']
 
     with np.load(path) as f:  # warm the page cache
         f['logits']
