@@ -25,7 +25,7 @@ import argparse
 import os.path as osp
 import shutil
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from uqseg.optional import installed, require
 from uqseg.seg.datasets.demo_data import make_demo_data
@@ -36,6 +36,8 @@ if installed('mmpretrain'):  # the cls extra; `--only cls` without it is refused
 else:
     prepare_cls_data = None
 
+#: The file that marks a complete demo data set (its content: the seed).
+STAMP = '.complete'
 #: The data sets ``--only`` names, in the order they are written.
 DATA_SETS = ('sod', 'shapes', 'cls')
 DEFAULT_SETS = ('sod', 'shapes')
@@ -43,21 +45,27 @@ DEFAULT_SETS = ('sod', 'shapes')
 CLS_PACKAGES = ('mmpretrain', 'mlxtend')
 
 
-def write_stamped(what: str, root: str, make: Callable[..., dict], seed: int = 0, force: bool = False) -> bool:
-    """``make(root, seed=seed)`` into a fresh ``root`` with a ``.complete`` stamp, unless complete and not
-    ``force``; returns whether it wrote."""
-    stamp = osp.join(root, '.complete')
+def write_stamped(root: str, make: Callable[..., dict], seed: int = 0, force: bool = False) -> Optional[float]:
+    """``make(root, seed=seed)`` into a fresh ``root`` with a :data:`STAMP` file, unless the stamp is there
+    and not ``force``; the seconds it took, or None when the data was complete."""
+    stamp = osp.join(root, STAMP)
     if osp.exists(stamp) and not force:
-        print(f'{what} already in {root} (use --force to rewrite)')
-        return False
+        return None
     if osp.exists(root):
         shutil.rmtree(root)
     start = time.time()
-    sets = make(root, seed=seed)
+    make(root, seed=seed)
     with open(stamp, 'w') as f:
         f.write(f'seed={seed}\n')
-    print(f'{what} written to {root} in {time.time() - start:.1f} s: {", ".join(sets)}')
-    return True
+    return time.time() - start
+
+
+def _write_demo(what: str, root: str, make: Callable[..., dict], seed: int, force: bool) -> None:
+    seconds = write_stamped(root, make, seed, force)
+    if seconds is None:
+        print(f'{what} already in {root} (use --force to rewrite)')
+    else:
+        print(f'{what} written to {root} in {seconds:.1f} s')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,10 +99,10 @@ def run(args: argparse.Namespace) -> dict:
             require(package, 'uqseg make-demo-data --only cls (the classification data)')
     result = {}
     if 'sod' in only:
-        write_stamped('demo data', args.root, make_demo_data, args.seed, args.force)
+        _write_demo('SOD demo data', args.root, make_demo_data, args.seed, args.force)
         result['sod'] = args.root
     if 'shapes' in only:
-        write_stamped('shapes demo data', args.shapes_root, make_shapes_demo, args.seed, args.force)
+        _write_demo('shapes demo data', args.shapes_root, make_shapes_demo, args.seed, args.force)
         result['shapes'] = args.shapes_root
     if 'cls' in only:
         result['cls'] = prepare_cls_data(args.source, args.cls_root, args.fallback_out, args.json,
