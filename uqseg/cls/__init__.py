@@ -10,7 +10,7 @@ from uqseg.optional import require
 
 require('mmpretrain', 'uqseg.cls (the classification front end)')
 
-from . import datasets  # noqa: E402, metrics, models, transforms
+from . import datasets, metrics, models, transforms  # noqa: E402
 from .models import LDLImageClassifier, TemperatureScaledImageClassifier  # noqa: E402
 
 __all__ = ['datasets', 'metrics', 'models', 'transforms', 'LDLImageClassifier', 'TemperatureScaledImageClassifier']
