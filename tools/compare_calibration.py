@@ -8,29 +8,39 @@ accuracy, ECE and NLL (and the SOD scores), mean +- std over seeds.
     make compare-calibration
 
 Work dirs ``<work-dir>/seed<N>/<config>``; finished runs are reused (an interrupted comparison
-resumes). The temperature-scaling row is ``tools/calibrate.py`` on the plain run's checkpoint and
-``tools/test.py`` on the checkpoint it writes; its validation-split ECE / NLL before and after
+resumes); each training, test and fit is a ``uqseg`` subprocess with its log in its work dir,
+one line per stage. The temperature-scaling row is ``uqseg calibrate`` on the plain run's checkpoint
+and ``uqseg test`` on the checkpoint it writes; its validation-split ECE / NLL before and after
 come from the fit's record. Tables: ``<work-dir>/calibration.md``, numbers ``calibration.json``.
 """
 import argparse
 import json
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 
+from uqseg.cli.demo import (
+    Stages,
+    config_name,
+    ensure_data,
+    last_checkpoint,
+    train_and_test,
+    uqseg_command,
+    write_report,
+)
+from uqseg.seg.datasets.demo_data import make_demo_data
+from uqseg.seg.datasets.shapes_demo import make_shapes_demo
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-from demo import run, train_and_test, write_report  # noqa: E402
 
 DEMOS = {
-    'shapes': dict(data='shapes', n_bins=15, plain='configs/ce_shapes_demo.py',
+    'shapes': dict(data=('data/demo_shapes', make_shapes_demo), n_bins=15, plain='configs/ce_shapes_demo.py',
                    cutmix='configs/ce_cutmix_shapes_demo.py', online='configs/ldl_online_shapes_demo.py',
                    offline='configs/ldl_offline_shapes_demo.py', aslp=None, sets=('test', 'shift'),
                    columns=[('{s}/aAcc', 'acc %', 1.0), ('{s}/mIoU', 'mIoU %', 1.0), ('{s}/ECE', 'ECE', 1.0),
                             ('{s}/NLL', 'NLL', 1.0), ('{s}/Brier', 'Brier', 1.0)]),
-    'sod': dict(data='sod', n_bins=10, plain='configs/bce_sod_demo.py', cutmix=None,
+    'sod': dict(data=('data/demo', make_demo_data), n_bins=10, plain='configs/bce_sod_demo.py', cutmix=None,
                 online='configs/ldl_online_sod_demo.py',
                 offline='configs/ldl_offline_sod_demo.py', aslp='configs/aslp_sod_demo.py', sets=('DUTS-TE', 'ECSSD'),
                 columns=[('{s}/PixelAcc', 'acc %', 100.0), ('{s}/ECE', 'ECE', 1.0), ('{s}/NLL', 'NLL', 1.0),
@@ -38,46 +48,43 @@ DEMOS = {
 }
 
 
-def _name(config: str) -> str:
-    return osp.splitext(osp.basename(config))[0]
-
-
-def calibrated_run(py: str, config: str, plain_dir: str, work_dir: str, n_bins: int) -> tuple[dict, dict]:
-    """``tools/calibrate.py`` on the plain run's last checkpoint (its report in the test
-    evaluator's ``n_bins``), then ``tools/test.py`` on the calibrated checkpoint: (test metrics, the
-    fit's record)."""
-    out = osp.join(ROOT, work_dir, 'test_metrics.json')
+def calibrated_run(config: str, plain_dir: str, work_dir: str, n_bins: int) -> tuple[dict, dict]:
+    """``uqseg calibrate`` on the plain run's last checkpoint (its report in the test evaluator's
+    ``n_bins``), then ``uqseg test`` on the calibrated checkpoint: (test metrics, the fit's record)."""
+    out = osp.join(work_dir, 'test_metrics.json')
     ckpt = osp.join(work_dir, 'calibrated.pth')
     if not osp.isfile(out):
-        with open(osp.join(ROOT, plain_dir, 'last_checkpoint')) as f:
-            plain_ckpt = f.read().strip()
-        os.makedirs(osp.join(ROOT, work_dir), exist_ok=True)
-        run([py, 'tools/calibrate.py', config, plain_ckpt, '--out', ckpt, '--n-bins', str(n_bins)])
-        run([py, 'tools/test.py', config, ckpt, '--work-dir', work_dir])
-    with open(osp.join(ROOT, work_dir, 'calibrated.json')) as f:
+        stages = Stages()
+        name = f'{config_name(config)} + TS'
+        stages.run(f'calibrate {name}', uqseg_command('calibrate', config, last_checkpoint(plain_dir), '--out', ckpt,
+                                                      '--n-bins', str(n_bins)), osp.join(work_dir, 'calibrate.log'))
+        stages.run(f'test {name}', uqseg_command('test', config, ckpt, '--work-dir', work_dir),
+                   osp.join(work_dir, 'test.log'))
+    with open(osp.join(work_dir, 'calibrated.json')) as f:
         record = json.load(f)
     with open(out) as f:
         return json.load(f), record
 
 
-def seed_results(py: str, demo: dict, seed: int, work_dir: str) -> tuple[dict, dict]:
+def seed_results(demo: dict, seed: int, work_dir: str) -> tuple[dict, dict]:
     """``{row name: test metrics}`` and the temperature fit's record for one seed."""
     base = osp.join(work_dir, f'seed{seed}')
-    opts = ['--cfg-options', f'randomness.seed={seed}']
-    plain_dir = osp.join(base, _name(demo['plain']))
-    rows = {'plain': train_and_test(py, demo['plain'], plain_dir, opts, reuse=True)}
-    rows['plain + TS'], record = calibrated_run(py, demo['plain'], plain_dir, osp.join(base, 'temperature_scaling'),
-                                                  demo['n_bins'])
+    opts = [f'randomness.seed={seed}']
+
+    def trained(config, extra=()):
+        name = config_name(config)
+        return train_and_test(config, osp.join(base, name), [*opts, *extra], reuse=True, label=f'{name} (seed {seed})')
+
+    plain_dir = osp.join(base, config_name(demo['plain']))
+    rows = {'plain': trained(demo['plain'])}
+    rows['plain + TS'], record = calibrated_run(demo['plain'], plain_dir, osp.join(base, 'temperature_scaling'),
+                                                demo['n_bins'])
     if demo['cutmix']:  # the control: the augmentation without the teacher
-        rows['plain + CutMix'] = train_and_test(py, demo['cutmix'], osp.join(base, _name(demo['cutmix'])), opts,
-                                                reuse=True)
-    rows['online LDL'] = train_and_test(py, demo['online'], osp.join(base, _name(demo['online'])), opts, reuse=True)
-    with open(osp.join(ROOT, plain_dir, 'last_checkpoint')) as f:
-        teacher = f.read().strip()
-    rows['offline LDL'] = train_and_test(py, demo['offline'], osp.join(base, _name(demo['offline'])),
-                                         opts + [f'custom_hooks.0.checkpoint={teacher}'], reuse=True)
+        rows['plain + CutMix'] = trained(demo['cutmix'])
+    rows['online LDL'] = trained(demo['online'])
+    rows['offline LDL'] = trained(demo['offline'], [f'custom_hooks.0.checkpoint={last_checkpoint(plain_dir)}'])
     if demo['aslp']:
-        rows['ASLP'] = train_and_test(py, demo['aslp'], osp.join(base, _name(demo['aslp'])), opts, reuse=True)
+        rows['ASLP'] = trained(demo['aslp'])
     return rows, record
 
 
@@ -127,11 +134,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     demo = DEMOS[args.demo]
     work_dir = args.work_dir or f'work_dirs/calibration_{args.demo}'
-    py = sys.executable
-    run([py, 'tools/make_demo_data.py', '--only', demo['data']])
+    ensure_data(*demo['data'])
     results, records = {}, {}
     for seed in args.seeds:
-        results[seed], records[seed] = seed_results(py, demo, seed, work_dir)
+        results[seed], records[seed] = seed_results(demo, seed, work_dir)
     if args.no_table:
         return
     md, data = tables(results, records, demo, args.seeds)

@@ -6,20 +6,22 @@ detection (each head's own score and max-prob) and OOD pixel detection, mean +- 
     make compare-heads
 
 Runs whose ``test_metrics.json`` exists are reused (an interrupted comparison resumes; two
-processes on different ``--seeds`` can share a work dir). The table goes to
+processes on different ``--seeds`` can share a work dir). Each training and test is a ``uqseg
+train`` / ``uqseg test`` subprocess with its log in its work dir, one line per stage
+(``uqseg.cli.demo.seed_runs``); ``--jobs N`` runs N at once. The table goes to
 ``<work-dir>/heads.md`` and the numbers to ``<work-dir>/heads.json``. Training one config takes
 about 2 minutes on one CPU thread (``OMP_NUM_THREADS=1``; 3.5 when two runs share two cores).
 """
 import argparse
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 
+from uqseg.cli.demo import ensure_data, seed_runs, write_report
+from uqseg.seg.datasets.shapes_demo import make_shapes_demo
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-from demo import run, seed_runs, write_report  # noqa: E402
 
 DEFAULT_CONFIGS = ['configs/ce_shapes_demo.py', 'configs/edl_shapes_demo.py', 'configs/tedl_shapes_demo.py',
                    'configs/dismax_shapes_demo.py', 'configs/isomax_shapes_demo.py']
@@ -69,11 +71,11 @@ def main(argv=None):
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--work-dir', default='work_dirs/heads')
     parser.add_argument('--cfg-options', nargs='+', default=[], help='passed to train.py and test.py')
+    parser.add_argument('--jobs', type=int, default=1, help='trainings at once (default 1)')
     parser.add_argument('--no-table', action='store_true', help='train and test only (e.g. a second process)')
     args = parser.parse_args(argv)
-    py = sys.executable
-    run([py, 'tools/make_demo_data.py', '--only', 'shapes'])
-    runs = seed_runs(py, args.configs, args.seeds, args.work_dir, args.cfg_options)
+    ensure_data('data/demo_shapes', make_shapes_demo)
+    runs = seed_runs(args.configs, args.seeds, args.work_dir, args.cfg_options, jobs=args.jobs)
     if args.no_table:
         return
     md, data = tables(runs, args.seeds)

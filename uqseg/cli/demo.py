@@ -266,6 +266,7 @@ def run_jobs(tasks: Sequence[Callable[[Optional[threading.Event]], object]], job
     cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(task, cancel) for task in tasks]
+        pending = set(futures)
         try:
             while True:
                 done, pending = wait(futures, timeout=2, return_when=FIRST_EXCEPTION)
