@@ -10,12 +10,10 @@ $(STAMP): tools/setup_env.sh pyproject.toml requirements/constraints.txt
 
 setup: $(STAMP)
 
-# the SOD demo (BCE vs ASLP), one seed of the heads comparison (CE, EDL, TEDL, DisMax, IsoMax+) and one
-# seed of the calibration comparison on the shapes demo (CE, CE + temperature scaling, online / offline LDL)
+# the SOD demo (uqseg demo): BCE and ASLP trained at once on the synthetic SOD data, tested, the table and
+# the pictures (work_dirs/demo/pictures); about 10 minutes on 2 cores, one line per stage, the logs in files
 demo: $(STAMP)
-	$(PY) tools/demo.py
-	OMP_NUM_THREADS=1 $(PY) tools/compare_heads.py --seeds 0 --work-dir work_dirs/heads_demo
-	OMP_NUM_THREADS=1 $(PY) tools/compare_calibration.py --demo shapes --seeds 0 --work-dir work_dirs/calibration_demo
+	$(PY) -m uqseg demo
 
 # the heads comparison over 3 seeds (README "Uncertainty heads"): 15 trainings of ~2 minutes each (one thread)
 compare-heads: $(STAMP)
