@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 #: The package each extra brings (``pyproject.toml``'s optional dependencies).
-EXTRA_OF = {'mmpretrain': 'cls', 'py_sod_metrics': 'sod'}
+EXTRA_OF = {'mmpretrain': 'cls', 'mlxtend': 'cls', 'py_sod_metrics': 'sod'}
 
 
 def installed(name: str) -> bool:

@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from .default_scores import DEFAULT_SCORES, default_score
 from .evidential import DEFAULT_EXP_CLAMP, check_evidence, log_alpha
 from .prototype_distance import dismax_logits, isomax_plus_logits, prototype_distances
 from .scores import scores_of
@@ -96,7 +97,7 @@ class EDLLayer(nn.Module):
 
     @property
     def default_score(self) -> str:
-        return 'vacuity' if self._evidential else 'max-prob'
+        return default_score(self.output_kind)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.weight, 0.0, 0.01)
@@ -143,7 +144,7 @@ class PrototypeDistanceLayer(nn.Module):
     """
 
     logit_rule: ClassVar = staticmethod(dismax_logits)
-    default_score: ClassVar[str] = 'MMLES'
+    default_score: ClassVar[str] = DEFAULT_SCORES['distance_logits']
 
     def __init__(self, in_channels: int, num_classes: int, temperature: float = 1.0) -> None:
         super().__init__()
@@ -182,7 +183,6 @@ class DisMaxLayer(PrototypeDistanceLayer):
     """DisMax: logits ``-(d_j + mean_k d_k)`` (Macedo et al. 2022)."""
 
     logit_rule = staticmethod(dismax_logits)
-    default_score = 'MMLES'
 
 
 class IsoMaxPlusLayer(PrototypeDistanceLayer):

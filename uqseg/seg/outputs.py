@@ -27,6 +27,7 @@ from mmengine.structures import BaseDataElement
 from mmseg.models.segmentors import BaseSegmentor
 from torch import nn
 
+from ..core.default_scores import default_score
 from ..core.scores import (
     OUTPUT_KIND_KEY,
     OUTPUT_KINDS,
@@ -55,7 +56,7 @@ class ModelOutput(NamedTuple):
         return {OUTPUT_KIND_KEY: self.kind, OUTPUT_SOURCE_KEY: self.source, OWN_SCORE_KEY: self.score}
 
 
-PLAIN = ModelOutput('logits', 'a plain decode head', 'max-prob')
+PLAIN = ModelOutput('logits', 'a plain decode head', default_score('logits'))
 
 
 def _output_layer(model):
