@@ -11,8 +11,10 @@ and exits with status 1; ``--debug`` shows the traceback instead. The scripts in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+import warnings
 from typing import NamedTuple, Optional, Sequence
 
 from uqseg import __version__
@@ -90,34 +92,59 @@ def error_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def run_command(name: str, args: argparse.Namespace, prog: str):
-    """Run subcommand ``name``; a :data:`USER_ERRORS` exception becomes one line and exit status 1."""
+@contextlib.contextmanager
+def user_errors(prog: str, debug: bool):
+    """A :data:`USER_ERRORS` exception inside: one line on stderr and exit status 1 (re-raised with ``debug``)."""
     try:
-        return command_module(name).run(args)
+        yield
     except USER_ERRORS as exc:
-        if getattr(args, 'debug', False):
+        if debug:
             raise
         print(f'{prog}: error: {error_line(exc)}', file=sys.stderr)
         print(f'{prog}: (add --debug for the traceback)', file=sys.stderr)
         raise SystemExit(1) from None
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f'warning: {message}', file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def plain_warnings():
+    """Python warnings shown as one ``warning: <message>`` line on stderr (no file:line dump)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        yield
+
+
+def run_command(name: str, args: argparse.Namespace, prog: str):
+    """Run subcommand ``name``; a :data:`USER_ERRORS` exception becomes one line and exit status 1."""
+    with user_errors(prog, getattr(args, 'debug', False)):
+        return command_module(name).run(args)
+
+
 def invoke(argv: Sequence[str]):
     """``uqseg *argv`` in this process: parse, run the command, return its result (tests call this)."""
     argv = list(argv)
     name = next((a for a in argv if not a.startswith('-')), None)
-    parser = build_parser(name if name in COMMANDS else None)
+    with user_errors(f'uqseg {name}' if name in COMMANDS else 'uqseg', '--debug' in argv):
+        parser = build_parser(name if name in COMMANDS else None)  # imports the command's module
     args = parser.parse_args(argv)
     return run_command(args.command, args, f'uqseg {args.command}')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console entry point ``uqseg``: :func:`invoke` on ``sys.argv[1:]``, exit status 0 on success."""
-    invoke(sys.argv[1:] if argv is None else argv)
+    """The console entry point ``uqseg``: :func:`invoke` on ``sys.argv[1:]`` with Python warnings as
+    one ``warning:`` line each; exit status 0 on success."""
+    with plain_warnings():
+        invoke(sys.argv[1:] if argv is None else argv)
     return 0
 
 
 def tool_main(name: str, argv: Optional[Sequence[str]] = None):
     """``python tools/<script>.py [options]``: the same as ``uqseg <name> [options]``."""
-    args = command_parser(name, prog=f'tools/{COMMANDS[name].module}.py').parse_args(argv)
-    return run_command(name, args, f'uqseg {name}')
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with plain_warnings():
+        with user_errors(f'uqseg {name}', '--debug' in argv):
+            parser = command_parser(name, prog=f'tools/{COMMANDS[name].module}.py')
+        return run_command(name, parser.parse_args(argv), f'uqseg {name}')

@@ -53,12 +53,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import copy
 import os.path as osp
 import sys
 import time
-import warnings
 from typing import Optional
 
 import torch
@@ -68,6 +66,7 @@ from mmengine.runner import Runner
 from mmengine.utils import track_iter_progress
 
 import uqseg  # noqa: F401  (registers uqseg components)
+from uqseg.cli import plain_warnings
 from uqseg.cli.configs import find_config, read_config
 from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, output_kind, own_score, split_ood
 from uqseg.core.output_files import EXTENSIONS, save_outputs
@@ -241,18 +240,6 @@ def batches(loader, what: str):
     """``loader``'s batches with mmengine's progress bar on stderr (the printout stays on stdout)."""
     print(f'{what}: {len(loader.dataset)} samples in {len(loader)} batches', file=sys.stderr, flush=True)
     return track_iter_progress((loader, len(loader)), file=sys.stderr)
-
-
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f'warning: {message}', file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def plain_warnings():
-    """Python warnings shown as one ``warning: <message>`` line on stderr (no file:line dump)."""
-    with warnings.catch_warnings():
-        warnings.showwarning = _warning_line
-        yield
 
 
 def model_config(args) -> tuple[Config, str, Optional[str], str]:
