@@ -256,7 +256,7 @@ def test_hooks_match_the_method(name):
         if isinstance(h, EMATeacherHook):
             assert 0 < h.ema_cfg['momentum'] < 1
         if isinstance(h, CheckpointTeacherHook):
-            # the teacher is the last checkpoint of the dataset's cross-entropy config (tools/train.py's work dir)
+            # the teacher is the last checkpoint of the dataset's cross-entropy config (uqseg train's default work dir)
             ce_name = DATA[_split(name)[1]]['ce']
             ce = _cfg(ce_name)
             ce_epochs = ce.train_cfg.max_epochs

@@ -1,10 +1,8 @@
 """Output layers inside real mmseg heads, through mmengine's Runner on the shapes demo: training in
 three heads (FCN, DepthwiseSeparableASPP, SegFormer's MLP head), a plain checkpoint loaded into an
-EDL head, the TEDL switch and its resume, the KL annealing across a resume, tools/test.py maps."""
+EDL head, the TEDL switch and its resume, the KL annealing across a resume, uqseg test maps."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from mmengine.runner import Runner
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO, shapes_cfg
+from uqseg.cli import invoke
 from uqseg.core.evidential import vacuity
 from uqseg.core.output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer
 from uqseg.engine.checkpoint import SafeCheckpointRunner
@@ -172,15 +171,14 @@ def test_tedl_freezes_the_backbone_in_stage_2_when_asked(shapes_root, tmp_path):
     assert all(p.requires_grad for p in runner.model.decode_head.parameters())
 
 
-def test_test_script_writes_the_heads_uncertainty_maps(shapes_root, tmp_path):
+def test_uqseg_test_writes_the_heads_uncertainty_maps(shapes_root, tmp_path):
     runner = Runner.from_cfg(shapes_cfg(shapes_root, str(tmp_path / 'edl'), 'configs/edl_shapes_demo.py',
                                         max_iters=2, ckpt_interval=2))
     runner.train()
     opts = ['--cfg-options'] + [f'test_dataloader.dataset.datasets.{i}.data_root={shapes_root}' for i in range(3)]
-    cmd = [sys.executable, os.path.join(REPO, 'tools/test.py'), os.path.join(REPO, 'configs/edl_shapes_demo.py'),
-           str(tmp_path / 'edl' / 'iter_2.pth'), '--work-dir', str(tmp_path / 't'), '--out', str(tmp_path / 'maps'),
-           '--out-scores', 'vacuity', 'max-prob', *opts]
-    subprocess.run(cmd, check=True, cwd=str(tmp_path), capture_output=True)
+    invoke(['test', os.path.join(REPO, 'configs/edl_shapes_demo.py'), str(tmp_path / 'edl' / 'iter_2.pth'),
+            '--work-dir', str(tmp_path / 't'), '--out', str(tmp_path / 'maps'), '--out-scores', 'vacuity', 'max-prob',
+            *opts])
     files = sorted(os.listdir(tmp_path / 'maps' / 'shift'))
     assert len([f for f in files if f.endswith('.png')]) == 6
     assert len([f for f in files if f.endswith('_vacuity.npy')]) == 6
