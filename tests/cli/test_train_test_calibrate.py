@@ -127,8 +127,8 @@ def _one_line(capsys, argv) -> str:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and err[1].endswith('(add --debug for the traceback)'), err
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith('warning: ')]
+    assert err == [err[0], f'uqseg {argv[0]}: (add --debug for the traceback)'], err
     return err[0]
 
 

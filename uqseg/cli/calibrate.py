@@ -3,7 +3,7 @@
     uqseg calibrate CONFIG CHECKPOINT [--out CALIBRATED.pth] [--method nll|ece] [--per-class]
                     [--n-bins 15] [--bounds 0.001 1000] [--split val] [--allow-test-split]
                     [--max-pixels 1000000] [--seed 0] [--device cuda|cpu] [--cfg-options ...]
-                    [--trust-checkpoint] [--partial-load]
+                    [--trust-checkpoint] [--partial-load] [--no-progress]
     uqseg test CONFIG CALIBRATED.pth     # every metric reports the calibrated model
 
 CONFIG is a config file or the name of a shipped one (``uqseg configs list``). The front end is
@@ -11,18 +11,19 @@ chosen by the config's ``default_scope``: ``'mmpretrain'`` calibrates a classifi
 (``'mmseg'``, none) a segmentor. ``python tools/calibrate.py`` and ``tools/calibrate_classifier.py``
 run this command.
 
-Segmentor: runs the model (its ``test_cfg``: whole or slide inference) over the split's
-dataloader and streams the valid pixels' logits into a seeded (``--seed``) uniform subsample of
+Segmentor: runs the model (its ``test_cfg``: whole or slide inference) over the split's dataloader
+and streams the valid pixels' logits into a seeded (``--seed``) uniform subsample of
 ``--max-pixels``. Classifier: runs the model over the split's dataloader (its raw head scores,
 ``uqseg.cls.outputs.collect_outputs``; samples of the OOD sets named by the config's
-``SelectivePredictionMetric`` are left out); never an EDL head (its outputs are ``log alpha``,
-not logits). Then ``T`` is fitted (``uqseg.core.temperature.fit_temperature``: NLL by L-BFGS on
-log T by default, or ECE, one T or one per class, within ``--bounds``: a warning line, and
-``bound_reached`` in the record, when ``T`` stopped at one), accuracy / ECE (``--n-bins``) / NLL /
-Brier before and after are printed, and the calibrated checkpoint is written (default
-``<checkpoint>_calibrated.pth``) with ``temperature`` in its state dict and the fit's record in
-``meta['uqseg_temperature']``, and the record as ``<out>.json``. ``uqseg test`` with the same
-config applies it (``TemperatureScaledEncoderDecoder`` / ``TemperatureScaledImageClassifier``;
+``SelectivePredictionMetric`` are left out); never an EDL head (its outputs are ``log alpha``, not
+logits). A progress bar over the batches goes to stderr (``--no-progress``: none), then one line
+with the images and their rate. Then ``T`` is fitted (``uqseg.core.temperature.fit_temperature``:
+NLL by L-BFGS on log T by default, or ECE, one T or one per class, within ``--bounds``: a warning
+line, and ``bound_reached`` in the record, when ``T`` stopped at one), accuracy / ECE
+(``--n-bins``) / NLL / Brier before and after are printed, and the calibrated checkpoint is written
+(default ``<checkpoint>_calibrated.pth``) with ``temperature`` in its state dict and the fit's
+record in ``meta['uqseg_temperature']``, and the record as ``<out>.json``. ``uqseg test`` with the
+same config applies it (``TemperatureScaledEncoderDecoder`` / ``TemperatureScaledImageClassifier``;
 docs/temperature_scaling.md).
 
 Never the test split: ``--split test`` and a config whose val dataset is one of its test datasets
@@ -36,12 +37,14 @@ CHECKPOINT is loaded as every command loads one (``uqseg.engine.checkpoint``: th
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
+from mmengine.utils import track_iter_progress
 from mmseg.registry import MODELS
 
 import uqseg  # noqa: F401  (registers uqseg components)
@@ -58,7 +61,7 @@ if installed('mmpretrain'):  # the classification front end (uqseg[cls])
     from uqseg.cls.models.classifiers import check_temperature_scalable as check_classifier_scalable
     from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, split_ood
 
-__all__ = ['ignore_index_of', 'collect_rate', 'calibrate_segmentor', 'calibrate_classifier', 'calibrate']
+__all__ = ['ignore_index_of', 'collect_rate', 'batches', 'calibrate_segmentor', 'calibrate_classifier', 'calibrate']
 
 
 def ignore_index_of(cfg: Config):
@@ -68,16 +71,19 @@ def ignore_index_of(cfg: Config):
     return head.get('ignore_index', inner.get('ignore_index', 255))
 
 
-def collect_rate(source: str, n: int, seconds: float) -> None:
-    """The line that closes the collection stage: images and the rate."""
-    print(f'{source}: ran the model over {n:,} images in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} images/s)',
-          flush=True)
+def collect_rate(source: str, n: int, seconds: float, device: str) -> None:
+    """The line that closes the collection stage: images, time and rate."""
+    print(f'{source}: ran the model over {n:,} images on {device} in {seconds:.1f} s '
+          f'({n / max(seconds, 1e-9):.1f} images/s)', flush=True)
 
 
-def _loader(cfg: Config, args: argparse.Namespace, source: str):
+def batches(cfg: Config, args: argparse.Namespace):
+    """The batches of the ``args.split`` dataloader (seeded), under a progress bar on stderr unless
+    ``--no-progress``; ``(batches, number of images)``."""
     loader = Runner.build_dataloader(cfg[f'{args.split}_dataloader'], seed=args.seed)
-    print(f'{source}: running the model over {len(loader.dataset):,} images on {args.device}', flush=True)
-    return loader
+    if args.no_progress:
+        return loader, len(loader.dataset)
+    return track_iter_progress((loader, len(loader)), file=sys.stderr), len(loader.dataset)
 
 
 def calibrate_segmentor(args: argparse.Namespace, cfg: Config) -> dict:
@@ -89,12 +95,12 @@ def calibrate_segmentor(args: argparse.Namespace, cfg: Config) -> dict:
         load_checkpoint_strict(model, args.checkpoint, strict=not args.partial_load, trust=args.trust_checkpoint,
                                ignore_keys=(TEMPERATURE_KEY,))  # T: fitted anew
         model = model.to(args.device)
-        loader = _loader(cfg, args, source)
+        loader, n = batches(cfg, args)
         ignore_index = ignore_index_of(cfg)
         start = time.time()
         sub = collect_pixel_logits(model, loader, args.max_pixels, args.seed, ignore_index)
     collected = time.time() - start
-    collect_rate(source, len(loader.dataset), collected)
+    collect_rate(source, n, collected, args.device)
     if sub.seen == 0:
         raise ValueError(f'{args.config}: the {args.split} split has no valid pixel (empty, or every label is '
                          f'ignore_index={ignore_index}); nothing to fit T on')
@@ -120,11 +126,11 @@ def calibrate_classifier(args: argparse.Namespace, cfg: Config) -> dict:
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         check_classifier_scalable(model, args.config)
         model = model.to(args.device).eval()
-        loader = _loader(cfg, args, source)
+        loader, _ = batches(cfg, args)
         start = time.time()
         z, y, names = collect_outputs(model, loader, False, source)
         collected = time.time() - start
-        collect_rate(source, len(names), collected)
+        collect_rate(source, len(names), collected, args.device)
         z, y, _ = split_ood(z, y, names, [s for s in config_ood_sets(cfg) if s in set(names)], source)
     t0 = time.time()
     fit = fit_calibration(args, z, y)
@@ -164,6 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='where the model runs (cuda when available, else cpu)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override settings of the config, key=value')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar (on stderr) over the batches')
     add_checkpoint_arguments(parser)  # --trust-checkpoint, --partial-load
 
 
