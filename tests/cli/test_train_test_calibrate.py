@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tests.helpers.cfg import REPO
-from uqseg.cli import invoke, main
+from uqseg.cli import command_parser, invoke, main
 from uqseg.cli.calibrate import ignore_index_of
-from uqseg.cli.test import classifier_temperature_cfg, is_classifier_config
+from uqseg.cli.test import build_test_config, classifier_temperature_cfg, is_classifier_config
 from uqseg.cli.train import build_train_config, default_work_dir
 from uqseg.cls.datasets import IDX_FILES, write_idx
 
@@ -121,6 +121,28 @@ def test_the_train_config_of_the_options():
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.loss_scale == 'dynamic'
     with pytest.raises(ValueError, match="--amp needs optim_wrapper.type OptimWrapper .* 'ApexOptimWrapper'"):
         build_train_config('bce_sod_demo', amp=True, cfg_options={'optim_wrapper.type': 'ApexOptimWrapper'})
+
+
+def test_the_test_config_of_the_options(tmp_path):
+    """--tta wraps the model (MeanProbabilitySegTTAModel for mmseg's SegTTAModel) or names the key it
+    lacks; a checkpoint with T makes the segmentor temperature-scaled; --out is refused for a classifier."""
+    plain, calibrated = str(tmp_path / 'plain.pth'), str(tmp_path / 'calibrated.pth')
+    torch.save({'state_dict': {}}, plain)
+    torch.save({'state_dict': {'temperature': torch.tensor(1.5)}}, calibrated)
+
+    def config(*argv):
+        return build_test_config(command_parser('test').parse_args(list(argv)))
+
+    cfg = config('edl_deeplabv3plus_r50_cityscapes', plain, '--tta', '--work-dir', str(tmp_path))
+    assert cfg.model.type == 'MeanProbabilitySegTTAModel' and cfg.model.module.type == 'EncoderDecoder'
+    assert cfg.test_dataloader.dataset.pipeline == cfg.tta_pipeline and cfg.load_from == plain
+    with pytest.raises(KeyError, match='ce_shapes_demo: --tta needs tta_pipeline in the config'):
+        config('ce_shapes_demo', plain, '--tta')
+    cfg = config('ce_shapes_demo', calibrated)
+    assert cfg.model.type == 'TemperatureScaledEncoderDecoder' and cfg.model.temperature is None
+    assert cfg.work_dir == default_work_dir('ce_shapes_demo')
+    with pytest.raises(ValueError, match='--out writes segmentation maps; this is an mmpretrain config'):
+        config('cls/ce_fmnist_demo', plain, '--out', str(tmp_path / 'maps'))
 
 
 def _one_line(capsys, argv) -> str:

@@ -53,7 +53,8 @@ from uqseg.engine.checkpoint import SafeCheckpointRunner, add_checkpoint_argumen
 from uqseg.seg.calibration import checkpoint_temperature, temperature_scaled_model_cfg
 
 __all__ = ['METRICS_FILE', 'is_classifier_config', 'trigger_visualization_hook', 'show_dir_images',
-           'classifier_temperature_cfg', 'apply_checkpoint_temperature', 'build_test_config', 'write_metrics', 'test']
+           'classifier_temperature_cfg', 'apply_checkpoint_temperature', 'build_test_config', 'write_metrics',
+           'run_test_loop']
 
 #: the file in the work dir that holds the test metrics
 METRICS_FILE = 'test_metrics.json'
@@ -154,7 +155,7 @@ def write_metrics(metrics: dict, work_dir: str) -> str:
     return path
 
 
-def test(cfg: Config, trust_checkpoint: bool = False, partial_load: bool = False, show_dir=None) -> dict:
+def run_test_loop(cfg: Config, trust_checkpoint: bool = False, partial_load: bool = False, show_dir=None) -> dict:
     """Run ``cfg``'s test loop on its ``load_from`` (strictly unless ``partial_load``); the metrics,
     also written to ``test_metrics.json`` by rank 0."""
     init_cpu_distributed(cfg)
@@ -193,4 +194,4 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError('--out-scores needs --out DIR')
     set_local_rank(args.local_rank)
     cfg = build_test_config(args)
-    return test(cfg, args.trust_checkpoint, args.partial_load, args.show_dir)
+    return run_test_loop(cfg, args.trust_checkpoint, args.partial_load, args.show_dir)
