@@ -3,6 +3,7 @@ one line per stage, the table of the test metrics, the pictures; a failing stage
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os.path as osp
 import re
@@ -142,3 +143,23 @@ def test_an_unknown_config_is_one_error_line(tmp_path, monkeypatch):
                           text=True)
     assert proc.returncode == 1 and proc.stderr.startswith('uqseg demo: error: bce_sod_dem: no such config file')
     assert not osp.exists(tmp_path / 'data')  # refused before any work
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_on_a_terminal_the_trainings_iterations_show_on_a_status_line(tmp_path):
+    log = tmp_path / 'train.log'
+    log.write_text('mmengine - INFO - Iter(train) [  30/1200]  lr: 2e-3\nmmengine - INFO - Iter(train) [  60/1200]\n')
+    screen = _Terminal()
+    stages = Stages(total=3, stream=screen)
+    stages.training = {'bce_sod_demo': str(log), 'aslp_sod_demo': str(tmp_path / 'none.log')}
+    stages.show_status()
+    assert screen.getvalue().endswith('training: bce_sod_demo 60/1200, aslp_sod_demo starting')
+    stages.line('[2/3] train bce_sod_demo: done')
+    assert screen.getvalue().endswith('\r\033[K[2/3] train bce_sod_demo: done\n')  # the status line replaced
+    plain = io.StringIO()
+    Stages(stream=plain).show_status()
+    assert plain.getvalue() == ''
