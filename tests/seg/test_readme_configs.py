@@ -12,8 +12,11 @@ from uqseg.seg.models.heads import ASLPHead
 
 
 def readme_blocks() -> list[str]:
-    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
-        text = f.read()
+    """The Python blocks of the README and of docs/usage.md (where the config examples live)."""
+    text = ''
+    for name in ('README.md', 'docs/usage.md'):
+        with open(osp.join(REPO, name), encoding='utf-8') as f:
+            text += f.read()
     return re.findall(r'```python\n(.*?)```', text, flags=re.S)
 
 

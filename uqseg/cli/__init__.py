@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os.path as osp
+import pickle
 import sys
 import warnings
 from typing import NamedTuple, Optional, Sequence
@@ -39,8 +41,9 @@ COMMANDS: dict[str, Command] = {
     'configs': Command('configs', 'list the configs shipped with uqseg, print the path of one, copy them'),
 }
 
-#: The exceptions that mean "the input is wrong": one line without ``--debug``.
-USER_ERRORS = (ValueError, KeyError, OSError, ImportError)
+#: The exceptions that mean "the input is wrong": one line without ``--debug`` (``UnpicklingError``:
+#: a checkpoint refused by the safe loader, ``uqseg.engine.checkpoint.UnsafeCheckpointError``, or a corrupt one).
+USER_ERRORS = (ValueError, KeyError, OSError, ImportError, pickle.UnpicklingError)
 
 
 def debug_parent() -> argparse.ArgumentParser:
@@ -146,5 +149,5 @@ def tool_main(name: str, argv: Optional[Sequence[str]] = None):
     argv = sys.argv[1:] if argv is None else list(argv)
     with plain_warnings():
         with user_errors(f'uqseg {name}', '--debug' in argv):
-            parser = command_parser(name, prog=f'tools/{COMMANDS[name].module}.py')
+            parser = command_parser(name, prog=osp.basename(sys.argv[0]))
         return run_command(name, parser.parse_args(argv), f'uqseg {name}')

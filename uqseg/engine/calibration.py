@@ -1,6 +1,6 @@
 """The calibrated checkpoint and the split ``T`` is fitted on, for both front ends'
-calibration tools (``tools/calibrate.py`` for mmseg, ``tools/calibrate_classifier.py`` for
-mmpretrain; the fit is :func:`uqseg.core.temperature.fit_temperature`).
+``uqseg calibrate`` command (:mod:`uqseg.cli.calibrate`, for mmseg and mmpretrain configs; the fit
+is :func:`uqseg.core.temperature.fit_temperature`).
 
 A calibrated checkpoint is the trained one with ``state_dict['temperature'] = T`` (what
 :class:`~uqseg.core.temperature_buffer.TemperatureBuffer` loads) and the fit's record in
@@ -13,17 +13,15 @@ configs, which validate on their test set.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import os.path as osp
 from typing import Optional
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from ..core.temperature import (
-    DEFAULT_BOUNDS,
     TEMPERATURE_KEY,
     TemperatureFit,
     calibration_summary,
@@ -31,10 +29,10 @@ from ..core.temperature import (
     check_temperature,
     fit_temperature_result,
 )
-from .checkpoint import add_checkpoint_arguments, load_checkpoint_file
+from .checkpoint import load_checkpoint_file
 
 __all__ = ['META_KEY', 'SPLITS', 'checkpoint_temperature', 'write_calibrated_checkpoint', 'dataset_identities',
-           'check_calibration_split', 'calibration_parser', 'calibration_config', 'fit_calibration',
+           'check_calibration_split', 'calibration_config', 'fit_calibration',
            'save_calibration']
 
 #: the dataloaders a calibration tool may fit on
@@ -95,25 +93,6 @@ def check_calibration_split(cfg, split: str, allow_test: bool, source: str) -> N
                              + (f', split {d[4]!r}' if d[4] else '') + ') is also a test dataset of this config, and '
                              'T must not be fitted on the test split: point val_dataloader.dataset at a held-out '
                              'split (--cfg-options) or pass --allow-test-split')
-
-
-def calibration_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments both calibration tools take (each adds its own)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--out', help='calibrated checkpoint (default: <checkpoint>_calibrated.pth)')
-    parser.add_argument('--method', choices=('nll', 'ece'), default='nll')
-    parser.add_argument('--per-class', action='store_true', help='one temperature per class (NLL only)')
-    parser.add_argument('--n-bins', type=int, default=15, help='ECE bins (report, and the ECE fit)')
-    parser.add_argument('--bounds', type=float, nargs=2, metavar=('LO', 'HI'), default=list(DEFAULT_BOUNDS),
-                        help=f'the range T is fitted in (default {DEFAULT_BOUNDS[0]:g} {DEFAULT_BOUNDS[1]:g}); '
-                        'reaching one is reported')
-    parser.add_argument('--split', choices=SPLITS, default='val', help="the config's dataloader to fit on")
-    parser.add_argument('--allow-test-split', action='store_true', help='fit on a test split anyway')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of the config')
-    add_checkpoint_arguments(parser)  # --trust-checkpoint, --partial-load
-    return parser
 
 
 def calibration_config(args) -> Config:
