@@ -27,7 +27,7 @@ compare-calibration: $(STAMP)
 
 # the classification data: Fashion-MNIST from the Debian package dataset-fashion-mnist (or the embedded fallback)
 cls-data: $(STAMP)
-	$(PY) tools/prepare_cls_data.py
+	$(PY) -m uqseg make-demo-data --only cls
 
 # the classification comparison (README "Image classification and selective prediction"): every method on the
 # Fashion-MNIST demo (MNIST as OOD), 3 seeds for the headline rows, ~1.5 minutes a training on one thread; the

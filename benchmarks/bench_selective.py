@@ -1,4 +1,4 @@
-"""Selective-prediction metrics at 1 M samples vs torch-uncertainty, and tools/eval_selective.py vs np.load.
+"""Selective-prediction metrics at 1 M samples vs torch-uncertainty, and uqseg eval-selective vs np.load.
 
     python benchmarks/bench_selective.py [--samples 1e6] [--accuracy 0.95] [--file-samples 1e6]
         [--file-classes 10] [--big 50000x1000] [--threads 1] [--repeats 3] [--json OUT.json]
@@ -28,7 +28,7 @@ concordant / (concordant + discordant) (correct, incorrect) pairs, coverage = th
 with cumulative accuracy >= the target (their own function reads the first violation after 200
 samples instead); AURC and AUROC then agree to 1e-9 (no ties). The output says which peer ran.
 
-Part 2, the whole tool: ``tools/eval_selective.py FILE`` (load, checks, every metric of
+Part 2, the whole tool: ``uqseg eval-selective FILE`` (load, checks, every metric of
 ``selective_report`` for max-prob, the table) on a generated logits file of ``--file-samples`` x
 ``--file-classes`` and on one ``--big`` file (50,000 x 1,000 float32: ImageNet's validation set),
 each against the time of ``np.load`` of the same file (both arrays read), in a child process per
@@ -274,7 +274,7 @@ def main(argv=None) -> dict:
     print(f'selective_metrics (one sort) gives the same three values: {metrics["fused_equal"]}')
     with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
         files = bench_files(args, folder)
-    print(f'\ntools/eval_selective.py FILE vs np.load of FILE (best of {args.repeats}, {args.threads} thread(s)):')
+    print(f'\nuqseg eval-selective FILE vs np.load of FILE (best of {args.repeats}, {args.threads} thread(s)):')
     print(f'{"file":<20}{"MiB":>8}{"np.load s":>11}{"eval s":>9}{"ratio":>7}{"peak MiB load/eval":>22}')
     for f in files:
         print(f'{f["samples"]:>9,} x {f["classes"]:<6}{f["mib"]:>8.1f}{f["load_s"]:>11.3f}{f["eval_s"]:>9.3f}'

@@ -25,7 +25,7 @@ def demo_root(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def shapes_root(tmp_path_factory):
-    """A small copy of the shapes demo (same generator and layout as `make_demo_data.py --only shapes`),
+    """A small copy of the shapes demo (same generator and layout as `uqseg make-demo-data --only shapes`),
     6 images per split."""
     from uqseg.seg.datasets.shapes_demo import make_shapes_demo
     root = str(tmp_path_factory.mktemp('demo_shapes'))

@@ -21,7 +21,7 @@ def init_cpu_distributed(cfg) -> bool:
     device is present this starts the gloo process group itself (from torchrun's environment
     variables; mmengine then finds it initialised and uses it) and, unless the config sets its
     own ``model_wrapper_cfg``, wraps the model in DDP without ``device_ids``. Used by
-    ``tools/train.py`` and ``tools/test.py`` (CPU runs for tests and debugging). Returns whether
+    ``uqseg train`` and ``uqseg test`` (CPU runs for tests and debugging). Returns whether
     it started a group.
     """
     import torch.distributed as dist

@@ -27,7 +27,7 @@ def test_bench_selective_runs_and_agrees_with_the_peer(capsys, tmp_path):
     assert all(f['load_s'] > 0 and f['eval_s'] > 0 and math.isfinite(f['ratio']) and 0 < f['aurc'] < 1
                for f in res['files'])
     out = capsys.readouterr().out
-    assert ('peer: torch-uncertainty' in out) == have_peer and 'tools/eval_selective.py FILE vs np.load' in out
+    assert ('peer: torch-uncertainty' in out) == have_peer and 'uqseg eval-selective FILE vs np.load' in out
 
 
 def test_galil_fallback_formulas_equal_the_functional_values_without_ties():

@@ -174,7 +174,7 @@ def test_a_training_checkpoint_keeps_the_configs_temperature(tmp_path):
 def test_temperature_none_refuses_to_predict_until_loaded(tmp_path):
     model = _build(temperature=None).eval()
     x = _inputs()
-    with pytest.raises(RuntimeError, match='tools/calibrate_classifier.py'):
+    with pytest.raises(RuntimeError, match='uqseg calibrate'):
         _pred_scores(model, x)
     assert model(x, mode='tensor').shape == (6, K)  # tensor mode and training need no T
     model.train()
@@ -183,7 +183,7 @@ def test_temperature_none_refuses_to_predict_until_loaded(tmp_path):
     save_checkpoint(dict(meta=dict(), state_dict=model.state_dict()), str(tmp_path / 'train.pth'))
     load_checkpoint(model, str(tmp_path / 'train.pth'), map_location='cpu', strict=True)
     model.eval()
-    with pytest.raises(RuntimeError, match="needs T from a checkpoint written by tools/calibrate_classifier.py"):
+    with pytest.raises(RuntimeError, match="needs T from a checkpoint written by uqseg calibrate"):
         _pred_scores(model, x)
     # a calibrated one: no warning (nothing configured to replace), predictions scaled
     path = _ckpt_with_temperature(model, tmp_path / 'calibrated.pth', 0.8)
@@ -235,7 +235,7 @@ def test_distance_heads_are_scaled(layer):
 @pytest.mark.parametrize('layer,loss', [(None, None), ('EDLLayer', 'EDLLoss'), ('DisMaxLayer', 'DisMaxLoss'),
                                         ('IsoMaxPlusLayer', 'DisMaxLoss')])
 def test_the_scaled_classifier_follows_the_core_rule_of_scalable_kinds(layer, loss):
-    """One rule (uqseg.core.temperature_kinds, also tools/eval_selective.py --fit-temperature's): a
+    """One rule (uqseg.core.temperature_kinds, also uqseg eval-selective --fit-temperature's): a
     head is scaled iff its output kind is in TEMPERATURE_KINDS, and refused with the rule's message."""
     head = _head() if layer is None else dict(type='OutputLayerClsHead', num_classes=K, in_channels=120,
                                               output_layer=dict(type=layer), loss=dict(type=loss))

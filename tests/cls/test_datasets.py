@@ -101,7 +101,7 @@ def test_set_name_reaches_the_packed_sample_metainfo(idx_root):
 
 def test_a_missing_file_is_named(idx_root):
     os.remove(os.path.join(idx_root, 't10k-labels-idx1-ubyte'))
-    with pytest.raises(FileNotFoundError, match='t10k-labels-idx1-ubyte.*prepare_cls_data'):
+    with pytest.raises(FileNotFoundError, match='t10k-labels-idx1-ubyte.*uqseg make-demo-data --only cls'):
         build(idx_root, split='test')
     assert len(build(idx_root, split='train', num_val=10)) == N_TRAIN - 10  # the training files suffice
     with pytest.raises(FileNotFoundError, match='train-images-idx3-ubyte'):

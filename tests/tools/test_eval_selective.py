@@ -321,7 +321,7 @@ def test_probabilities_saved_as_logits_are_refused_unless_the_kind_is_given(thre
     p = z.softmax(1)
     path = save_outputs(str(tmp_path / 'softmaxed.npz'), p, y, kind='logits')
     with pytest.raises(ValueError, match=r"softmaxed.npz: every row of 'logits' \(kind 'logits'\) lies in \[0, 1\] "
-                                         r"and sums to 1.*tools/eval_selective.py --kind logits"):
+                                         r"and sums to 1.*uqseg eval-selective --kind logits"):
         run_tool([models['weak'][0], path])
     rows = {r['model']: r for r in run_tool([models['weak'][0], path, '--kind', 'logits'])['rows']}
     _check_row(rows['softmaxed'], _expected(p, y))  # stated as logits: softmax(p), as asked

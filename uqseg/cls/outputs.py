@@ -1,5 +1,5 @@
-"""A classifier's raw outputs over a dataloader: what ``tools/dump_outputs.py`` writes and
-``tools/calibrate_classifier.py`` fits ``T`` on (both build the model with ``build_classifier``).
+"""A classifier's raw outputs over a dataloader: what ``uqseg dump-outputs`` writes and
+``uqseg calibrate`` fits ``T`` on (both build the model with ``build_classifier``).
 
 ``collect_outputs`` runs each batch through ``model.data_preprocessor(data, False)`` and
 ``model(inputs, mode='tensor')`` under ``torch.no_grad`` (the head's scores before any softmax:

@@ -2,8 +2,8 @@
 # mode, on the reference setup of bce_sod.py (UPerNet / ResNet-50, 384x384, Adam 2.5e-5, batch 10,
 # 30 DUTS-TR epochs of 956 iterations; validation every epoch on the 1,000 held-out DUTS-TR images;
 # tests on DUTS-TE, ECSSD, HKU-IS, DUT-OMRON, PASCAL-S, SOD and the DTD OOD set).
-#   python tools/train.py configs/aslp_sod.py
-#   python tools/dump_alphas.py work_dirs/aslp_sod/iter_28680.pth configs/aslp_sod.py --out alphas/
+#   uqseg train configs/aslp_sod.py
+#   uqseg dump-alphas work_dirs/aslp_sod/iter_28680.pth configs/aslp_sod.py --out alphas/
 # Parameters are the public code's, in the paper's beta convention: hard inversion (beta = 2), one
 # Bernoulli(alpha_i) draw per image and iteration ('sample' mode), alpha_i = 0 at the start, no
 # updates during the first 5 epochs, eta 2e-3, lambda 2000, alpha capped at 1/beta - 0.01 = 0.49.

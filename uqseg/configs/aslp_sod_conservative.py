@@ -1,7 +1,7 @@
 # ASLP in conservative mode: the penalty compares the current validation accuracy with the best seen
 # so far (R = Acc_val - Acc_ref) instead of bounding the expected target confidence by it, so alphas
 # grow only while they do not cost held-out accuracy. Otherwise identical to aslp_sod.py.
-#   python tools/train.py configs/aslp_sod_conservative.py
+#   uqseg train configs/aslp_sod_conservative.py
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['./aslp_sod.py']
 custom_hooks = [

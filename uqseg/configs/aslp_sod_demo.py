@@ -1,5 +1,5 @@
 # aslp_sod.py on the demo data with the CPU-sized model and schedule of bce_sod_demo.py (make demo).
-#   python tools/make_demo_data.py && python tools/train.py configs/aslp_sod_demo.py
+#   uqseg make-demo-data && uqseg train configs/aslp_sod_demo.py
 # Differences from the reference aslp_sod.py, and why:
 # * loss mode 'expected' instead of 'sample'. The demo model trains from scratch for 1,200
 #   iterations; in sample mode an image's whole label map is inverted (HI) with probability

@@ -1,5 +1,5 @@
 # bce_sod.py on the embedded demo data with a CPU-sized model and schedule (make demo).
-#   python tools/make_demo_data.py && python tools/train.py configs/bce_sod_demo.py
+#   uqseg make-demo-data && uqseg train configs/bce_sod_demo.py
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = [
     './_base_/models/r18_half_binary.py',

@@ -1,6 +1,6 @@
 # The plain baseline of the heads comparison: FCN (ResNetV1c-18, half width) with its 1x1 conv_seg
 # and cross-entropy, on the multiclass shapes demo (CPU: 2 minutes on one thread).
-#   python tools/make_demo_data.py --only shapes && python tools/train.py configs/ce_shapes_demo.py
+#   uqseg make-demo-data --only shapes && uqseg train configs/ce_shapes_demo.py
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = [
     './_base_/models/r18_half_fcn_shapes.py',

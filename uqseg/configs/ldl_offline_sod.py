@@ -1,8 +1,8 @@
 # Offline label distribution learning on ASLP's SOD reference set-up (bce_sod.py: UPerNet /
 # ResNet-50, 384x384, 30 DUTS-TR epochs): the teacher is a trained bce_sod.py model (its
 # checkpoint, frozen), run on the same CutMix-ed batch; target 0.5 label + 0.5 sigmoid(teacher).
-#   python tools/train.py configs/bce_sod.py
-#   python tools/train.py configs/ldl_offline_sod.py --cfg-options custom_hooks.0.checkpoint=<its best .pth>
+#   uqseg train configs/bce_sod.py
+#   uqseg train configs/ldl_offline_sod.py --cfg-options custom_hooks.0.checkpoint=<its best .pth>
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['./bce_sod.py']
 model = dict(

@@ -4,7 +4,7 @@
 # iterations) on the same CutMix-ed batch (SegCutMix, half of the batches). The target is
 # 0.5 one-hot + 0.5 softmax(teacher), the teacher's share ramped up from 0 over the first 200
 # iterations while the average is still untrained (docs/ldl.md).
-#   python tools/train.py configs/ldl_online_shapes_demo.py
+#   uqseg train configs/ldl_online_shapes_demo.py
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['./ce_shapes_demo.py']
 model = dict(

@@ -3,7 +3,7 @@
 # momentum 0.01 = decay 0.99 over the 1,200 iterations) on the same CutMix-ed batch (SegCutMix,
 # half of the batches); target 0.5 label + 0.5 sigmoid(teacher), the teacher's share ramped up
 # from 0 over the first 300 iterations (docs/ldl.md).
-#   python tools/train.py configs/ldl_online_sod_demo.py
+#   uqseg train configs/ldl_online_sod_demo.py
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['./bce_sod_demo.py']
 model = dict(

@@ -1,4 +1,4 @@
-"""The model-outputs file shared by ``tools/dump_outputs.py`` and ``tools/eval_selective.py``.
+"""The model-outputs file shared by ``uqseg dump-outputs`` and ``uqseg eval-selective``.
 
 One file per model: a model's raw outputs on a labelled test set (and optionally on an OOD set),
 so that a selective-prediction study of many models (Galil et al., 2023, ICLR: 523 ImageNet
@@ -29,7 +29,7 @@ Probabilities saved as logits: softmax of probabilities is not the model's ``p``
 every row towards uniform), yet every metric computed from it looks plausible. Logits of any kind
 whose every row lies in [0, 1] and sums to 1 (``|sum - 1| <= PROBS_TOL``; test and OOD rows
 alike) are refused unless the kind is *given*: by the caller of :func:`save_outputs` (an explicit
-``kind=``) or of :func:`load_outputs` (``kind=``, ``tools/eval_selective.py --kind``), who states
+``kind=``) or of :func:`load_outputs` (``kind=``, ``uqseg eval-selective --kind``), who states
 that these are logits; the ``kind`` read from a file is a claim, not a statement (any writer puts
 it there, ``save_outputs`` by default). The check stops at the first rows that are not
 probabilities (rows 1, 2, 4, ... chunk by chunk), so real logits cost it a few rows.
@@ -147,7 +147,7 @@ def _check_not_probabilities(v: torch.Tensor, path: str, key: str, kind: str) ->
         raise ValueError(f'{path}: every row of {key!r} (kind {kind!r}) lies in [0, 1] and sums to 1 (tolerance '
                          f"{PROBS_TOL:g}): these look like probabilities, which scored as logits give softmax(p), "
                          f"not p. Save probabilities as kind 'probs' (key 'probs'); if they are {kind} indeed, "
-                         f'give the kind: kind={kind!r} (tools/eval_selective.py --kind {kind})')
+                         f'give the kind: kind={kind!r} (uqseg eval-selective --kind {kind})')
 
 
 def _check_values(v: torch.Tensor, path: str, key: str, kind: str, k: Optional[int] = None,

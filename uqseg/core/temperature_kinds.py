@@ -12,7 +12,7 @@ step is a temperature, Macedo & Ludermir). It does not apply to
 
 :func:`check_temperature_kind` raises for those, naming the model or file; it is called by both
 front ends' scaled models (``TemperatureScaledEncoderDecoder``, ``TemperatureScaledImageClassifier``)
-and their calibration tools, and by ``tools/eval_selective.py --fit-temperature``.
+and their calibration tools, and by ``uqseg eval-selective --fit-temperature``.
 """
 from __future__ import annotations
 

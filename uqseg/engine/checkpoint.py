@@ -16,7 +16,7 @@ wrappers and TTA models unwrapped) and, unless ``strict=False`` (``--partial-loa
 counts): a tool never scores a model it did not load completely.
 
 :class:`SafeCheckpointRunner` is mmengine's ``Runner`` whose ``load_checkpoint`` (``load_from``, and
-``resume``, which goes through it) does both; ``tools/train.py`` and ``tools/test.py`` run it, and
+``resume``, which goes through it) does both; ``uqseg train`` and ``uqseg test`` run it, and
 a config may name it (``runner_type='SafeCheckpointRunner'``).
 
 Older torch: without ``torch.serialization.safe_globals`` (torch < 2.5) there is no scoped
@@ -294,7 +294,7 @@ class SafeCheckpointRunner(Runner):
 
     #: load checkpoints outside the allow-list (``--trust-checkpoint``)
     trust_checkpoint: bool = False
-    #: ``load_from`` must fit the model (``tools/test.py`` unless ``--partial-load``); resume always must
+    #: ``load_from`` must fit the model (``uqseg test`` unless ``--partial-load``); resume always must
     strict_load: bool = False
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,

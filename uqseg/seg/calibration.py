@@ -1,7 +1,7 @@
 """Temperature scaling of an mmseg model: the validation split's pixel logits, the written
 checkpoint that holds ``T`` (:mod:`uqseg.engine.calibration`, shared with the classification front
-end, re-exported here), and the model config that applies it (``tools/calibrate.py`` and
-``tools/test.py``; the fit itself is :func:`uqseg.core.temperature.fit_temperature`).
+end, re-exported here), and the model config that applies it (``uqseg calibrate`` and
+``uqseg test``; the fit itself is :func:`uqseg.core.temperature.fit_temperature`).
 
 The logits are the segmentor's own test-time logits (``inference``: ``whole`` or ``slide`` as the
 config's ``test_cfg`` says) at the original image size, as mmseg's ``postprocess_result``

@@ -91,5 +91,5 @@ def test_bad_ignore_index_names_it():
 
 def test_output_dir_and_format_only_are_refused_naming_the_alternative(tmp_path):
     for kwargs in (dict(output_dir=str(tmp_path / 'uqseg')), dict(format_only=True)):
-        with pytest.raises(ValueError, match=r'does not write predictions .* tools/test.py --out'):
+        with pytest.raises(ValueError, match=r'does not write predictions .* uqseg test --out'):
             PerSetIoUMetric(**kwargs)

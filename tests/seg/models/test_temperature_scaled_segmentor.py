@@ -119,7 +119,7 @@ def test_a_required_temperature_comes_from_the_checkpoint_or_inference_refuses()
     plain, _ = _pair(1.0)
     required = MODELS.build(_model_cfg(type='TemperatureScaledEncoderDecoder', temperature=None)).eval()
     required.load_state_dict(plain.state_dict(), strict=False)
-    with pytest.raises(RuntimeError, match='needs T from a checkpoint written by tools/calibrate.py'):
+    with pytest.raises(RuntimeError, match='needs T from a checkpoint written by uqseg calibrate'):
         required.predict(torch.randn(1, 3, 64, 64), _samples(1))
     state = dict(plain.state_dict(), temperature=torch.tensor(3.0))
     required.load_state_dict(state)

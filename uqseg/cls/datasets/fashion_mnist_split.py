@@ -6,7 +6,7 @@ selection (and temperature fitting) must not see the test images, so ``split='va
 training indices (``numpy.random.default_rng(seed).permutation(n)``: ``val`` = its first
 ``num_val`` entries, ``train`` = the others, optionally only the first ``num_train`` of them);
 ``split='test'`` is the test files. Each split keeps the files' order. The IDX files are read
-un-gzipped from ``data_root`` with mmpretrain's own readers (``tools/prepare_cls_data.py`` writes
+un-gzipped from ``data_root`` with mmpretrain's own readers (``uqseg make-demo-data --only cls`` writes
 them); nothing is downloaded.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ class FashionMNISTSplit(FashionMNIST):
             raise ValueError(f'{type(self).__name__}: split must be one of {SPLITS}, got {split!r}')
         if download:
             raise ValueError(f'{type(self).__name__}: download=True is not supported; '
-                             'write the files with python tools/prepare_cls_data.py')
+                             'write the files with uqseg make-demo-data --only cls')
         if not data_root and not data_prefix:
             raise ValueError(f'{type(self).__name__}: set data_root to the folder of the IDX files')
         if isinstance(num_val, bool) or not isinstance(num_val, int) or num_val < 1:
@@ -86,7 +86,7 @@ class FashionMNISTSplit(FashionMNIST):
         missing = [p for p in (img_file, label_file) if not osp.isfile(p)]
         if missing:
             raise FileNotFoundError(f'{type(self).__name__}(split={self.split!r}): missing {missing} in data_root '
-                                    f'{self.data_prefix["root"]!r} (python tools/prepare_cls_data.py writes them)')
+                                    f'{self.data_prefix["root"]!r} (uqseg make-demo-data --only cls writes them)')
         img_shape, label_shape = read_idx_header(img_file), read_idx_header(label_file)
         if len(img_shape) != 3 or len(label_shape) != 1:
             raise ValueError(f'{img_file} / {label_file}: expected (N, H, W) images and (N,) labels, '

@@ -1,3 +1,3 @@
 # Cross-entropy baseline on the Fashion-MNIST demo (MNIST digits as the OOD set).
-#   python tools/train.py configs/cls/ce_fmnist_demo.py
+#   uqseg train configs/cls/ce_fmnist_demo.py
 _base_ = ['./_base_/fashion_mnist_demo.py']

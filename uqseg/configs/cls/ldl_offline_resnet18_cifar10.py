@@ -1,6 +1,6 @@
 # Offline LDL ("Aug-SL", Hong et al., 2023) on CIFAR-10 ResNet-18: a trained cross-entropy model's
 # softmax on the same Mixup / CutMix batch is the target. Give the teacher's checkpoint:
-#   python tools/train.py configs/cls/ldl_offline_resnet18_cifar10.py \
+#   uqseg train configs/cls/ldl_offline_resnet18_cifar10.py \
 #       --cfg-options custom_hooks.0.checkpoint=work_dirs/ce_resnet18_cifar10/epoch_200.pth
 _base_ = ['./_base_/cifar10_resnet18.py']
 model = dict(type='LDLImageClassifier',

@@ -45,7 +45,7 @@ class ShapesDataset(BaseSegDataset):
         img_dir = self.data_prefix.get('img_path', '')
         if not self.ann_file and not osp.isdir(img_dir):
             raise FileNotFoundError(f'{self.set_name}: image folder {img_dir!r} does not exist '
-                                    '(python tools/make_demo_data.py --only shapes writes the demo)')
+                                    '(uqseg make-demo-data --only shapes writes the demo)')
         data_list = super().load_data_list()
         if not data_list:
             raise ValueError(f'{self.set_name}: no image with suffix {self.img_suffix!r} found in {img_dir!r}')

@@ -24,7 +24,7 @@ class SavePredictionMapsHook(Hook):
     Binary heads (one sigmoid channel, or a two-class softmax such as EDL / DisMax on SOD): the
     foreground probability as uint8 ``round(255 p)``. Heads of three or more classes: the predicted class
     index (:meth:`~uqseg.seg.metrics.prediction.DensePrediction.saliency_map`). The set name is
-    the sample's ``set_name`` (default ``'all'``). Used by ``tools/test.py --out``.
+    the sample's ``set_name`` (default ``'all'``). Used by ``uqseg test --out``.
 
     Args:
         out_dir: the folder.

@@ -22,14 +22,14 @@ class PerSetIoUMetric(IoUMetric):
     ``ignore_index`` may list several labels, e.g. ``(255, 254)`` to leave the OOD pixels of the
     shapes demo out (mmseg's metric would count predictions on them as false positives).
     ``output_dir`` / ``format_only`` (writing predictions) are not taken: use mmseg's
-    ``IoUMetric`` or ``tools/test.py --out`` for that.
+    ``IoUMetric`` or ``uqseg test --out`` for that.
     """
 
     def __init__(self, ignore_index=255, **kwargs) -> None:
         for key in ('output_dir', 'format_only'):
             if kwargs.get(key):
                 raise ValueError(f'PerSetIoUMetric does not write predictions ({key}={kwargs[key]!r}): use mmseg\'s '
-                                 "IoUMetric(output_dir=...) or tools/test.py --out DIR")
+                                 "IoUMetric(output_dir=...) or uqseg test --out DIR")
         self.ignored = ignored_labels(ignore_index)
         super().__init__(ignore_index=self.ignored[0], **kwargs)
 

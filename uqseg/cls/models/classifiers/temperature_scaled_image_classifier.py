@@ -3,12 +3,12 @@
 ``TemperatureScaledImageClassifier`` is mmpretrain's ``ImageClassifier`` whose ``predict`` divides
 the head's scores by ``T`` before the head's softmax, so ``pred_score`` and every metric read the
 calibrated model; training (``loss``) and ``tensor`` mode (the raw scores, what
-``tools/dump_outputs.py`` writes) are untouched. One line in a config, for a known ``T``::
+``uqseg dump-outputs`` writes) are untouched. One line in a config, for a known ``T``::
 
     model = dict(type='TemperatureScaledImageClassifier', temperature=1.7, backbone=..., head=...)
 
 ``T`` lives in :class:`~uqseg.core.temperature_buffer.TemperatureBuffer` (not saved by training;
-``tools/calibrate_classifier.py`` fits it on a held-out split and writes it into the checkpoint;
+``uqseg calibrate`` fits it on a held-out split and writes it into the checkpoint;
 ``temperature=None`` requires it from there). EDL heads (``log alpha`` outputs) are refused.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ class TemperatureScaledImageClassifier(TemperatureBuffer, ImageClassifier):
         **kwargs: ``ImageClassifier``'s arguments (the head must have ``num_classes``).
     """
 
-    calibration_tool = 'tools/calibrate_classifier.py'
+    calibration_tool = 'uqseg calibrate'
 
     def __init__(self, *args, temperature: Union[float, Sequence[float], None] = 1.0, **kwargs):
         super().__init__(*args, **kwargs)

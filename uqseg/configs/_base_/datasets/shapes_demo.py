@@ -1,4 +1,4 @@
-# The multiclass shapes demo (tools/make_demo_data.py writes it under data/demo_shapes; the generator
+# The multiclass shapes demo (uqseg make-demo-data writes it under data/demo_shapes; the generator
 # is uqseg/seg/datasets/shapes_demo.py): 64x64 synthetic images in mmseg's standard layout
 # (img_dir/<split>/*.png, ann_dir/<split>/*.png) with classes 0 background, 1 disk, 2 box,
 # 3 triangle, textured objects on cluttered backgrounds; textures and colours overlap between the

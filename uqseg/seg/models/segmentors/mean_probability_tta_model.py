@@ -10,7 +10,7 @@ DisMax's distance logits, whose scores read the channels themselves) keep mmseg'
 one-channel heads mmseg 1.2.2 applies ``sigmoid`` to the stored ``seg_logits``, which
 ``postprocess_result`` already made probabilities, so its merged prediction thresholds
 ``sigmoid(p) > 0.5`` for every pixel; here the prediction is ``mean p > threshold``.
-``tools/test.py --tta`` uses it in place of ``SegTTAModel``.
+``uqseg test --tta`` uses it in place of ``SegTTAModel``.
 """
 from __future__ import annotations
 

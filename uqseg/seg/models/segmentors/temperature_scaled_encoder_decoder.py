@@ -12,7 +12,7 @@ One line in a config, for a known ``T`` (a number, or one per class)::
 
 ``T`` is the buffer ``temperature``, not saved by training (so a training checkpoint of a
 temperature-scaled model, e.g. an LDL run's, holds none and the config's ``T`` stands): only
-``tools/calibrate.py`` writes it, as the state-dict key ``temperature``, and loading such a
+``uqseg calibrate`` writes it, as the state-dict key ``temperature``, and loading such a
 checkpoint sets ``T`` from it (with a warning if the config gave another). ``temperature=None``
 requires ``T`` from a checkpoint: inference refuses to run until one was loaded. ``forward`` in
 ``tensor`` mode (``_forward``, used by export and FLOP tools) returns the head's raw logits. Heads whose
@@ -55,7 +55,7 @@ class TemperatureScaledEncoderDecoder(TemperatureBuffer, EncoderDecoder):
         **kwargs: ``EncoderDecoder``'s arguments.
     """
 
-    calibration_tool = 'tools/calibrate.py'
+    calibration_tool = 'uqseg calibrate'
 
     def __init__(self, *args, temperature: Union[float, Sequence[float], None] = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
