@@ -28,7 +28,7 @@ check() {  # check NAME PYTHON_VERSION TORCH TORCHVISION CONSTRAINTS
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$env/bin/python" -m pip install -q --progress-bar off \
       --no-build-isolation --no-cache-dir -c "$constraints" mmcv==2.1.0
   fi
-  log "$name: $("$env/bin/python" -c "import sys, torch, mmcv; print(f'python {sys.version.split()[0]}, torch {torch.__version__}, mmcv {mmcv.__version__}')")"
+  log "$name: $("$env/bin/python" -c "import sys, torch, mmcv; print(f'python {sys.version.split()[0]}, torch {torch.__version__}, mmcv {mmcv.__version__}')" 2>/dev/null)"
   bash "$ROOT/tools/install_check.sh" --base "$env/bin/python" --install --constraints "$constraints"
   "$env/bin/python" -m pip list 2>/dev/null | grep -i -E '^(torch|torchvision|mmcv|mmengine|mmsegmentation|mmpretrain|numpy|opencv-python-headless|albumentations|matplotlib|pysodmetrics|scikit-learn|mlxtend) ' | tr -s ' ' | sed "s/^/[compat-check] $name: /"
   if [[ ${NO_TESTS:-0} != 1 ]]; then
