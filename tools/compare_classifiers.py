@@ -1,5 +1,5 @@
 """The classification comparison on the Fashion-MNIST demo (MNIST digits as the OOD set): every
-method trained, its test outputs dumped, all of them scored at once by ``tools/eval_selective.py``
+method trained, its test outputs dumped, all of them scored at once by ``uqseg eval-selective``
 (one ranked table, as Galil et al. scored 523 ImageNet models), then mean +- std over seeds per
 method.
 
@@ -7,23 +7,23 @@ method.
     make compare-classifiers
 
 Rows: cross-entropy (``ce``), ``ce`` + temperature scaling (T fitted on the validation split by
-``tools/calibrate_classifier.py``, applied by ``TemperatureScaledImageClassifier``), EDL, TEDL,
+``uqseg calibrate``, applied by ``TemperatureScaledImageClassifier``), EDL, TEDL,
 DisMax (FPR mosaics) and DisMax + temperature scaling (its post-hoc step in the paper),
 knowledge distillation (``kd``: the ``ce`` model of the same seed as teacher, no augmentation),
 offline LDL (the same teacher, Mixup / CutMix) and online LDL (EMA teacher, Mixup / CutMix) over
 ``--seeds`` (the headline rows); label smoothing, cross-entropy with Mixup / CutMix (the
 augmentation control) and IsoMax+ over ``--extra-seeds``.
 
-Per run: ``tools/train.py`` (``randomness.seed``), ``tools/dump_outputs.py`` on the test loop's
+Per run: ``uqseg train`` (``randomness.seed``), ``uqseg dump-outputs`` on the test loop's
 sets (the OOD set's outputs as ``ood_logits``) into ``<work-dir>/outputs/<method>_s<seed>.npz``.
-Then ``tools/eval_selective.py`` on every file (``--confidence own``: each model's own score, and
+Then ``uqseg eval-selective`` on every file (``--confidence own``: each model's own score, and
 max-prob; ``--fit-temperature``: Galil's check of how temperature scaling moves AUROC and the
 ranking, T fitted on a seeded 10 % of each test file, on the files of logits: not EDL's log alpha,
 ``uqseg.core.temperature_kinds``), its CSV and plots in ``<work-dir>/eval``,
 and the per-method table over seeds: ``<work-dir>/classifiers.md`` / ``classifiers.json``.
 Finished steps are reused (an interrupted comparison resumes).
 
-Data: ``tools/prepare_cls_data.py`` runs first when ``data/cls_data.json`` is missing. Without the
+Data: ``uqseg make-demo-data --only cls`` runs first when ``data/cls_data.json`` is missing. Without the
 Debian package it writes the embedded fallback (MNIST's 5,000 digits as the in-distribution set,
 scikit-learn's digits as OOD); the comparison then runs on it (configs written under
 ``<work-dir>/configs`` override the data roots, class names, split sizes and the OOD set) and says
@@ -34,17 +34,17 @@ import csv
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
 import time
 
 import numpy as np
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-from demo import run, write_report  # noqa: E402
+from uqseg.cli.demo import write_report
+from uqseg.core.output_files import load_outputs
+from uqseg.core.temperature_kinds import TEMPERATURE_KINDS
 
-from uqseg.core.output_files import load_outputs  # noqa: E402
-from uqseg.core.temperature_kinds import TEMPERATURE_KINDS  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 CONFIGS = 'configs/cls/{}_fmnist_demo.py'
 HEADLINE = ('ce', 'ce+TS', 'edl', 'tedl', 'dismax', 'dismax+TS', 'kd', 'ldl_offline', 'ldl_online')
@@ -55,6 +55,12 @@ COLUMNS = [('accuracy', 'acc %', 2, 100.0), ('ECE', 'ECE', 4, 1.0), ('NLL', 'NLL
            ('AURC[{c}]', 'AURC', 4, 1.0), ('E-AURC[{c}]', 'E-AURC', 4, 1.0), ('AUROC[{c}]', 'AUROC', 4, 1.0),
            ('cov@acc0.99[{c}]', 'cov@99%', 3, 1.0), ('OOD-AUROC[{c}]', 'OOD AUROC', 4, 1.0),
            ('OOD-FPR95[{c}]', 'OOD FPR95', 4, 1.0)]
+
+
+def run(cmd: list) -> None:
+    """Run ``cmd`` from the repository root, echoed first; a failing command stops the comparison."""
+    print('+', ' '.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
 
 
 def parse_args(argv=None):
@@ -70,7 +76,7 @@ DATA_JSON = 'data/cls_data.json'
 
 
 FALLBACK_OVERRIDES = """
-# the embedded fallback data (tools/prepare_cls_data.py without the Debian package): {root}
+# the embedded fallback data (uqseg make-demo-data --only cls without the Debian package): {root}
 _classes = {classes!r}
 _meta = dict(classes=_classes)
 _pipeline = [dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape', 'set_name'))]
@@ -84,10 +90,10 @@ test_evaluator = [dict(type='SelectivePredictionMetric', ood_sets=({ood_set!r}, 
 
 
 def read_data_info(py: str, data_json: str = DATA_JSON) -> dict:
-    """``data/cls_data.json`` (``tools/prepare_cls_data.py`` writes it first if missing)."""
+    """``data/cls_data.json`` (``uqseg make-demo-data --only cls`` writes it first if missing)."""
     path = osp.join(ROOT, data_json)
     if not osp.isfile(path):
-        run([py, 'tools/prepare_cls_data.py', '--json', data_json])
+        run([py, '-m', 'uqseg', 'make-demo-data', '--only', 'cls', '--json', data_json])
     with open(path) as f:
         info = json.load(f)
     if info['source'] == 'fallback':
@@ -127,7 +133,7 @@ def train(py: str, method: str, seed: int, work_dir: str, info: dict) -> str:
         if method in TEACHER:
             opts.append(f'custom_hooks.0.checkpoint={train(py, TEACHER[method], seed, work_dir, info)}')
         start = time.time()
-        run([py, 'tools/train.py', config_of(method, info, work_dir), '--work-dir', run_dir, '--cfg-options', *opts])
+        run([py, '-m', 'uqseg', 'train', config_of(method, info, work_dir), '--work-dir', run_dir, '--cfg-options', *opts])
         print(f'{method} seed {seed}: trained in {time.time() - start:.0f} s', flush=True)
     return _last_checkpoint(run_dir)
 
@@ -144,7 +150,7 @@ def dump(py: str, method: str, seed: int, work_dir: str, info: dict) -> str:
     if method.endswith('+TS'):
         calibrated = osp.join(work_dir, f'seed{seed}', method, 'calibrated.pth')
         if not osp.isfile(osp.join(ROOT, calibrated)):
-            run([py, 'tools/calibrate_classifier.py', config, ckpt, '--out', calibrated])
+            run([py, '-m', 'uqseg', 'calibrate', config, ckpt, '--out', calibrated])
         ckpt = calibrated
         extra = ['--apply-temperature', '--cfg-options', 'model.type=TemperatureScaledImageClassifier']
     run([py, '-m', 'uqseg', 'dump-outputs', config, ckpt, '--out', out, '--model-name', f'{method}_s{seed}', *extra])
@@ -213,7 +219,7 @@ def main(argv=None):
          '--plots', osp.join(eval_dir, 'ts')])
     md, data = method_table(read_csv(csv_path), list(seeds_of), seeds_of)
     print(md)
-    write_report(args.work_dir, 'classifiers', md, data)
+    write_report(osp.join(ROOT, args.work_dir), 'classifiers', md, data)
     with open(osp.join(ROOT, args.work_dir, 'classifiers_files.json'), 'w') as f:
         json.dump(files, f, indent=1)
 

@@ -12,18 +12,18 @@ from mmpretrain.registry import DATASETS, METRICS
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO
+from uqseg.cli import invoke
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import compare_classifiers as cc  # noqa: E402
-import prepare_cls_data  # noqa: E402
 
 
 def test_the_fallback_data_runs_every_method_config(tmp_path):
     """Without the Debian package the comparison's configs read the embedded fallback (MNIST's
     5,000 digits, 4,000 / 1,000) with scikit-learn's digits as the OOD set."""
     js = str(tmp_path / 'cls.json')
-    prepare_cls_data.main(['--source', str(tmp_path / 'none'), '--out', str(tmp_path / 'fm'),
-                           '--fallback-out', str(tmp_path / 'fb'), '--json', js])
+    invoke(['make-demo-data', '--only', 'cls', '--source', str(tmp_path / 'none'), '--out', str(tmp_path / 'fm'),
+            '--fallback-out', str(tmp_path / 'fb'), '--json', js])
     info = cc.read_data_info(sys.executable, js)
     assert info['source'] == 'fallback'
     for method in cc.HEADLINE + cc.EXTRA:
