@@ -133,7 +133,8 @@ def train(py: str, method: str, seed: int, work_dir: str, info: dict) -> str:
         if method in TEACHER:
             opts.append(f'custom_hooks.0.checkpoint={train(py, TEACHER[method], seed, work_dir, info)}')
         start = time.time()
-        run([py, '-m', 'uqseg', 'train', config_of(method, info, work_dir), '--work-dir', run_dir, '--cfg-options', *opts])
+        run([py, '-m', 'uqseg', 'train', config_of(method, info, work_dir), '--work-dir', run_dir,
+             '--cfg-options', *opts])
         print(f'{method} seed {seed}: trained in {time.time() - start:.0f} s', flush=True)
     return _last_checkpoint(run_dir)
 
