@@ -19,7 +19,6 @@ from uqseg.cli.demo import (
     DATA_ROOT,
     Stages,
     calibration_verdict,
-    ensure_data,
     job_env,
     run_jobs,
     run_logged,
@@ -27,6 +26,7 @@ from uqseg.cli.demo import (
     train_progress,
 )
 from uqseg.seg.datasets.demo_data import make_demo_data
+from uqseg.seg.datasets.stamped import write_stamped
 
 SMALL = functools.partial(make_demo_data, n_train=12, n_val=4, n_test=4, n_test2=4, n_ood=5)
 TINY = ['--iters', '2', '--cfg-options', 'default_hooks.logger.interval=1']
@@ -36,7 +36,7 @@ TINY = ['--iters', '2', '--cfg-options', 'default_hooks.logger.interval=1']
 def demo_folder(tmp_path, monkeypatch):
     """A user's folder with a small complete copy of the demo data in ./data/demo."""
     monkeypatch.chdir(tmp_path)
-    assert ensure_data(DATA_ROOT, SMALL, seed=1) is not None
+    assert write_stamped(DATA_ROOT, SMALL, seed=1) is not None
     return tmp_path
 
 
@@ -81,8 +81,8 @@ def test_the_verdict_names_the_sets_where_a_method_is_better_calibrated():
 
 def test_the_data_is_made_once_and_kept_while_complete(tmp_path):
     root = str(tmp_path / 'demo')
-    assert ensure_data(root, SMALL) > 0
-    assert ensure_data(root, SMALL) is None  # complete: kept
+    assert write_stamped(root, SMALL) > 0
+    assert write_stamped(root, SMALL) is None  # complete: kept
     assert sorted(p for p in ('DUTS-TR', 'DUTS-TE', 'ECSSD', 'DTD') if osp.isdir(osp.join(root, p))) == [
         'DTD', 'DUTS-TE', 'DUTS-TR', 'ECSSD']
 

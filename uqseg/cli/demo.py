@@ -49,9 +49,10 @@ import numpy as np
 from uqseg.cli.configs import find_config, read_config
 from uqseg.cli.test import METRICS_FILE
 from uqseg.seg.datasets.demo_data import make_demo_data
+from uqseg.seg.datasets.stamped import write_stamped
 
 __all__ = ['DEFAULT_CONFIGS', 'DATA_ROOT', 'COLUMNS', 'uqseg_command', 'config_name', 'usable_cpus', 'job_env',
-           'ensure_data', 'log_tail', 'train_progress', 'Stages', 'run_logged', 'last_checkpoint', 'train_and_test',
+           'log_tail', 'train_progress', 'Stages', 'run_logged', 'last_checkpoint', 'train_and_test',
            'run_jobs', 'seed_runs', 'table', 'calibration_verdict', 'seed_table', 'write_report', 'collect_pictures']
 
 #: The configs of the demo (shipped names): the baseline first.
@@ -60,7 +61,6 @@ DEFAULT_CONFIGS = ('bce_sod_demo', 'aslp_sod_demo')
 DATA_ROOT = 'data/demo'
 #: (metric key, column header) of the demo table.
 COLUMNS = [('ECE', 'ECE'), ('OE', 'OE'), ('MAE', 'MAE'), ('maxF', 'max-F'), ('S', 'S'), ('meanE', 'E')]
-STAMP = '.complete'
 _ITER = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 
 
@@ -86,21 +86,6 @@ def job_env(jobs: int, cpus: Optional[int] = None) -> dict:
     if 'OMP_NUM_THREADS' not in env:
         env['OMP_NUM_THREADS'] = str(max(1, (cpus or usable_cpus()) // max(1, jobs)))
     return env
-
-
-def ensure_data(root: str, make: Callable[..., dict] = make_demo_data, seed: int = 0) -> Optional[float]:
-    """``make(root, seed=seed)`` into a fresh ``root`` with a ``.complete`` stamp unless the stamp is
-    there; the seconds it took, or None when the data was complete."""
-    stamp = osp.join(root, STAMP)
-    if osp.exists(stamp):
-        return None
-    if osp.exists(root):
-        shutil.rmtree(root)
-    start = time.time()
-    make(root, seed=seed)
-    with open(stamp, 'w') as f:
-        f.write(f'seed={seed}\n')
-    return time.time() - start
 
 
 def log_tail(path: str, lines: int = 20) -> str:
@@ -429,7 +414,7 @@ def run(args: argparse.Namespace) -> dict:
     print(f'uqseg demo: {", ".join(names)} on the synthetic SOD data in {DATA_ROOT}, {iters} iterations each, '
           f'{runs_at_once} at once with OMP_NUM_THREADS={env["OMP_NUM_THREADS"]}; runs in {args.work_dir}', flush=True)
     tag = stages.tag()
-    seconds = ensure_data(DATA_ROOT)
+    seconds = write_stamped(DATA_ROOT, make_demo_data)
     stages.line(f'{tag}data: {DATA_ROOT} ' + ('already there' if seconds is None else f'made in {seconds:.0f} s'))
     if args.seeds:
         runs = seed_runs(configs, args.seeds, args.work_dir, opts, runs_at_once, stages)

