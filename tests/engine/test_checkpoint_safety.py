@@ -5,6 +5,7 @@ importing uqseg changes no loader and no allow-list; every checkpoint the projec
 with ASLP state, EMA teacher, TEDL stage, RNG states, calibrated T) loads through the allow-list
 without it; a checkpoint that does not fit the config is an error naming the keys, and
 ``--partial-load`` proceeds."""
+import contextlib
 import os.path as osp
 import pickle
 import re
@@ -24,6 +25,7 @@ from tests.helpers.cfg import REPO, demo_cfg, shapes_cfg
 from uqseg.cli import invoke
 from uqseg.engine.checkpoint import (
     CHECKPOINT_GLOBALS,
+    HAS_ALLOW_LIST,
     CheckpointMismatchError,
     SafeCheckpointRunner,
     UnsafeCheckpointError,
@@ -36,6 +38,8 @@ from uqseg.engine.hooks import TEACHER_STATE_KEY
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 MARKER = 'payload_ran'
+#: torch < 2.6 loads with weights_only=False by default (mmengine's own loader is not safe there)
+TORCH_LOADS_ANYTHING = tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2]) < (2, 6)
 
 
 def _write_marker(path: str) -> str:
@@ -86,6 +90,7 @@ def _cls_model(config):
 
 
 # ---------------------------------------------------------------------------------------------- safety
+@pytest.mark.skipif(not HAS_ALLOW_LIST, reason='torch < 2.5 has no process allow-list to change')
 def test_importing_uqseg_changes_no_loader_and_no_allow_list():
     # the dependencies first: importing them adds torch's own entries (torch._dynamo's)
     code = ('import torch\nfrom mmengine.runner.checkpoint import CheckpointLoader\n'
@@ -98,6 +103,7 @@ def test_importing_uqseg_changes_no_loader_and_no_allow_list():
     assert out.returncode == 0 and 'same' in out.stdout, out.stderr[-2000:]
 
 
+@pytest.mark.skipif(TORCH_LOADS_ANYTHING, reason="torch < 2.6: torch.load's default is weights_only=False")
 def test_mmengine_load_checkpoint_refuses_a_payload_after_import_uqseg(tmp_path):
     model = _seg_model()
     path = _payload_checkpoint(tmp_path / 'payload.pth', model.state_dict())
@@ -108,14 +114,16 @@ def test_mmengine_load_checkpoint_refuses_a_payload_after_import_uqseg(tmp_path)
 
 def test_load_checkpoint_file_refuses_names_the_type_and_loads_with_trust(tmp_path):
     path = _payload_checkpoint(tmp_path / 'payload.pth', {'w': torch.ones(2)})
-    with torch.serialization.safe_globals([np.ndarray]):  # the process's own entry
+    # the process's own entry (torch >= 2.5; older torch unpickles through uqseg's ALLOW_LIST_PICKLE)
+    own = torch.serialization.safe_globals([np.ndarray]) if HAS_ALLOW_LIST else contextlib.nullcontext()
+    with own:
         with pytest.raises(UnsafeCheckpointError) as exc:
             load_checkpoint_file(path)
-        assert np.ndarray in torch.serialization.get_safe_globals()  # kept after the load
+        assert not HAS_ALLOW_LIST or np.ndarray in torch.serialization.get_safe_globals()  # kept after the load
     _refused(exc, path)
     assert exc.value.types == [f'{__name__}._write_marker']
     # the allow-list was scoped to the load
-    assert not [g for g in torch.serialization.get_safe_globals() if g in CHECKPOINT_GLOBALS]
+    assert not HAS_ALLOW_LIST or not [g for g in torch.serialization.get_safe_globals() if g in CHECKPOINT_GLOBALS]
     ckpt = load_checkpoint_file(path, trust=True)  # the opt-in: weights_only=False runs the payload
     assert _ran(path) and torch.equal(ckpt['state_dict']['w'], torch.ones(2))
 
@@ -190,10 +198,10 @@ def test_the_opt_in_loads_the_payload_checkpoint_in_a_tool(shapes_root, tmp_path
 
 # ------------------------------------------------------------------------- the project's own checkpoints
 def _loads_through_the_allow_list(path):
-    with checkpoint_safe_globals():
-        assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == [], path
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    return ckpt
+    if HAS_ALLOW_LIST:
+        with checkpoint_safe_globals():
+            assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == [], path
+    return load_checkpoint_file(path)  # torch's weights-only unpickler, or ALLOW_LIST_PICKLE on torch < 2.5
 
 
 @pytest.mark.slow

@@ -19,17 +19,23 @@ counts): a tool never scores a model it did not load completely.
 ``resume``, which goes through it) does both; ``uqseg train`` and ``uqseg test`` run it, and
 a config may name it (``runner_type='SafeCheckpointRunner'``).
 
-Older torch: without ``torch.serialization.safe_globals`` (torch < 2.5) there is no scoped
-allow-list, and checkpoints load with ``weights_only=False``, as torch and mmengine then do.
+Older torch: without ``torch.serialization.safe_globals`` (torch < 2.5) the weights-only
+unpickler takes no allow-list, so a local file is unpickled by :data:`ALLOW_LIST_PICKLE`, a
+``pickle_module`` whose ``find_class`` resolves only torch's weights-only globals and
+:data:`CHECKPOINT_GLOBALS`: the same refusal, the same opt-in. A config's own ``runner_type``
+(not :class:`SafeCheckpointRunner`) loads with mmengine's loader, safe only on torch >= 2.6.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
+import codecs
 import contextlib
 import logging
 import os.path as osp
 import pickle
 import re
+import types
 from collections import OrderedDict
 from typing import Iterable, Optional, Sequence
 
@@ -44,7 +50,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from ..core.temperature import TEMPERATURE_KEY
 from .wrapped_model import unwrap_model
 
-__all__ = ['TRUST_OPTION', 'PARTIAL_OPTION', 'HAS_ALLOW_LIST', 'CHECKPOINT_GLOBALS', 'MAX_LISTED',
+__all__ = ['TRUST_OPTION', 'PARTIAL_OPTION', 'HAS_ALLOW_LIST', 'CHECKPOINT_GLOBALS', 'MAX_LISTED', 'ALLOW_LIST_PICKLE',
            'UnsafeCheckpointError', 'CheckpointMismatchError', 'checkpoint_safe_globals', 'load_checkpoint_file',
            'load_state_dict_checked', 'load_checkpoint_strict', 'add_checkpoint_arguments', 'SafeCheckpointRunner']
 
@@ -105,6 +111,45 @@ def checkpoint_safe_globals(extra: Iterable = ()):
         yield
 
 
+def _global_name(entry) -> tuple:
+    """``(object, 'module.name')`` of an allow-list entry (an object, or an ``(object, name)`` pair)."""
+    if isinstance(entry, tuple):
+        return entry
+    return entry, f'{entry.__module__}.{entry.__qualname__}'
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only torch's weights-only globals and :data:`CHECKPOINT_GLOBALS`
+    (the allow-list for torch < 2.5, which cannot add to its own weights-only unpickler's)."""
+
+    def find_class(self, module: str, name: str):
+        # protocol 2 (torch.save's) writes Python 2 names (__builtin__.getattr): map them as pickle does
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        allowed = dict(torch._weights_only_unpickler._get_allowed_globals())
+        allowed['_codecs.encode'] = codecs.encode  # protocol 2 writes bytes (numpy arrays' data) through it
+        allowed.update({key: obj for obj, key in map(_global_name, CHECKPOINT_GLOBALS)})
+        key = f'{module}.{name}'
+        if key not in allowed:
+            raise pickle.UnpicklingError(f'Unsupported global: GLOBAL {key} was not an allowed global')
+        return allowed[key]
+
+
+#: a ``pickle_module`` for ``torch.load`` that unpickles with :class:`_AllowListUnpickler`
+ALLOW_LIST_PICKLE = types.SimpleNamespace(
+    __name__='uqseg_allow_list_pickle', Unpickler=_AllowListUnpickler,
+    load=lambda file, **kwargs: _AllowListUnpickler(file, **kwargs).load())
+
+
+def _load_allow_listed(path: str, map_location):
+    """``torch.load`` of a local file with the allow-list: torch's weights-only unpickler with
+    :func:`checkpoint_safe_globals` (torch >= 2.5), else :data:`ALLOW_LIST_PICKLE`."""
+    if HAS_ALLOW_LIST:
+        with checkpoint_safe_globals():
+            return torch.load(path, map_location=map_location, weights_only=True)
+    return torch.load(path, map_location=map_location, weights_only=False, pickle_module=ALLOW_LIST_PICKLE)
+
+
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a type outside the allow-list (``filename``, ``types``)."""
 
@@ -144,21 +189,23 @@ def load_checkpoint_file(filename: str, map_location='cpu', trust: bool = False,
     allow-list (:func:`checkpoint_safe_globals`); another scheme (``https://``, ``open-mmlab://``...)
     through mmengine's loader for it, with the allow-list. A type outside it is an
     :class:`UnsafeCheckpointError` naming ``opt_in``; ``trust=True`` loads a local file with
-    ``weights_only=False`` (for files the user trusts; also torch < 2.5, which has no allow-list)."""
+    ``weights_only=False`` (for files the user trusts). On torch < 2.5, whose weights-only unpickler
+    takes no allow-list, a local file is unpickled by :data:`ALLOW_LIST_PICKLE` (torch's weights-only
+    globals and the same allow-list); a remote one by mmengine's loader as it is."""
     local = '://' not in filename
     path = osp.expanduser(filename) if local else None
     if local and not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
-    if local and (trust or not HAS_ALLOW_LIST):
+    if local and trust:
         return torch.load(path, map_location=map_location, weights_only=False)
-    with checkpoint_safe_globals():
-        try:
-            if local:
-                return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        if local:
+            return _load_allow_listed(path, map_location)
+        with checkpoint_safe_globals():
             return CheckpointLoader.load_checkpoint(filename, map_location)
-        except pickle.UnpicklingError as exc:
-            hint = opt_in if local else f'{opt_in} with a local copy of the file'
-            raise UnsafeCheckpointError(filename, _refused_types(path, exc), hint) from exc
+    except pickle.UnpicklingError as exc:
+        hint = opt_in if local else f'{opt_in} with a local copy of the file'
+        raise UnsafeCheckpointError(filename, _refused_types(path, exc), hint) from exc
 
 
 def _unwrap(model):
