@@ -4,6 +4,10 @@ import os
 import pytest
 import torch
 
+# albumentations >= 2 asks the network for a newer release when imported (and warns when there is
+# one): no network access from the tests, and no warning line in the commands' stderr they read
+os.environ.setdefault('NO_ALBUMENTATIONS_UPDATE', '1')
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

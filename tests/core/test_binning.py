@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.exact import next_toward
 from uqseg.core.accumulators import CalibrationAccumulator
 from uqseg.core.binning import (
     batched_calibration_errors,
@@ -42,8 +43,8 @@ def test_bin_edges_are_right_closed_with_zero_in_the_first_bin():
 def test_fast_binning_equals_reference_on_edges(dtype, n_bins):
     g = torch.Generator().manual_seed(n_bins)
     edges = (torch.arange(n_bins + 1, dtype=torch.float64) / n_bins).to(dtype)
-    up = torch.nextafter(edges, torch.ones_like(edges)).clamp(0, 1)
-    down = torch.nextafter(edges, torch.zeros_like(edges)).clamp(0, 1)
+    up = next_toward(edges, torch.ones_like(edges)).clamp(0, 1)
+    down = next_toward(edges, torch.zeros_like(edges)).clamp(0, 1)
     conf = torch.cat([torch.rand(5000, generator=g).to(dtype), edges, up, down])
     assert torch.equal(fast_bin_index(conf, n_bins), bin_index(conf, n_bins))
     ok = torch.rand(conf.shape, generator=g) < 0.6
@@ -69,8 +70,8 @@ def test_fast_binning_equals_reference_property(n_bins, dtype, values, at_edges)
     # arbitrary confidences, plus edges k/n (as stored in the dtype) of this n and their neighbours
     edges = (torch.tensor([k % (n_bins + 1) for k in at_edges], dtype=torch.float64) / n_bins).to(dtype)
     conf = torch.cat([torch.tensor(values, dtype=dtype), edges,
-                      torch.nextafter(edges, torch.ones_like(edges)).clamp(0, 1),
-                      torch.nextafter(edges, torch.zeros_like(edges)).clamp(0, 1)])
+                      next_toward(edges, torch.ones_like(edges)).clamp(0, 1),
+                      next_toward(edges, torch.zeros_like(edges)).clamp(0, 1)])
     assert torch.equal(fast_bin_index(conf, n_bins), bin_index(conf, n_bins))
 
 

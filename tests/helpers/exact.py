@@ -7,6 +7,7 @@ import math
 from fractions import Fraction
 
 import mpmath
+import numpy as np
 import torch
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -46,6 +47,13 @@ def resolvable(rows, name, rel=1e-10):
         if a != b and mpmath.isfinite(a) and mpmath.isfinite(b) and b - a <= rel * max(1, abs(a), abs(b)):
             return False
     return True
+
+
+def next_toward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``torch.nextafter(x, y)``; for float16 numpy's (torch < 2.2 has no float16 CPU kernel of it)."""
+    if x.dtype == torch.float16:
+        return torch.from_numpy(np.asarray(np.nextafter(x.numpy(), y.numpy())))
+    return torch.nextafter(x, y)
 
 
 def exact_ranking(conf, correct):
@@ -108,7 +116,7 @@ def model_outputs(draw, min_classes=1):
         steps = draw(st.integers(1, 3))
         direction = torch.tensor(math.inf if draw(st.booleans()) else -math.inf, dtype=dtype)
         for _ in range(steps):
-            r[top] = torch.nextafter(r[top], direction)
+            r[top] = next_toward(r[top], direction)
         assume(bool(torch.isfinite(r).all()))
         extra.append(r)
     if extra:

@@ -11,16 +11,35 @@ from typing import Optional, Sequence
 
 import torch
 
-__all__ = ['LabelRangeError', 'reject_unknown_kwargs', 'check_unit', 'check_binary', 'check_n_bins', 'check_tpr',
-           'flat_pair', 'fpr_key', 'class_labels', 'SOFT_TARGET_TOL', 'is_soft_target', 'soft_targets',
+__all__ = ['value_range', 'LabelRangeError', 'reject_unknown_kwargs', 'check_unit', 'check_binary', 'check_n_bins',
+           'check_tpr', 'flat_pair', 'fpr_key', 'class_labels', 'SOFT_TARGET_TOL', 'is_soft_target', 'soft_targets',
            'class_targets']
+
+
+def _half_aminmax() -> bool:
+    try:
+        torch.aminmax(torch.zeros(1, dtype=torch.float16))
+        return True
+    except RuntimeError:  # torch < 2.2: no float16 / bfloat16 CPU kernel
+        return False
+
+
+_HALF_AMINMAX = _half_aminmax()
+
+
+def value_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.aminmax(x)`` (NaN propagates into both); float16 / bfloat16 on a CPU without the
+    kernel (torch < 2.2) are read as float32, which holds their values exactly."""
+    if x.dtype in (torch.float16, torch.bfloat16) and x.device.type == 'cpu' and not _HALF_AMINMAX:
+        return torch.aminmax(x.float())
+    return torch.aminmax(x)
 
 
 def check_unit(x: torch.Tensor, name: str) -> None:
     """Raise unless every value of the float tensor ``x`` is finite and in [0, 1]."""
     if x.numel() == 0 or x.dtype == torch.bool:
         return
-    lo, hi = torch.aminmax(x)
+    lo, hi = value_range(x)
     if bool((lo >= 0) & (hi <= 1)):  # one pass for valid input (NaN fails both comparisons)
         return
     bad = ~torch.isfinite(x)

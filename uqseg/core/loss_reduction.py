@@ -6,6 +6,8 @@ from typing import Optional
 
 import torch
 
+from .checks import value_range
+
 __all__ = ['reduce_loss_map', 'check_channels']
 
 
@@ -17,7 +19,7 @@ def check_channels(cls_score: torch.Tensor, owner: str, hint: str = 'a diverged 
         raise ValueError(f'{owner}: cls_score must be float (N, K, ...) channels, got {tuple(cls_score.shape)} '
                          f'{cls_score.dtype}')
     z = cls_score.float() if cls_score.dtype in (torch.float16, torch.bfloat16) else cls_score
-    lo, hi = (float(v) for v in torch.aminmax(z.detach())) if z.numel() else (0.0, 0.0)
+    lo, hi = (float(v) for v in value_range(z.detach())) if z.numel() else (0.0, 0.0)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f'{owner}: cls_score holds {int((~torch.isfinite(z)).sum())} non-finite values ({hint})')
     return z, lo, hi

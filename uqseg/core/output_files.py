@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from . import selective
+from .checks import value_range
 from .scores import scores_of
 
 __all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'FILE_KINDS', 'EXTENSIONS',
@@ -132,7 +133,7 @@ def _looks_like_probabilities(v: torch.Tensor) -> bool:
     start, rows = 0, 1
     while start < n:
         c = v[start:start + rows]
-        lo, hi = c.aminmax()
+        lo, hi = value_range(c)
         if not (float(lo) >= 0 and float(hi) <= 1):
             return False
         if float((c.sum(1, dtype=torch.float64) - 1).abs().max()) > PROBS_TOL:

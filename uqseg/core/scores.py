@@ -31,6 +31,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 
 import torch
 
+from .checks import value_range
 from .confidence_keys import distance_score
 from .evidential import vacuity
 
@@ -237,7 +238,7 @@ def confidence_from_score(m: torch.Tensor, score_range: Sequence[float] = (0.0, 
         m = m.float()
     lo, hi = float(score_range[0]), float(score_range[1])
     if m.numel():
-        mn, mx = (v.item() for v in torch.aminmax(m))
+        mn, mx = (v.item() for v in value_range(m))
         if not (math.isfinite(mn) and math.isfinite(mx)):
             bad = ~torch.isfinite(m)
             raise ValueError(f'{name} contains {int(bad.sum())} non-finite value(s)')

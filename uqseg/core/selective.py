@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .binning import bin_sums, reliability
-from .checks import check_n_bins, check_tpr
+from .checks import check_n_bins, check_tpr, value_range
 from .confidence_keys import (
     CHUNK_VALUES,
     KEYED_SCORES,
@@ -167,7 +167,7 @@ def row_statistics(z: torch.Tensor, labels: Optional[torch.Tensor], kind: str = 
     out, clamped = None, 0
     for sl in row_chunks(n, k):
         zc = z[sl]
-        lo, hi = torch.aminmax(zc)  # NaN propagates into both
+        lo, hi = value_range(zc)  # NaN propagates into both
         if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
             check_outputs(z, kind, name)  # raises, naming the rows
         yc = None if labels is None else labels[sl]

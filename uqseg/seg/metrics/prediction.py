@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 
+from ...core.checks import value_range
 from ...core.confidence_keys import binary_key, confidence_key, row_chunks
 from ...core.scores import PROBS, confidence_from_score, is_probability_score, raw_score, score_confidence
 from ..outputs import PLAIN, ModelOutput, resolve_score, resolve_scores, sample_output
@@ -221,7 +222,7 @@ def read_prediction(sample, ignore_index=255, require_label: bool = True, use_la
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     if logits.numel():
-        lo, hi = torch.aminmax(logits)  # NaN propagates into both
+        lo, hi = value_range(logits)  # NaN propagates into both
         if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
             bad = ~torch.isfinite(logits)
             raise ValueError(f'{path}: seg_logits contain {int(bad.sum())} non-finite value(s) '
@@ -232,7 +233,7 @@ def read_prediction(sample, ignore_index=255, require_label: bool = True, use_la
     c = max(2, logits.shape[0])
     valid = None  # every pixel valid
     if label.numel():
-        lmin, lmax = (v.item() for v in torch.aminmax(label))
+        lmin, lmax = (v.item() for v in value_range(label))
         hit = [v for v in ignore if lmin <= v <= lmax]
         if hit:  # there may be ignored pixels
             valid = label != hit[0]
