@@ -23,7 +23,6 @@ import numpy as np
 from uqseg.cli.demo import (
     Stages,
     config_name,
-    ensure_data,
     last_checkpoint,
     train_and_test,
     uqseg_command,
@@ -31,6 +30,7 @@ from uqseg.cli.demo import (
 )
 from uqseg.seg.datasets.demo_data import make_demo_data
 from uqseg.seg.datasets.shapes_demo import make_shapes_demo
+from uqseg.seg.datasets.stamped import write_stamped
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -134,7 +134,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     demo = DEMOS[args.demo]
     work_dir = args.work_dir or f'work_dirs/calibration_{args.demo}'
-    ensure_data(*demo['data'])
+    write_stamped(*demo['data'])
     results, records = {}, {}
     for seed in args.seeds:
         results[seed], records[seed] = seed_results(demo, seed, work_dir)

@@ -18,8 +18,9 @@ import os.path as osp
 
 import numpy as np
 
-from uqseg.cli.demo import ensure_data, seed_runs, write_report
+from uqseg.cli.demo import seed_runs, write_report
 from uqseg.seg.datasets.shapes_demo import make_shapes_demo
+from uqseg.seg.datasets.stamped import write_stamped
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -74,7 +75,7 @@ def main(argv=None):
     parser.add_argument('--jobs', type=int, default=1, help='trainings at once (default 1)')
     parser.add_argument('--no-table', action='store_true', help='train and test only (e.g. a second process)')
     args = parser.parse_args(argv)
-    ensure_data('data/demo_shapes', make_shapes_demo)
+    write_stamped('data/demo_shapes', make_shapes_demo)
     runs = seed_runs(args.configs, args.seeds, args.work_dir, args.cfg_options, jobs=args.jobs)
     if args.no_table:
         return

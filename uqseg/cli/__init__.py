@@ -149,5 +149,5 @@ def tool_main(name: str, argv: Optional[Sequence[str]] = None):
     argv = sys.argv[1:] if argv is None else list(argv)
     with plain_warnings():
         with user_errors(f'uqseg {name}', '--debug' in argv):
-            parser = command_parser(name, prog=osp.basename(sys.argv[0]))
+            parser = command_parser(name, prog=f'tools/{osp.basename(sys.argv[0])}')
         return run_command(name, parser.parse_args(argv), f'uqseg {name}')
