@@ -75,16 +75,19 @@ def fixed_sum(x: torch.Tensor, dim: int = -1, max_abs: Optional[torch.Tensor] = 
     Per row, with ``2^e > max |x|`` (``max_abs`` if the caller knows a bound, e.g. 1), every
     term is truncated towards zero to a multiple of ``2^(e - q)``, ``q = 62 - ceil(log2 n)``, and
     the integers are summed in int64 (exact: ``n 2^q <= 2^62``). Error <= ``n 2^(e - q)``, i.e.
-    about ``2^-52`` of the largest term for ``n = 1024``. Rows of zeros give 0.
+    about ``2^-52`` of the largest term for ``n = 1024`` (at most ``n 2^-1023`` for rows of tiny
+    terms, whose ``e`` is held at ``q - 1023``). Rows of zeros give 0.
     """
     n = x.shape[dim]
     if n == 0:
         return x.sum(dim)
     q = 62 - max(1, math.ceil(math.log2(n)))
     amax = x.abs().amax(dim, keepdim=True) if max_abs is None else max_abs
-    e = torch.frexp(amax)[1].clamp_(min=-1000)  # amax < 2^e
+    # amax < 2^e; e >= q - 1023 keeps the scale 2^(q - e) finite (for amax below 2^(q - 1023) the
+    # grid is 2^-1023: terms under it are dropped, an absolute error under n 2^-1023)
+    e = torch.frexp(amax)[1].clamp_(min=q - 1023)
     two = torch.tensor(2.0, dtype=_F64, device=x.device)
-    scale = torch.pow(two, (q - e).to(_F64))  # exact powers of two; q - e <= 1062 stays finite
+    scale = torch.pow(two, (q - e).to(_F64))  # exact powers of two, at most 2^1023
     s = torch.mul(x, scale).to(torch.int64).sum(dim, keepdim=True)
     return (s.to(_F64) / scale).squeeze(dim)
 
