@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv at the repository root and install uqseg's stack, skipping what is already done.
 #
-# Order matters (see README "Setup"):
+# Order matters (see docs/install.md#the-repository-way):
 #   1. torch + torchvision that import together.  The CPU wheel of torch beside the registry's
 #      CUDA-built torchvision fails ("operator torchvision::nms does not exist"), so we ask for
 #      torch===2.13.0 (exact match, no local label): the registry's CUDA build, which runs on CPU.
@@ -17,7 +17,7 @@
 #   inside the ranges pyproject.toml declares (docs/development.md#reference-environment-and-compatibility).
 #   5. the Debian package dataset-fashion-mnist (the classification demo's data), with apt-get when run
 #      as root on a system with apt and not installed yet; otherwise skipped with a message
-#      (tools/prepare_cls_data.py then writes its MNIST fallback instead).
+#      (uqseg make-demo-data --only cls then writes its MNIST fallback instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -86,7 +86,7 @@ req = Requirement(sys.argv[1])
 assert req.specifier.contains(m.version('numpy')), m.version('numpy')
 PY
 
-# 5. Fashion-MNIST from Debian (optional: tools/prepare_cls_data.py falls back to MNIST without it)
+# 5. Fashion-MNIST from Debian (optional: uqseg make-demo-data --only cls falls back to MNIST without it)
 if dpkg-query -W -f='${Status}' "$FASHION_MNIST_PKG" 2>/dev/null | grep -q 'install ok installed'; then
   log "$FASHION_MNIST_PKG already installed"
 elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -96,9 +96,9 @@ elif [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
       || { apt-get update && apt-get install -y "$FASHION_MNIST_PKG"; }; then
     log "$FASHION_MNIST_PKG installed"
   else
-    log "apt-get could not install $FASHION_MNIST_PKG: skipped (tools/prepare_cls_data.py will use its MNIST fallback)"
+    log "apt-get could not install $FASHION_MNIST_PKG: skipped (uqseg make-demo-data --only cls will use its MNIST fallback)"
   fi
 else
-  log "skipping $FASHION_MNIST_PKG: installing it needs root and apt-get (tools/prepare_cls_data.py will use its MNIST fallback)"
+  log "skipping $FASHION_MNIST_PKG: installing it needs root and apt-get (uqseg make-demo-data --only cls will use its MNIST fallback)"
 fi
-log "environment ready: $VENV (then: python tools/prepare_cls_data.py for the classification data)"
+log "environment ready: $VENV (then: .venv/bin/uqseg make-demo-data --only cls for the classification data)"
