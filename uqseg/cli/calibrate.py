@@ -142,10 +142,10 @@ def calibrate_classifier(args: argparse.Namespace, cfg: Config) -> dict:
 
 def calibrate(args: argparse.Namespace) -> dict:
     """``uqseg calibrate``: the segmentor's or the classifier's fit, by the config's ``default_scope``; the record."""
-    classifier = is_classifier_config(read_config(args.config))
+    cfg = read_config(args.config)
     args.config = find_config(args.config)
-    cfg = calibration_config(args)  # the checkpoint exists, the bounds are valid, not the test split
-    record = (calibrate_classifier if classifier else calibrate_segmentor)(args, cfg)
+    cfg = calibration_config(args, cfg)  # the checkpoint exists, the bounds are valid, not the test split
+    record = (calibrate_classifier if is_classifier_config(cfg) else calibrate_segmentor)(args, cfg)
     print(f'test with: uqseg test {args.config} {record["out"]}')
     return record
 

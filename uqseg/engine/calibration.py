@@ -95,13 +95,13 @@ def check_calibration_split(cfg, split: str, allow_test: bool, source: str) -> N
                              'split (--cfg-options) or pass --allow-test-split')
 
 
-def calibration_config(args) -> Config:
-    """The tool's config (``--cfg-options`` merged) after checking that the checkpoint exists, the
-    ``--bounds`` are valid and ``T`` is not fitted on the test split."""
+def calibration_config(args, cfg: Config) -> Config:
+    """The tool's config ``cfg`` (as read from ``args.config``) with ``--cfg-options`` merged, after
+    checking that the checkpoint exists, the ``--bounds`` are valid and ``T`` is not fitted on the
+    test split."""
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     check_bounds(args.bounds, '--bounds')
-    cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     check_calibration_split(cfg, args.split, args.allow_test_split, args.config)
