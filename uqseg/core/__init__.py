@@ -19,6 +19,7 @@ from . import (
                layer_losses,
                ldl_loss,
                loss_reduction,
+               member_statistics,
                output_files,
                output_layers,
                prototype_distance,
@@ -33,6 +34,7 @@ from .accumulators import CalibrationAccumulator, ConfidenceHistogram, ScoreSumA
 from .dismax_loss import DisMaxLoss
 from .edl_loss import EDLLoss
 from .ldl_loss import LDLLoss
+from .member_statistics import MemberStatistics, mutual_information
 from .output_layers import DisMaxLayer, EDLLayer, IsoMaxPlusLayer, PrototypeDistanceLayer
 from .sc_bce import SCBCELoss
 from .selective import selective_report
@@ -40,7 +42,8 @@ from .temperature_buffer import TemperatureBuffer
 
 __all__ = ['accumulators', 'aslp_rule', 'binning', 'checks', 'confidence_keys', 'dismax_loss', 'edl_loss',
            'evidential', 'functional',
-           'layer_losses', 'ldl_loss', 'loss_reduction', 'output_files', 'output_layers', 'prototype_distance',
+           'layer_losses', 'ldl_loss', 'loss_reduction', 'member_statistics', 'MemberStatistics',
+           'mutual_information', 'output_files', 'output_layers', 'prototype_distance',
            'ranking', 'sc_bce',
            'scores', 'selective', 'temperature', 'temperature_buffer', 'selective_report', 'TemperatureBuffer',
            'CalibrationAccumulator', 'ConfidenceHistogram', 'ScoreSumAccumulator', 'SCBCELoss',

@@ -12,7 +12,12 @@ direction; :func:`raw_score` is the one call that checks a name against a kind a
 * ``margin``: ``p_(1) - p_(2)``, the gap between the two largest probabilities (the margin
   score of selective classification, e.g. Galil et al. 2023, ICLR), every output kind;
 * the named scores of an output layer's channels: EDL's ``vacuity`` and DisMax's ``MPS``,
-  ``ES``, ``MDS``, ``MMLS``, ``MMLES``.
+  ``ES``, ``MDS``, ``MMLS``, ``MMLES``;
+* the member scores of an ensemble, MC-dropout passes or TTA views (:data:`MEMBER_SCORES`:
+  ``mutual-information``, ``expected-entropy``, ``class-variance``, ``disagreement``), which are
+  not functions of one output but maps the members' statistics give
+  (:mod:`uqseg.core.member_statistics`); a prediction carries them, and
+  :func:`check_member_score` is the one rule of which exist for it.
 
 A raw score is mapped onto a [0, 1] confidence by :func:`score_confidence` (order-preserving)
 where a bounded confidence is needed; the ranking metrics rank by
@@ -39,7 +44,8 @@ __all__ = ['BUILTIN_SCORES', 'OUTPUT_KINDS', 'INPUT_KINDS', 'PROBS', 'NamedScore
            'SCORE_KINDS', 'OWN_SCORE', 'OUTPUT_KIND_KEY', 'OUTPUT_SOURCE_KEY', 'OWN_SCORE_KEY',
            'normalised_entropy', 'top2_margin', 'confidence_from_score',
            'check_score_args', 'check_score_name', 'scores_of', 'check_score_available', 'is_probability_score',
-           'raw_score', 'score_confidence']
+           'raw_score', 'score_confidence', 'MEMBER_SCORES', 'MEMBERS_KEY', 'MEMBER_SCORES_KEY', 'MEMBER_KINDS_KEY',
+           'is_member_score', 'member_score_confidence', 'member_score_key', 'check_member_score']
 
 #: Built-in confidence scores of every head, higher = more confident, all in [0, 1].
 BUILTIN_SCORES = ('max-prob', 'entropy', 'margin')
@@ -57,6 +63,15 @@ OWN_SCORE = 'own'
 #: Metainfo keys a head with an output layer puts in each predicted data sample (both front
 #: ends): its output kind, who produced it (for messages) and its own score.
 OUTPUT_KIND_KEY, OUTPUT_SOURCE_KEY, OWN_SCORE_KEY = 'output_kind', 'output_source', 'default_score'
+#: The uncertainties of several members (an ensemble, MC-dropout passes, TTA views), higher = less
+#: confident, each a map of :class:`uqseg.core.member_statistics.MemberStatistics`: the mutual
+#: information (epistemic, nats), the expected entropy (aleatoric, nats), the variance over members
+#: of the predicted class's probability and the share of members that disagree with the mean's
+#: class. The predictive entropy is ``entropy`` of the mean.
+MEMBER_SCORES = ('mutual-information', 'expected-entropy', 'class-variance', 'disagreement')
+#: Metainfo keys of a prediction of several members: their number, the names of the score maps it
+#: carries (:data:`MEMBER_SCORES` and the members' averaged layer scores) and the members' kinds.
+MEMBERS_KEY, MEMBER_SCORES_KEY, MEMBER_KINDS_KEY = 'members', 'member_scores', 'member_kinds'
 
 
 def _probs(z: torch.Tensor, kind: str, dim: int) -> torch.Tensor:
@@ -131,11 +146,22 @@ SCORE_KINDS: dict[str, tuple[str, ...]] = {name: tuple(k for k in s.kinds if k i
 
 
 def check_score_name(score: str, key: str = 'score') -> str:
-    """Return ``score`` if it names a score of :data:`SCORES`, else raise naming ``key``."""
-    if score not in SCORE_TABLE:
+    """Return ``score`` if it names a score of :data:`SCORES` or :data:`MEMBER_SCORES`, else raise
+    naming ``key``."""
+    if score not in SCORE_TABLE and score not in MEMBER_SCORES:
         raise ValueError(f'{key}={score!r} is not a score; the scores are {SCORES} (vacuity: EDL; '
-                         'MDS / MMLS / MMLES: DisMax / IsoMax+)')
+                         f'MDS / MMLS / MMLES: DisMax / IsoMax+) and, of several members, {MEMBER_SCORES}')
     return score
+
+
+def is_member_score(score: str) -> bool:
+    """Whether ``score`` is one of :data:`MEMBER_SCORES` (a map of several members, not of one output)."""
+    return score in MEMBER_SCORES
+
+
+def _needs_members(score: str, key: str, model: str) -> ValueError:
+    return ValueError(f'{key}={score!r} needs several members (an EnsembleSegmentor / EnsembleClassifier, '
+                      f'MC dropout or TTA views), but {model} is one model; one model has {SCORES}')
 
 
 def _check_kind(kind: str) -> None:
@@ -151,7 +177,7 @@ def scores_of(kind: str) -> tuple[str, ...]:
 
 def is_probability_score(score: str) -> bool:
     """Whether ``score`` is a function of ``p`` alone (so it can be computed from probabilities)."""
-    return PROBS in SCORE_TABLE[check_score_name(score)].kinds
+    return not is_member_score(check_score_name(score)) and PROBS in SCORE_TABLE[score].kinds
 
 
 def _kind_text(kind: str) -> str:
@@ -162,6 +188,8 @@ def check_score_available(score: str, kind: str, key: str = 'score', model: str 
     """Raise ``ValueError`` naming ``key`` when ``score`` is not defined for ``kind``."""
     check_score_name(score, key)
     _check_kind(kind)
+    if is_member_score(score):
+        raise _needs_members(score, key, model)
     kinds = SCORE_TABLE[score].kinds
     if kind not in kinds:
         need = ' or '.join(_kind_text(k) for k in kinds)
@@ -176,7 +204,9 @@ def raw_score(score: str, z: torch.Tensor, dim: int = 1, kind: Optional[str] = N
     exist for it raises ``ValueError`` naming ``key`` and ``model``; ``kind=None`` computes it from
     ``z`` as the kind the score is defined for (``softmax(z) = p`` for the functions of ``p``)."""
     if kind is None:
-        entry = SCORE_TABLE[check_score_name(score, key)]
+        if is_member_score(check_score_name(score, key)):
+            raise _needs_members(score, key, model)
+        entry = SCORE_TABLE[score]
         kind = entry.kinds[0]
     else:
         check_score_available(score, kind, key, model)
@@ -196,7 +226,8 @@ def score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> torch.T
     at x = -100 and 4e-4 units at x = -1: the DisMax scores have no fixed lower bound (they
     scale with the learnt ``|s|`` and ``1 / T``).
     """
-    check_score_name(score)
+    if is_member_score(check_score_name(score)):
+        return member_score_confidence(score, raw, num_classes)
     if score in ('max-prob', 'MPS', 'margin'):
         out = raw
     elif score == 'entropy' or score == 'vacuity':
@@ -248,3 +279,55 @@ def confidence_from_score(m: torch.Tensor, score_range: Sequence[float] = (0.0, 
     x = (m - lo) / (hi - lo) if (lo, hi) != (0.0, 1.0) else m
     x = x.clamp(0, 1)  # only rounding of the affine map can leave [0, 1] here
     return 1 - x if score_is == 'uncertainty' else x
+
+
+# ----------------------------------------------------------------------------------------------
+# the scores of several members
+# ----------------------------------------------------------------------------------------------
+def member_score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """A raw map of several members (:meth:`uqseg.core.member_statistics.MemberSummary.maps`)
+    mapped onto a [0, 1] confidence, order-preserving: ``1 - x / log K`` for the mutual information
+    and the expected entropy (nats, in ``[0, log K]``), ``1 - 4 x`` for the class variance (in
+    ``[0, 1/4]``), ``1 - x`` for the disagreement; an averaged layer score as
+    :func:`score_confidence` maps it."""
+    if score in ('mutual-information', 'expected-entropy'):
+        out = 1 - raw / math.log(num_classes) if num_classes > 1 else torch.ones_like(raw)
+    elif score == 'class-variance':
+        out = 1 - 4 * raw
+    elif score == 'disagreement':
+        out = 1 - raw
+    else:
+        return score_confidence(score, raw, num_classes)
+    return out.clamp(0, 1)
+
+
+def member_score_key(score: str, raw: torch.Tensor) -> torch.Tensor:
+    """The float64 ranking key of a raw map of several members, higher = more confident: ``-x`` for
+    the uncertainties (:data:`MEMBER_SCORES`, an averaged ``vacuity``), ``x`` for the confidences
+    (the averaged DisMax scores)."""
+    confident = not is_member_score(check_score_name(score)) and SCORE_TABLE[score].higher_is_confident
+    x = raw.to(torch.float64)
+    return x if confident else -x
+
+
+def check_member_score(score: str, maps_available: Sequence[str], kinds: Sequence[str], source: str,
+                       key: str = 'score') -> None:
+    """Raise ``ValueError`` naming ``key`` and ``source`` when a prediction of ``kinds`` members
+    (empty: one model) that carries the maps ``maps_available`` lacks ``score``: a member score of one
+    model, or a layer score (``vacuity``, ``MMLES`` ...) of members of mixed kinds or of logits. The
+    functions of ``p`` exist for every prediction (of the mean for several members)."""
+    check_score_name(score, key)
+    if score in maps_available or (not is_member_score(score) and PROBS in SCORE_TABLE[score].kinds):
+        return
+    if not kinds:
+        if is_member_score(score):
+            raise _needs_members(score, key, source)
+        return
+    if is_member_score(score):
+        raise ValueError(f'{key}={score!r}: {source} ({len(kinds)} members) carries no {score!r} map; '
+                         f'it carries {tuple(maps_available)}')
+    need = ' or '.join(_kind_text(k) for k in SCORE_TABLE[score].kinds if k != PROBS)
+    seen = ', '.join(f'{k} x{list(kinds).count(k)}' for k in dict.fromkeys(kinds))
+    raise ValueError(f'{key}={score!r} is the mean over members of a score of {need}; it needs members that '
+                     f'all output that kind, but the {len(kinds)} members of {source} output {seen}; '
+                     f'its scores are {tuple(maps_available)} and the functions of the mean probability')
