@@ -225,7 +225,7 @@ class MemberStatistics:
         var = (s2y / n - (s1y / n) ** 2).clamp_min(0)
         agree = self._votes.gather(dim, pred).squeeze(dim).to(_F64)
         layer = {} if self._layer is None else {k: v / n for k, v in self._layer.items()}
-        return MemberSummary(mean, pe, ee, (pe - ee).clamp_min(0), var, 1 - agree / n, n, self.kinds, layer)
+        return MemberSummary(mean, pe, ee, (pe - ee).clamp_min(0), var, (n - agree) / n, n, self.kinds, layer)
 
     def maps(self) -> dict[str, torch.Tensor]:
         """:meth:`MemberSummary.maps` of :meth:`compute`."""
