@@ -38,6 +38,7 @@ COMMANDS: dict[str, Command] = {
     'dump-alphas': Command('dump_alphas', 'the per-image ASLP smoothing factors of a checkpoint'),
     'make-demo-data': Command('make_demo_data', 'write the synthetic SOD / shapes data and the classification data'),
     'demo': Command('demo', 'the demo: train BCE and ASLP on the synthetic SOD data, test, print the table'),
+    'train-members': Command('train_members', 'train the members of a deep ensemble (one per seed), write its config'),
     'configs': Command('configs', 'list the configs shipped with uqseg, print the path of one, copy them'),
 }
 
