@@ -9,6 +9,12 @@ one) and :func:`score_key_map` (its ranking key, :func:`uqseg.core.confidence_ke
 which the ranking metrics bin); :func:`field_tensor` reads any per-pixel field. Everything stays on
 the prediction's device.
 
+A prediction of several members (an ensemble, MC-dropout passes, TTA views;
+:mod:`uqseg.seg.outputs`) carries its member maps (``seg_mutual_information``, ...): they are
+read with it (:attr:`DensePrediction.member_maps`) and serve their names in the three calls (the
+core's ``member_score_key`` / ``member_score_confidence``); a name it lacks is the core's
+``check_member_score`` error.
+
 A binary prediction (one channel; mmseg's ``postprocess_result`` has applied the sigmoid) is
 kept as one foreground map (no stacked ``[1 - p, p]``), so each image costs a few linear passes
 (see ``benchmarks/bench_calibration.py``). Conventions: ``docs/metrics.md#pixel-metrics-in-mmseg``.
@@ -22,8 +28,16 @@ import torch
 
 from ...core.checks import value_range
 from ...core.confidence_keys import binary_key, confidence_key, row_chunks
-from ...core.scores import PROBS, confidence_from_score, is_probability_score, raw_score, score_confidence
-from ..outputs import PLAIN, ModelOutput, resolve_score, resolve_scores, sample_output
+from ...core.scores import (
+    PROBS,
+    confidence_from_score,
+    is_probability_score,
+    member_score_confidence,
+    member_score_key,
+    raw_score,
+    score_confidence,
+)
+from ..outputs import PLAIN, ModelOutput, member_map_field, resolve_score, resolve_scores, sample_output
 
 __all__ = ['DEFAULT_SET_NAME', 'DensePrediction', 'read_prediction', 'ignored_labels', 'raw_score_map', 'as_dict',
            'set_name_of', 'field_tensor', 'score_map', 'score_key_map', 'ranking_map', 'sample_scores']
@@ -53,14 +67,17 @@ class DensePrediction:
     of valid (not ignored) pixels, or None when every pixel is valid (the common case, which
     then needs no masking pass); :attr:`valid` always gives a map. ``logits`` are the head's
     channels as the sample holds them (the named scores are functions of them), ``output`` what
-    they are (the sample's metainfo, :func:`uqseg.seg.outputs.sample_output`).
+    they are (the sample's metainfo, :func:`uqseg.seg.outputs.sample_output`). ``member_maps``:
+    the raw (H, W) maps a prediction of several members carries, by score name (empty for one model).
     """
 
     def __init__(self, path: str, label: torch.Tensor, mask: Optional[torch.Tensor],
                  p: Optional[torch.Tensor] = None, probs: Optional[torch.Tensor] = None,
-                 logits: Optional[torch.Tensor] = None, output: ModelOutput = PLAIN) -> None:
+                 logits: Optional[torch.Tensor] = None, output: ModelOutput = PLAIN,
+                 member_maps: Optional[dict] = None) -> None:
         self.path, self.label, self.mask, self.p, self._probs = path, label, mask, p, probs
         self.logits, self.output = logits, output
+        self.member_maps: dict[str, torch.Tensor] = dict(member_maps or {})
         self._top: Optional[tuple[torch.Tensor, torch.Tensor]] = None
         self._correct: Optional[torch.Tensor] = None
         self._label_f: Optional[torch.Tensor] = None
@@ -250,14 +267,29 @@ def read_prediction(sample, ignore_index=255, require_label: bool = True, use_la
                                  + f'; the model has {logits.shape[0]} output channel(s)')
     if label.dtype != torch.long:
         label = label.long()
+    output = sample_output(sample, path)
+    maps = _member_maps(sample, output, path, label.shape)
     if logits.shape[0] == 1:
         p = logits[0]
         if p.numel() and (lo.item() < 0 or hi.item() > 1):
             raise ValueError(f'{path}: binary seg_logits must be sigmoid probabilities in [0, 1], got range '
                              f'[{lo.item():.4g}, {hi.item():.4g}]')
-        return DensePrediction(path, label, valid, p=p, output=sample_output(sample, path))
-    return DensePrediction(path, label, valid, logits=logits,
-                           output=sample_output(sample, path))
+        return DensePrediction(path, label, valid, p=p, output=output, member_maps=maps)
+    return DensePrediction(path, label, valid, logits=logits, output=output, member_maps=maps)
+
+
+def _member_maps(sample: dict, output: ModelOutput, path: str, shape) -> dict:
+    """The member maps the sample's metainfo names, each (H, W) (from a (1, H, W) field)."""
+    maps = {}
+    for name in output.maps:
+        field = member_map_field(name)
+        m = field_tensor(sample, field, path)
+        m = m[0] if m.dim() == 3 and m.shape[0] == 1 else m
+        if m.shape != shape:
+            raise ValueError(f'{path}: member map {field} has shape {tuple(m.shape)} but the ground truth has '
+                             f'{tuple(shape)}')
+        maps[name] = m
+    return maps
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,6 +341,8 @@ def raw_score_map(pred: DensePrediction, score: str, key: str = 'score') -> torc
     ``ValueError`` naming the image and ``key``; a one-channel (sigmoid) head's outputs are the
     probabilities ``[1 - p, p]``, which have the scores of ``p`` (max-prob, entropy, margin, MPS, ES)."""
     name = _score_name(pred, score, key)
+    if name in pred.member_maps:
+        return pred.member_maps[name]
     if name in ('max-prob', 'MPS'):
         return pred.top_label()[0]  # cached: the calibration metrics and score_map read the same map
     z, kind = pred.score_inputs(name)
@@ -322,6 +356,8 @@ def score_key_map(pred: DensePrediction, score: str, key: str = 'score') -> torc
     :func:`uqseg.core.confidence_keys.row_chunks` (a binary head's max-prob:
     :func:`uqseg.core.confidence_keys.binary_key` of ``p``, one pass)."""
     name = _score_name(pred, score, key)
+    if name in pred.member_maps:
+        return member_score_key(name, pred.member_maps[name])
     if pred.binary and name in ('max-prob', 'MPS'):
         return binary_key(pred.p)
     z, kind = pred.score_inputs(name, keys=True)
@@ -355,7 +391,8 @@ def score_map(pred: DensePrediction, sample: dict, score: str = 'max-prob', scor
         name = _score_name(pred, score, 'score')
         if name in ('max-prob', 'MPS'):
             return pred.top_label()[0]  # cached: the calibration metrics read it too
-        conf = score_confidence(name, raw_score_map(pred, name), pred.num_classes)
+        conf = member_score_confidence(name, pred.member_maps[name], pred.num_classes) \
+            if name in pred.member_maps else score_confidence(name, raw_score_map(pred, name), pred.num_classes)
         return conf.to(pred.p.dtype if pred.binary else pred.probs.dtype)
     m = field_tensor(sample, score_field, pred.path)
     if m.dim() == 3 and m.shape[0] == 1:

@@ -1,0 +1,221 @@
+"""A deep ensemble of mmseg segmentors (Lakshminarayanan et al., 2017), tested as one model.
+
+One line per member in a config (``uqseg train-members`` writes such a config)::
+
+    model = dict(type='EnsembleSegmentor', members=[
+        dict(config='configs/ce_shapes_demo.py', checkpoint='work_dirs/.../seed0/iter_800.pth'),
+        dict(config='configs/edl_shapes_demo.py', checkpoint='...', cfg_options=None),
+        dict(model=dict(type='EncoderDecoder', ...), checkpoint='...')])
+
+Each member is built from its config's ``model`` (its own data preprocessor and ``test_cfg``:
+whole or slide inference) and loaded strictly with the checkpoint allow-list
+(:func:`uqseg.engine.checkpoint.load_checkpoint_strict`). Members may differ in config and
+architecture; they must agree in their number of classes and, where their configs' test datasets
+(or their checkpoints' ``dataset_meta``) name them, in their class names. At test each member in
+turn preprocesses the raw batch and predicts it as mmseg does (``predict``: ``inference``, then
+``postprocess_result``'s crop, flip and resize to the original size), and its per-image outputs
+are fed to one streaming :class:`~uqseg.core.member_statistics.MemberStatistics` per image
+(:mod:`.member_samples`): peak memory holds one member's outputs, whatever the number of members.
+The predicted sample holds the mixture (``seg_logits`` = log of the mean probability; one-channel
+sigmoid members: the mean foreground probability) and the member maps
+(``seg_mutual_information``, ...). An ensemble is not trained (``loss`` raises): its members are.
+"""
+from __future__ import annotations
+
+import copy
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+
+from ....core.scores import PROBS
+from ....engine.checkpoint import load_checkpoint_strict
+from ...outputs import members_output, model_output
+from .member_samples import add_member, new_statistics, write_members
+
+__all__ = ['EnsembleSegmentor', 'MemberSpec', 'member_specs', 'SHIPPED_CONFIGS']
+
+#: The folder of the shipped configs (a member's ``config`` may name one: ``'ce_shapes_demo'``).
+SHIPPED_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))), 'configs')
+
+
+class MemberSpec:
+    """One member as configured: its model config, checkpoint, class names (None where unknown)
+    and a name for messages (``member <i> (<config>)``)."""
+
+    def __init__(self, index: int, model: dict, checkpoint: Optional[str], classes: Optional[tuple],
+                 where: str) -> None:
+        self.index, self.model, self.checkpoint, self.classes, self.where = index, model, checkpoint, classes, where
+
+    @property
+    def name(self) -> str:
+        return f'member {self.index} ({self.where})'
+
+
+def _config_path(path: str, index: int) -> str:
+    if osp.isfile(path):
+        return path
+    shipped = osp.join(SHIPPED_CONFIGS, path if path.endswith('.py') else path + '.py')
+    if osp.isfile(shipped):
+        return shipped
+    raise ValueError(f'EnsembleSegmentor: member {index}: config {path!r} does not exist (nor is it a shipped '
+                     'config name)')
+
+
+def _dataset_classes(cfg: Config) -> Optional[tuple]:
+    """The class names of a config's test dataset: its ``metainfo.classes``, else its registered
+    type's ``METAINFO`` (the first dataset of a ``ConcatDataset``); None where it names none."""
+    ds = (cfg.get('test_dataloader') or {}).get('dataset')
+    while isinstance(ds, dict) and ('datasets' in ds or 'dataset' in ds):
+        ds = ds['datasets'][0] if 'datasets' in ds else ds['dataset']
+    if not isinstance(ds, dict):
+        return None
+    classes = (ds.get('metainfo') or {}).get('classes')
+    if classes is None and isinstance(ds.get('type'), str):
+        cls = DATASETS.get(ds['type'])
+        classes = getattr(cls, 'METAINFO', {}).get('classes') if cls is not None else None
+    return tuple(classes) if classes is not None else None
+
+
+def member_specs(members: Sequence[dict]) -> List[MemberSpec]:
+    """The members of an ``EnsembleSegmentor`` config read (configs parsed, nothing built or
+    loaded): for tools and tests that check an ensemble config without its checkpoints."""
+    if not members:
+        raise ValueError('EnsembleSegmentor: members is empty; give a list of dict(config=..., checkpoint=...)')
+    specs = []
+    for i, m in enumerate(members):
+        if not isinstance(m, dict) or ('config' in m) == ('model' in m):
+            raise ValueError(f'EnsembleSegmentor: member {i} must be dict(config=PATH, checkpoint=PATH[, '
+                             f'cfg_options=...]) or dict(model=<model config>, checkpoint=PATH), got {m!r}')
+        unknown = set(m) - {'config', 'model', 'checkpoint', 'cfg_options'}
+        if unknown:
+            raise KeyError(f'EnsembleSegmentor: member {i}: unknown key(s) {sorted(unknown)}; the keys are config, '
+                           'model, checkpoint, cfg_options')
+        if 'config' in m:
+            path = _config_path(m['config'], i)
+            cfg = Config.fromfile(path)
+            if m.get('cfg_options'):
+                cfg.merge_from_dict(dict(m['cfg_options']))
+            if not isinstance(cfg.get('model'), dict):
+                raise ValueError(f'EnsembleSegmentor: member {i} ({path}) has no model in its config')
+            specs.append(MemberSpec(i, copy.deepcopy(cfg.model), m.get('checkpoint'), _dataset_classes(cfg), path))
+        else:
+            specs.append(MemberSpec(i, copy.deepcopy(dict(m['model'])), m.get('checkpoint'), None,
+                                    f"model {m['model'].get('type', '?')}"))
+    return specs
+
+
+def _checkpoint_classes(checkpoint: dict) -> Optional[tuple]:
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    classes = ((meta or {}).get('dataset_meta') or {}).get('classes')
+    return tuple(classes) if classes is not None else None
+
+
+@MODELS.register_module()
+class EnsembleSegmentor(BaseSegmentor):
+    """M trained segmentors tested as one (module docstring).
+
+    Args:
+        members: ``dict(config=PATH or shipped name, checkpoint=PATH, cfg_options=None)`` or
+            ``dict(model=<model config>, checkpoint=PATH)`` per member.
+        trust_checkpoint: load the members' checkpoints without the allow-list (files you trust).
+        data_preprocessor, init_cfg: ``BaseSegmentor``'s; the members preprocess with their own.
+    """
+
+    def __init__(self, members: Sequence[dict], trust_checkpoint: bool = False, data_preprocessor=None,
+                 init_cfg=None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        specs = member_specs(members)
+        self.member_names = [s.name for s in specs]
+        built = []
+        for spec in specs:
+            if not spec.checkpoint or not osp.isfile(spec.checkpoint):
+                raise ValueError(f'EnsembleSegmentor: {spec.name}: checkpoint {spec.checkpoint!r} does not exist '
+                                 '(train the members with uqseg train-members)')
+            model = MODELS.build(spec.model)
+            if not isinstance(model, BaseSegmentor) or not hasattr(model, 'decode_head'):
+                raise ValueError(f'EnsembleSegmentor: {spec.name}: its model ({type(model).__name__}) is not an '
+                                 'mmseg segmentor with a decode head')
+            ckpt = load_checkpoint_strict(model, spec.checkpoint, trust=trust_checkpoint, owner=spec.name)
+            spec.classes = spec.classes if spec.classes is not None else _checkpoint_classes(ckpt)
+            model.eval()
+            built.append(model)
+        self._check_classes(specs, built)
+        self.members = torch.nn.ModuleList(built)
+        head = built[0].decode_head
+        self.num_classes = head.num_classes
+        self.out_channels = 1 if all(m.out_channels == 1 for m in built) else self.num_classes
+        self.threshold = getattr(head, 'threshold', None)
+        self.align_corners = head.align_corners
+
+    @staticmethod
+    def _check_classes(specs: List[MemberSpec], built: list) -> None:
+        first, head = specs[0], built[0].decode_head
+        for spec, model in zip(specs[1:], built[1:]):
+            if model.decode_head.num_classes != head.num_classes:
+                raise ValueError(f'EnsembleSegmentor: {spec.name} has {model.decode_head.num_classes} classes but '
+                                 f'{first.name} has {head.num_classes}: members must predict the same classes')
+        named = [s for s in specs if s.classes is not None]
+        for spec in named[1:]:
+            if spec.classes != named[0].classes:
+                raise ValueError(f'EnsembleSegmentor: {spec.name} has the classes {list(spec.classes)} but '
+                                 f'{named[0].name} has {list(named[0].classes)}: members must predict the same '
+                                 'classes in the same order')
+
+    def init_weights(self) -> None:
+        """Nothing: the members hold their checkpoints' weights."""
+
+    def train(self, mode: bool = True):
+        """The members stay in eval mode (an ensemble is not trained)."""
+        super().train(mode)
+        self.members.eval()
+        return self
+
+    def member_output(self):
+        """What its samples hold (:func:`uqseg.seg.outputs.members_output`)."""
+        kinds = tuple(model_output(m).kind if m.out_channels > 1 else PROBS for m in self.members)
+        return members_output(self.source, kinds)
+
+    @property
+    def source(self) -> str:
+        return f'EnsembleSegmentor of {len(self.members)} members'
+
+    # -- inference ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, inputs, data_samples: Optional[list] = None) -> list:
+        """Every member preprocesses and predicts the raw batch in turn; one ``MemberStatistics``
+        per image (module docstring). ``inputs``: the raw images (what the ensemble's own
+        preprocessor, which only moves them to the device, hands on)."""
+        n = len(inputs)
+        if data_samples is None:
+            shape = [tuple(x.shape[-2:]) for x in inputs]
+            data_samples = [SegDataSample(metainfo=dict(ori_shape=s, img_shape=s, pad_shape=s,
+                                                        padding_size=[0, 0, 0, 0])) for s in shape]
+        stats = new_statistics(n)
+        for name, member in zip(self.member_names, self.members):
+            samples = [SegDataSample(metainfo=s.metainfo) for s in data_samples]
+            data = member.data_preprocessor(dict(inputs=list(inputs), data_samples=samples), False)
+            out = member.predict(data['inputs'], data['data_samples'])
+            add_member(stats, out, model_output(member).kind, name)
+            del out, data
+        for sample, st in zip(data_samples, stats):
+            write_members(sample, st, self.source, self.threshold)
+        return data_samples
+
+    def loss(self, inputs, data_samples) -> dict:
+        raise RuntimeError('EnsembleSegmentor is not trained: train its members (uqseg train-members), then test '
+                           'the ensemble config')
+
+    def _forward(self, inputs, data_samples=None):
+        raise RuntimeError("EnsembleSegmentor has no 'tensor' mode: its prediction is the members' mixture "
+                           "(mode='predict')")
+
+    def extract_feat(self, inputs):
+        raise RuntimeError('EnsembleSegmentor has no features of its own: each member extracts its own')
+
+    def encode_decode(self, inputs, batch_data_samples):
+        raise RuntimeError("EnsembleSegmentor has no single logits: use mode='predict'")
