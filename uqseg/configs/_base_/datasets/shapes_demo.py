@@ -24,6 +24,16 @@ test_pipeline = [
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 
+# uqseg test --tta: the image and its mirror as two views (members: their mutual information is a score)
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadAnnotations')],
+        [dict(type='PackSegInputs', meta_keys=meta_keys)]]),
+]
+
 
 def _split(name, pipeline=test_pipeline):
     return dict(type=dataset_type, data_root=data_root, set_name=name, pipeline=pipeline,

@@ -23,6 +23,16 @@ test_pipeline = [
     dict(type='LoadSaliencyMask'),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
+# uqseg test --tta: the image and its mirror as two views (members: their mutual information is a score)
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=crop_size, keep_ratio=False)],
+        [dict(type='RandomFlip', prob=0., direction='horizontal'),
+         dict(type='RandomFlip', prob=1., direction='horizontal')],
+        [dict(type='LoadSaliencyMask')],
+        [dict(type='PackSegInputs', meta_keys=meta_keys)]]),
+]
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=f'{data_root}/DUTS-TR', pipeline=train_pipeline))
