@@ -1,12 +1,14 @@
 """Test (and evaluate) a checkpoint of a segmentor or classifier: mmseg's tools/test.py with uqseg's components.
 
-    uqseg test CONFIG CHECKPOINT [--work-dir DIR] [--out DIR [--out-scores SCORE ...]] [--show-dir DIR]
+    uqseg test CONFIG [CHECKPOINT] [--work-dir DIR] [--out DIR [--out-scores SCORE ...]] [--show-dir DIR]
                [--show] [--tta] [--cfg-options KEY=VALUE ...] [--launcher ...]
                [--trust-checkpoint] [--partial-load]
     python tools/test.py CONFIG CHECKPOINT [...]            # the same
     bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [...]    # torchrun, --launcher pytorch
 
-CONFIG is a config file or the name of a shipped one (``uqseg configs list``). The metrics are
+CONFIG is a config file or the name of a shipped one (``uqseg configs list``). CHECKPOINT is needed
+except for an ensemble config (``EnsembleSegmentor`` / ``EnsembleClassifier``: its members name
+their checkpoints; ``--trust-checkpoint`` applies to them). The metrics are
 logged and also written to ``<work_dir>/test_metrics.json`` (work dir: ``--work-dir``, else the
 config's, else ``./work_dirs/<config name>``). ``--out DIR`` saves every prediction as a uint8 PNG
 of the foreground probability (binary heads; ``round(255 p)``) or of the predicted class
@@ -23,7 +25,11 @@ A checkpoint written by ``uqseg calibrate`` holds a temperature ``T``: the model
 ``TemperatureScaledEncoderDecoder`` with that ``T`` (the config unchanged otherwise), so every
 metric reports the calibrated model; a config with ``temperature=None`` refuses a checkpoint
 without one. ``--tta`` uses ``MeanProbabilitySegTTAModel`` for mmseg's ``SegTTAModel`` (its
-``seg_logits`` is the merged distribution the metrics then score). An mmpretrain config
+``seg_logits`` is the merged distribution the metrics then score, and whose views are members: the
+mutual information of the views is a score); it wraps ensembles and MC dropout too (their views'
+samples are their mixtures). The scores of several members (``mutual-information``,
+``expected-entropy``, ``class-variance``, ``disagreement``) are the own score of an ensemble, MC
+dropout or TTA and can be written with ``--out-scores``. An mmpretrain config
 (``default_scope='mmpretrain'``) runs mmpretrain's test loop and metrics, a calibrated ``T``
 applied by ``TemperatureScaledImageClassifier`` (what an ``ImageClassifier`` becomes); ``--out``
 is for segmentors only.
@@ -52,12 +58,20 @@ from uqseg.compat import init_cpu_distributed
 from uqseg.engine.checkpoint import SafeCheckpointRunner, add_checkpoint_arguments
 from uqseg.seg.calibration import checkpoint_temperature, temperature_scaled_model_cfg
 
-__all__ = ['METRICS_FILE', 'is_classifier_config', 'trigger_visualization_hook', 'show_dir_images',
+__all__ = ['METRICS_FILE', 'ENSEMBLE_TYPES', 'is_ensemble_config', 'is_classifier_config', 'trigger_visualization_hook',
+           'show_dir_images',
            'classifier_temperature_cfg', 'apply_checkpoint_temperature', 'build_test_config', 'write_metrics',
            'run_test_loop']
 
 #: the file in the work dir that holds the test metrics
 METRICS_FILE = 'test_metrics.json'
+#: model types whose members name their own checkpoints (the command takes none)
+ENSEMBLE_TYPES = ('EnsembleSegmentor', 'EnsembleClassifier')
+
+
+def is_ensemble_config(cfg: Config) -> bool:
+    """Whether ``cfg``'s model is an ensemble (:data:`ENSEMBLE_TYPES`), tested without a CHECKPOINT."""
+    return (cfg.get('model') or {}).get('type') in ENSEMBLE_TYPES
 
 
 def is_classifier_config(cfg: Config) -> bool:
@@ -116,13 +130,20 @@ def apply_checkpoint_temperature(cfg: Config, config: str, checkpoint: str, trus
 
 
 def build_test_config(args: argparse.Namespace) -> Config:
-    """The test config of ``args`` (the options of ``uqseg test``) after checking that the checkpoint exists."""
-    if not osp.isfile(args.checkpoint):
+    """The test config of ``args`` (the options of ``uqseg test``) after checking that the checkpoint
+    exists (none is needed for an ensemble config, whose members name theirs)."""
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = read_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    ensemble = is_ensemble_config(cfg)
+    if args.checkpoint is None and not ensemble:
+        raise ValueError(f'{args.config}: CHECKPOINT is missing; only an ensemble config '
+                         f'(model.type one of {ENSEMBLE_TYPES}) is tested without one')
+    if ensemble and args.trust_checkpoint:
+        cfg.model.trust_checkpoint = True
     set_work_dir(cfg, args.work_dir, find_config(args.config))
     cfg.load_from = args.checkpoint
     classifier = is_classifier_config(cfg)
@@ -130,7 +151,8 @@ def build_test_config(args: argparse.Namespace) -> Config:
         raise ValueError(f'{args.config}: --out writes segmentation maps; this is an mmpretrain config')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args.show, args.show_dir, args.wait_time)
-    apply_checkpoint_temperature(cfg, args.config, args.checkpoint, args.trust_checkpoint)
+    if args.checkpoint is not None:
+        apply_checkpoint_temperature(cfg, args.config, args.checkpoint, args.trust_checkpoint)
     if args.tta:
         for key in ('tta_pipeline', 'tta_model'):
             if cfg.get(key) is None:
@@ -174,7 +196,7 @@ def run_test_loop(cfg: Config, trust_checkpoint: bool = False, partial_load: boo
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('config', help='config file, or the name of a shipped config (uqseg configs list)')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint file (none for an ensemble config)')
     parser.add_argument('--work-dir', help='the folder for logs and test_metrics.json')
     parser.add_argument('--out', help='folder to save the prediction maps (PNG) and score maps (.npy) into')
     parser.add_argument('--out-scores', nargs='+', metavar='SCORE',

@@ -132,16 +132,21 @@ def test_a_required_temperature_comes_from_the_checkpoint_or_inference_refuses()
         fixed.load_state_dict(dict(state, temperature=torch.tensor(-1.0)))
 
 
-def test_tta_of_a_head_without_logits_keeps_mmsegs_merge():
-    """EDL's log alpha is read by its scores (vacuity): a mean of softmaxes would destroy it."""
+def test_tta_of_a_head_without_logits_mixes_its_views_and_averages_their_layer_scores():
+    """EDL's views are members: the mixture of their expected probabilities alpha / S, and their
+    vacuity (which a mean of softmaxes would destroy) averaged in the sample's seg_vacuity."""
     model = MODELS.build(Config.fromfile(f'{REPO}/configs/edl_shapes_demo.py').model).eval()
     tta = MODELS.build(dict(type='MeanProbabilitySegTTAModel', module=model))
     views = []
     for v in (torch.rand(4, 3, 5) * 3, torch.rand(4, 3, 5) * 3):
-        s = SegDataSample(metainfo=dict(img_path='a.png'))
+        s = SegDataSample(metainfo=dict(img_path='a.png', output_kind='log_alpha', default_score='vacuity'))
         s.seg_logits = PixelData(data=v)
         views.append(s)
+    z = [v.seg_logits.data.clone().double() for v in views]
     merged = tta.merge_preds([views])[0]
-    assert torch.equal(merged.seg_logits.data, views[-1].seg_logits.data)
-    assert torch.equal(merged.pred_sem_seg.data[0], (views[0].seg_logits.data.softmax(0)
-                                                    + views[1].seg_logits.data.softmax(0)).argmax(0))
+    mean = (z[0].softmax(0) + z[1].softmax(0)) / 2
+    torch.testing.assert_close(merged.seg_logits.data.double().softmax(0), mean, rtol=1e-6, atol=1e-7)
+    assert torch.equal(merged.pred_sem_seg.data[0], mean.argmax(0))
+    vacuity = (4 / z[0].exp().sum(0) + 4 / z[1].exp().sum(0)) / 2
+    torch.testing.assert_close(merged.seg_vacuity.data[0], vacuity)
+    assert 'vacuity' in merged.metainfo['member_scores'] and merged.metainfo['member_kinds'] == ['log_alpha'] * 2
