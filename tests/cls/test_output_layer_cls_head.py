@@ -96,7 +96,9 @@ def test_output_layer_arguments_pass_through_and_sizes_come_from_the_head():
 
 
 @pytest.mark.parametrize('kw,err,match', [
-    (dict(output_layer=None), ValueError, r"OutputLayerClsHead needs output_layer=dict\(type="),
+    (dict(output_layer='EDLLayer'), ValueError, r"OutputLayerClsHead needs output_layer=dict\(type="),
+    (dict(output_layer=None), ValueError, 'loss EDLLoss needs an output layer of type EDLLayer, not Linear'),
+    (dict(dropout=1.0), ValueError, r'OutputLayerClsHead: dropout must be a probability in \[0, 1\), got 1.0'),
     (dict(output_layer=dict(evidence='relu')), ValueError, 'OutputLayerClsHead needs output_layer'),
     (dict(output_layer=dict(type='EDLLayer', in_channels=64)), ValueError,
      r'OutputLayerClsHead: output_layer.in_channels=64 but the head has in_channels=120'),

@@ -1,10 +1,17 @@
-"""mmpretrain's ``LinearClsHead`` with its ``fc`` replaced by a uqseg output layer.
+"""mmpretrain's ``LinearClsHead`` with its ``fc`` replaced by a uqseg output layer, and optional dropout.
 
 Spelling::
 
     head=dict(type='OutputLayerClsHead', num_classes=10, in_channels=512,
               output_layer=dict(type='EDLLayer', evidence='relu'),
               loss=dict(type='EDLLoss', kl_anneal_iters=2000))
+    head=dict(type='OutputLayerClsHead', num_classes=10, in_channels=512, dropout=0.2,
+              loss=dict(type='CrossEntropyLoss'))   # LinearClsHead + dropout (MC dropout)
+
+``dropout=p`` puts an ``nn.Dropout(p)`` before ``fc`` (no parameters: the state dict is the same),
+active in training as usual and at test in ``MCDropoutImageClassifier``'s passes; mmpretrain's
+``LinearClsHead`` has none. ``output_layer=None`` keeps ``LinearClsHead``'s ``nn.Linear`` ``fc``
+(plain logits, output kind ``'logits'``, own score ``'max-prob'``).
 
 ``fc`` is ``build_output_layer(dict(output_layer, in_channels=in_channels, num_classes=num_classes))``
 (:mod:`uqseg.registry`; ``in_channels`` / ``num_classes`` given in ``output_layer`` must agree with
@@ -41,6 +48,7 @@ from mmengine.model import PretrainedInit
 from mmpretrain.models.heads import LinearClsHead
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from torch import nn
 
 from ....core.dismax_loss import DisMaxLoss as _CoreDisMaxLoss
 from ....core.edl_loss import EDLLoss as _CoreEDLLoss
@@ -68,16 +76,27 @@ class OutputLayerClsHead(LinearClsHead):
 
     Args:
         num_classes, in_channels: as ``LinearClsHead`` (``num_classes >= 2``).
-        output_layer: ``dict(type='EDLLayer' | 'DisMaxLayer' | 'IsoMaxPlusLayer', ...)``.
+        output_layer: ``dict(type='EDLLayer' | 'DisMaxLayer' | 'IsoMaxPlusLayer', ...)``, or None for
+            ``LinearClsHead``'s linear ``fc`` (plain logits).
+        dropout: the probability of the ``nn.Dropout`` before ``fc``, in [0, 1) (default 0: none).
         **kwargs: ``LinearClsHead``'s (``loss``, ``topk``, ``cal_acc``, ``init_cfg``).
     """
 
-    def __init__(self, num_classes: int, in_channels: int, output_layer: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self, num_classes: int, in_channels: int, output_layer: Optional[dict] = None, dropout: float = 0.0,
+                 **kwargs) -> None:
         super().__init__(num_classes=num_classes, in_channels=in_channels, **kwargs)
         name = type(self).__name__
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f'{name}: dropout must be a probability in [0, 1), got {dropout!r}')
+        self.dropout = nn.Dropout(float(dropout)) if dropout > 0 else None
+        self.output_layer_name = None
+        self._warned = False
+        if output_layer is None:  # LinearClsHead's fc
+            self._check_loss()
+            return
         if not isinstance(output_layer, dict) or 'type' not in output_layer:
             raise ValueError(f"{name} needs output_layer=dict(type='EDLLayer' | 'DisMaxLayer' | 'IsoMaxPlusLayer', "
-                             f'...), got output_layer={output_layer!r}')
+                             f'...) or None (a linear fc), got output_layer={output_layer!r}')
         cfg = dict(output_layer)
         for key, have in (('in_channels', self.in_channels), ('num_classes', self.num_classes)):
             given = cfg.pop(key, None)
@@ -87,7 +106,6 @@ class OutputLayerClsHead(LinearClsHead):
         self.fc = build_output_layer(dict(cfg, in_channels=self.in_channels, num_classes=self.num_classes))
         self.output_layer_name = type(self.fc).__name__
         self._check_loss()
-        self._warned = False
 
     # ------------------------------------------------------------------------------ checks
     def _check_loss(self) -> None:
@@ -110,17 +128,17 @@ class OutputLayerClsHead(LinearClsHead):
     # ------------------------------------------------------------------------------ mmpretrain interface
     @property
     def output_kind(self) -> str:
-        """What the outputs are now (TEDL stage 1: 'logits')."""
-        return self.fc.output_kind
+        """What the outputs are now (TEDL stage 1: 'logits'; a linear fc: 'logits')."""
+        return getattr(self.fc, 'output_kind', 'logits')
 
     @property
     def default_score(self) -> str:
-        return self.fc.default_score
+        return getattr(self.fc, 'default_score', 'max-prob')
 
     def init_weights(self) -> None:
         first = not self.is_init
         super().init_weights()
-        if first and not _is_pretrained(self.init_cfg):
+        if first and not _is_pretrained(self.init_cfg) and self.output_layer_name is not None:
             self.fc.reset_parameters()
 
     def train(self, mode: bool = True):
@@ -137,7 +155,7 @@ class OutputLayerClsHead(LinearClsHead):
         if x.dim() != 2:
             raise ValueError(f'{type(self).__name__} needs (N, {self.in_channels}) features, got {tuple(x.shape)}: '
                              "pool feature maps first (neck=dict(type='GlobalAveragePooling'))")
-        return self.fc(x)
+        return self.fc(x if self.dropout is None else self.dropout(x))
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample], **kwargs) -> dict:
         self._prepare_loss()
