@@ -19,7 +19,21 @@ Keys::
     model        str            optional: the model's name (default: the file name without extension)
     classes      (K,) str       optional: the class names
     score        str            optional: the model's own score (its output layer's ``default_score``,
-                                e.g. 'MDS' for IsoMax+; a name of ``uqseg.core.scores.SCORES`` the kind has)
+                                e.g. 'MDS' for IsoMax+; a name of ``uqseg.core.scores.SCORES`` the kind has,
+                                or of ``member_scores``: 'mutual-information' for an ensemble)
+
+A prediction of several members (an ensemble, MC-dropout passes, TTA views: ``uqseg dump-outputs``
+of an ``EnsembleClassifier`` / ``MCDropoutImageClassifier`` config) holds the log of their mean
+probability as ``logits`` (kind 'logits') and, as well::
+
+    members            int          the number of members (passes, views), >= 1
+    member_kinds       (M,) str     optional: the members' output kinds
+    member_scores      name -> (N,) float64 raw maps of ``MemberStatistics.maps()`` (names of
+                                    ``uqseg.core.scores.MEMBER_SCORES`` or averaged layer scores)
+    ood_member_scores  name -> (M,) the same maps on the OOD rows (with ``ood_logits``)
+
+In a ``.pt`` file ``member_scores`` is a dict; in a ``.npz`` file (no pickles) each map is the
+array ``member_scores/<name>`` (``ood_member_scores/<name>``).
 
 :func:`load_outputs` checks everything and raises ``ValueError`` naming the file: a missing or
 unknown key, both ``logits`` and ``probs``, shapes that disagree, NaN/Inf rows (their count and
@@ -48,10 +62,10 @@ import torch
 
 from . import selective
 from .checks import value_range
-from .scores import scores_of
+from .scores import INPUT_KINDS, check_score_name, scores_of
 
-__all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'FILE_KINDS', 'EXTENSIONS',
-           'PROBS_TOL']
+__all__ = ['ModelOutputs', 'save_outputs', 'load_outputs', 'check_outputs', 'check_member_scores', 'FILE_KINDS',
+           'EXTENSIONS', 'PROBS_TOL']
 
 #: The kinds a file may hold: the output kinds of a layer (with ``logits``) and ``probs``.
 FILE_KINDS = ('logits', 'log_alpha', 'distance_logits', 'probs')
@@ -60,7 +74,10 @@ EXTENSIONS = ('.npz', '.pt')
 PROBS_TOL = selective.PROB_SUM_TOL
 #: The values a chunk of the probability-rows check holds at most (4 MB of float32).
 _CHUNK_VALUES = 1 << 20
-_KEYS = ('logits', 'probs', 'labels', 'kind', 'ood_logits', 'ood_probs', 'model', 'classes', 'score')
+_KEYS = ('logits', 'probs', 'labels', 'kind', 'ood_logits', 'ood_probs', 'model', 'classes', 'score', 'members',
+         'member_kinds', 'member_scores', 'ood_member_scores')
+#: The keys holding a name -> map dict (``<key>/<name>`` arrays in a ``.npz`` file).
+_MAP_KEYS = ('member_scores', 'ood_member_scores')
 
 
 @dataclass
@@ -70,7 +87,9 @@ class ModelOutputs:
     ``values`` (N, K) float tensor (logits of ``kind``, or probabilities for ``kind='probs'``),
     ``labels`` (N,) int64, ``ood`` (M, K) of the same kind or None, ``model`` the file's name for
     the model (default: the file name without extension), ``classes`` the class names or None,
-    ``score`` the model's own score or None.
+    ``score`` the model's own score or None; for several members ``members`` (their number; 0 for
+    one model), ``member_kinds``, ``member_scores`` name -> ``(N,)`` float64 and
+    ``ood_member_scores`` name -> ``(M,)`` (None for one model / without OOD outputs).
     """
     path: str
     model: str
@@ -80,15 +99,20 @@ class ModelOutputs:
     ood: Optional[torch.Tensor] = None
     classes: Optional[list] = None
     score: Optional[str] = None
+    members: int = 0
+    member_kinds: tuple = ()
+    member_scores: Optional[dict] = None
+    ood_member_scores: Optional[dict] = None
 
     @property
     def num_classes(self) -> int:
         return int(self.values.shape[1])
 
 
-def _own_score(score: str, kind: str, path: str) -> str:
-    """``score`` if it names a score that outputs of ``kind`` have, else ``ValueError`` naming ``path``."""
-    allowed = selective.PROB_SCORES if kind == 'probs' else scores_of(kind)
+def _own_score(score: str, kind: str, path: str, maps: Sequence[str] = ()) -> str:
+    """``score`` if it names a score that outputs of ``kind`` have or one of the member ``maps``,
+    else ``ValueError`` naming ``path``."""
+    allowed = (selective.PROB_SCORES if kind == 'probs' else scores_of(kind)) + tuple(maps)
     if score not in allowed:
         raise ValueError(f"{path}: 'score' {score!r} is not a score of kind {kind!r} outputs; they have {allowed}")
     return score
@@ -204,13 +228,75 @@ def check_outputs(path: str, values, labels, kind: str = 'logits', ood=None,
     return v, y, o
 
 
+def check_member_scores(path: str, members, member_scores, ood_member_scores=None, member_kinds=None,
+                        n: int = 0, n_ood: Optional[int] = None) -> tuple:
+    """Check the member keys of one model's outputs (module docstring); return ``(members,
+    member_kinds tuple, member_scores dict, ood_member_scores dict or None)`` with float64
+    ``(n,)`` / ``(n_ood,)`` tensors. Errors name ``path`` and the key (and the score)."""
+    if member_scores is None:
+        for key, v in (('members', members), ('member_kinds', member_kinds), ('ood_member_scores', ood_member_scores)):
+            if v is not None:
+                raise ValueError(f"{path}: {key!r} without 'member_scores'; the maps of several members come with it")
+        return 0, (), None, None
+    if members is None:
+        raise ValueError(f"{path}: 'member_scores' without 'members' (the number of members, passes or views)")
+    m = members.item() if isinstance(members, (np.ndarray, torch.Tensor)) and members.ndim == 0 else members
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"{path}: 'members' must be an int >= 1 (the number of members), got {members!r}")
+    kinds = ()
+    if member_kinds is not None:
+        kinds = tuple(member_kinds.tolist() if isinstance(member_kinds, np.ndarray) else member_kinds)
+        bad = [k for k in kinds if k not in INPUT_KINDS]
+        if bad or len(kinds) != m:
+            raise ValueError(f"{path}: 'member_kinds' must be {m} kinds of {INPUT_KINDS} (one per member), got "
+                             f'{list(kinds)}')
+    maps = _maps(path, 'member_scores', member_scores, n)
+    ood = None
+    if ood_member_scores is not None:
+        if n_ood is None:
+            raise ValueError(f"{path}: 'ood_member_scores' without OOD outputs (ood_logits)")
+        ood = _maps(path, 'ood_member_scores', ood_member_scores, n_ood)
+        if list(ood) != list(maps):
+            raise ValueError(f"{path}: 'ood_member_scores' holds {list(ood)}, 'member_scores' {list(maps)}; the OOD "
+                             'rows need the same maps')
+    return int(m), kinds, maps, ood
+
+
+def _maps(path: str, key: str, maps, n: int) -> dict:
+    """name -> float64 ``(n,)`` tensor of a member-maps dict, checked (errors name ``path``, ``key`` and the score)."""
+    if not isinstance(maps, dict) or not maps:
+        raise ValueError(f'{path}: {key!r} must be a non-empty dict of score name -> (N,) map, got '
+                         f'{type(maps).__name__}')
+    out = {}
+    for name, m in maps.items():
+        try:
+            check_score_name(str(name), f'{key}[{name!r}]')
+        except ValueError as e:
+            raise ValueError(f'{path}: {e}') from None
+        t = _tensor(m, path, f'{key}[{name!r}]')
+        if t.dim() != 1 or t.shape[0] != n or not t.is_floating_point():
+            raise ValueError(f'{path}: {key}[{name!r}] must be a float (N,) map with N = {n} rows, got shape '
+                             f'{tuple(t.shape)} ({t.dtype})')
+        t = t.to(torch.float64)
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            raise ValueError(f'{path}: {key}[{name!r}] holds {int(bad.sum())} NaN/Inf value(s), the first at row '
+                             f'{int(bad.nonzero()[0, 0])}')
+        out[str(name)] = t
+    return out
+
+
 def save_outputs(path: str, values, labels, kind: Optional[str] = None, ood=None, model: Optional[str] = None,
-                 classes: Optional[Sequence[str]] = None, score: Optional[str] = None) -> str:
+                 classes: Optional[Sequence[str]] = None, score: Optional[str] = None, members: Optional[int] = None,
+                 member_scores: Optional[dict] = None, ood_member_scores: Optional[dict] = None,
+                 member_kinds: Optional[Sequence[str]] = None) -> str:
     """Check and write one model's outputs to ``path`` (``.npz`` or ``.pt``, by the extension;
     folders are created; written to a temporary file first, then renamed). ``values`` (N, K)
     logits of ``kind`` or probabilities (``kind='probs'``), ``labels`` (N,), ``ood`` (M, K) of the
     same kind. ``kind=None``: ``'logits'``, not given, so rows that all look like probabilities are
-    refused (module docstring). Returns ``path``."""
+    refused (module docstring). A prediction of several members adds ``members``, ``member_scores``
+    (name -> ``(N,)``), ``ood_member_scores`` and ``member_kinds`` (:func:`check_member_scores`).
+    Returns ``path``."""
     ext = _extension(path)
     kind_given = kind is not None
     kind = 'logits' if kind is None else kind
@@ -223,15 +309,26 @@ def save_outputs(path: str, values, labels, kind: Optional[str] = None, ood=None
         data['model'] = str(model)
     if classes is not None:
         data['classes'] = [str(c) for c in classes]
+    members, member_kinds, maps, ood_maps = check_member_scores(
+        path, members, member_scores, ood_member_scores, member_kinds, v.shape[0], None if o is None else o.shape[0])
+    if maps is not None:
+        data.update(members=members, member_scores=maps)
+        if member_kinds:
+            data['member_kinds'] = list(member_kinds)
+        if ood_maps is not None:
+            data['ood_member_scores'] = ood_maps
     if score is not None:
-        data['score'] = _own_score(score, kind, path)
+        data['score'] = _own_score(score, kind, path, maps or ())
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp')
     try:
         with open(tmp, 'wb') as f:
             if ext == '.npz':
-                arrays = {k: (x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)) for k, x in data.items()}
+                flat = {}
+                for k, x in data.items():
+                    flat.update({f'{k}/{name}': m for name, m in x.items()} if k in _MAP_KEYS else {k: x})
+                arrays = {k: (x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)) for k, x in flat.items()}
                 np.savez(f, **arrays)
             else:
                 torch.save(data, f)
@@ -246,7 +343,14 @@ def _read(path: str, ext: str) -> dict:
     try:
         if ext == '.npz':
             with np.load(path, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
+                data = {}
+                for k in npz.files:
+                    key, _, name = k.partition('/')
+                    if name and key in _MAP_KEYS:
+                        data.setdefault(key, {})[name] = npz[k]
+                    else:
+                        data[k] = npz[k]
+                return data
         data = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
         raise
@@ -304,6 +408,10 @@ def load_outputs(path: str, check_values: bool = True, kind: Optional[str] = Non
     values, labels, ood = check_outputs(path, data[key], data['labels'], kind, data.get(f'ood_{key}'), classes,
                                         check_values, kind_given=stated is not None)
     model = _string(data['model'], path, 'model') if 'model' in data else osp.splitext(osp.basename(path))[0]
-    score = _own_score(_string(data['score'], path, 'score'), kind, path) if 'score' in data else None
+    members, member_kinds, maps, ood_maps = check_member_scores(
+        path, data.get('members'), data.get('member_scores'), data.get('ood_member_scores'), data.get('member_kinds'),
+        values.shape[0], None if ood is None else ood.shape[0])
+    score = _own_score(_string(data['score'], path, 'score'), kind, path, maps or ()) if 'score' in data else None
     return ModelOutputs(path=path, model=model, kind=kind, values=values, labels=labels, ood=ood, classes=classes,
-                        score=score)
+                        score=score, members=members, member_kinds=member_kinds, member_scores=maps,
+                        ood_member_scores=ood_maps)

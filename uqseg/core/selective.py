@@ -27,6 +27,12 @@ preserving maps onto [0, 1] of the raw score, or of its negation where a lower r
 confident (``entropy``, ``vacuity``). The ranking metrics sort each confidence's ranking key
 (:mod:`uqseg.core.confidence_keys`: ``logit(max p) = -log r`` and the like), which has the
 confidence's order and ties but does not saturate at 1 for near-certain predictions.
+
+A prediction of several members (an ensemble, MC-dropout passes, TTA views) is scored as one
+model from the log of its mean probability, plus its member maps (``member_maps``: the mutual
+information, expected entropy, class variance, disagreement of
+:mod:`uqseg.core.member_statistics`, and the members' averaged layer scores), ranked by
+:func:`uqseg.core.scores.member_score_key` (:func:`map_confidences` says which names they serve).
 """
 from __future__ import annotations
 
@@ -53,14 +59,18 @@ from .functional import calibration_error, selective_metrics, threshold_metrics
 from .scores import (
     INPUT_KINDS,
     PROBS,
+    check_member_score,
     check_score_available,
+    is_member_score,
+    is_probability_score,
+    member_score_key,
     raw_score,
     score_confidence,
     scores_of,
 )
 
 __all__ = ['CONFIDENCES', 'INPUT_KINDS', 'PROB_SCORES', 'confidence_scores', 'check_outputs',
-           'check_labels', 'as_tensor',
+           'check_labels', 'as_tensor', 'map_confidences', 'check_member_maps',
            'row_statistics', 'exact_where_close', 'confidence_keys',
            'selective_report']
 
@@ -85,6 +95,46 @@ def _check_names(names, kind: str) -> tuple[str, ...]:
     for name in names:
         check_score_available(name, kind, key='confidences', model=f'kind={kind!r}')
     return names
+
+
+def map_confidences(names, kind: str, member_maps, member_kinds: Sequence[str] = (), source: str = 'the model'
+                    ) -> tuple[tuple[str, ...], frozenset]:
+    """``(names checked, the names read from the member maps)``. With ``member_maps`` (a prediction
+    of several members: name -> raw map) a member score or a layer score (not a function of ``p``)
+    is read from them, :func:`uqseg.core.scores.check_member_score` refusing one it lacks (naming
+    ``source`` and the members' kinds); the functions of ``p`` are computed from the outputs (the
+    mean's) as for one model. Without maps a member score is refused as one model's."""
+    if isinstance(names, str):
+        names = (names,)
+    names = tuple(dict.fromkeys(names))
+    from_maps = []
+    for name in names:
+        if is_member_score(name) or (member_maps is not None and not is_probability_score(name)):
+            check_member_score(name, tuple(member_maps or ()), tuple(member_kinds) if member_maps is not None else (),
+                               source, key='confidences')
+            from_maps.append(name)
+        else:
+            check_score_available(name, kind, key='confidences', model=f'kind={kind!r}')
+    return names, frozenset(from_maps)
+
+
+def check_member_maps(maps, names, n: int, what: str) -> dict:
+    """The maps of ``names`` as float64 ``(n,)`` tensors; a missing one, another length, a non-finite
+    value is a ``ValueError`` naming ``what`` and the score."""
+    out = {}
+    for name in names:
+        if maps is None or name not in maps:
+            raise ValueError(f'{what}: no {name!r} member map (it holds {sorted(maps or ())})')
+        m = as_tensor(maps[name], f'{what}[{name!r}]')
+        if m.dim() != 1 or m.shape[0] != n:
+            raise ValueError(f'{what}: the {name!r} member map has shape {tuple(m.shape)}, the outputs {n} rows')
+        m = m.to(torch.float64)
+        if not bool(torch.isfinite(m).all()):
+            bad = ~torch.isfinite(m)
+            raise ValueError(f'{what}: the {name!r} member map holds {int(bad.sum())} non-finite value(s), the '
+                             f'first at row {int(bad.nonzero()[0, 0])}')
+        out[name] = m
+    return out
 
 
 def as_tensor(x, name: str) -> torch.Tensor:
@@ -295,7 +345,9 @@ def _subsample(cov: torch.Tensor, risk: torch.Tensor, points: int) -> dict[str, 
 def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str] = CONFIDENCES,
                      accuracy_targets: Sequence[float] = (0.95, 0.99),
                      coverages: Sequence[float] = (0.5, 0.8, 0.9, 0.95), n_bins: int = 15,
-                     ood_z=None, fpr_tpr: float = 0.95, curves: bool = False, curve_points: int = 1000) -> dict:
+                     ood_z=None, fpr_tpr: float = 0.95, curves: bool = False, curve_points: int = 1000,
+                     member_maps=None, ood_member_maps=None, member_kinds: Sequence[str] = (),
+                     source: str = 'the model') -> dict:
     """The selective-prediction report of one model (keys and formulas: module docstring).
 
     Args:
@@ -312,6 +364,13 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
             ``curve_points`` points of :func:`uqseg.core.functional.risk_coverage_curve`, the last
             one included) and ``'reliability'`` (:func:`uqseg.core.binning.reliability` of the
             top-label confidence in ``n_bins`` bins).
+        member_maps: for a prediction of several members (ensemble, MC dropout, TTA; ``z`` the
+            log of their mean probability): name -> ``(N,)`` raw map
+            (:meth:`uqseg.core.member_statistics.MemberStatistics.maps`); the member scores and
+            averaged layer scores of ``confidences`` are ranked by
+            :func:`uqseg.core.scores.member_score_key` of them (:func:`map_confidences`), with
+            ``ood_member_maps`` (``(M,)`` each) on the OOD rows. ``member_kinds``, ``source``: the
+            members' kinds and the prediction's name in errors.
 
     Returns a dict of floats (plus the two curve entries with ``curves``); NaN where a value is
     undefined (AUROC with only one class present, empty input). Bad input raises ``ValueError``:
@@ -321,7 +380,7 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
     z = check_outputs(z, kind, 'z', finite=False)
     n, k = z.shape
     labels = check_labels(labels, n, k).to(z.device)
-    names = _check_names(confidences, kind)
+    names, from_maps = map_confidences(confidences, kind, member_maps, member_kinds, source)
     for a in accuracy_targets:
         if not 0 <= a <= 1:
             raise ValueError(f'accuracy_targets must lie in [0, 1], got {a}')
@@ -334,11 +393,16 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
         raise ValueError(f'curve_points must be an int >= 2, got {curve_points!r}')
     if ood_z is not None:
         ood_z = check_outputs(ood_z, kind, 'ood_z', num_classes=k).to(z.device)
+    maps = {name: m.to(z.device) for name, m in check_member_maps(member_maps, from_maps, n, 'member_maps').items()}
+    ood_maps = {} if ood_z is None else {
+        name: m.to(z.device) for name, m in check_member_maps(ood_member_maps, from_maps, ood_z.shape[0],
+                                                              'ood_member_maps').items()}
 
     entropy = _needs_entropy(names)
     st = row_statistics(z, labels, kind, entropy, 'z')
     st_ood = row_statistics(ood_z, None, kind, entropy, 'ood_z') if ood_z is not None else None
-    exact_where_close([(z, st, labels)] + ([(ood_z, st_ood, None)] if ood_z is not None else []), names)
+    exact_where_close([(z, st, labels)] + ([(ood_z, st_ood, None)] if ood_z is not None else []),
+                      [nm for nm in names if nm not in from_maps])
     conf_top = st.max_prob
     correct = st.pred == labels
     out = {'accuracy': float(correct.double().mean()) if n else math.nan,
@@ -354,7 +418,7 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
                            torch.zeros(ood_z.shape[0], dtype=torch.bool, device=z.device)])
     fpr_name = f'OOD-FPR{round(100 * fpr_tpr)}'
     for name in names:
-        key = _key_of(name, z, st, kind)
+        key = member_score_key(name, maps[name]) if name in from_maps else _key_of(name, z, st, kind)
         m = selective_metrics(key, correct, accuracy_targets, coverages, curve=curves, keys=True)
         out[f'AURC[{name}]'] = m['AURC']
         out[f'E-AURC[{name}]'] = m['E-AURC']
@@ -364,7 +428,8 @@ def selective_report(z, labels, kind: str = 'logits', confidences: Sequence[str]
         for v in coverages:
             out[f'risk@cov{v:g}[{name}]'] = m['risk_at_coverage'][v]
         if ood_z is not None:
-            key_ood = _key_of(name, ood_z, st_ood, kind)
+            key_ood = member_score_key(name, ood_maps[name]) if name in from_maps else \
+                _key_of(name, ood_z, st_ood, kind)
             d = threshold_metrics(torch.cat([key, key_ood]), is_id, fpr_tpr, keys=True)
             out[f'OOD-AUROC[{name}]'] = d['AUROC']
             out[f'{fpr_name}[{name}]'] = d['FPR']
