@@ -11,7 +11,7 @@ test loop's OOD sets (``SelectivePredictionMetric(ood_sets=...)``) can be split 
 from __future__ import annotations
 
 import copy
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from mmengine.registry import DefaultScope
@@ -19,8 +19,9 @@ from mmpretrain.registry import MODELS
 
 from ..engine.checkpoint import load_checkpoint_strict
 
-__all__ = ['build_classifier', 'output_kind', 'own_score', 'NO_LABEL', 'sample_label', 'check_labelled',
-           'collect_outputs', 'ood_mask', 'split_ood', 'config_ood_sets']
+__all__ = ['build_classifier', 'head_output_kind', 'output_kind', 'own_score', 'NO_LABEL', 'sample_label',
+           'check_labelled', 'CollectedOutputs', 'collect_model_outputs', 'collect_outputs', 'ood_mask', 'split_ood',
+           'config_ood_sets']
 
 
 def build_classifier(cfg, checkpoint: Optional[str], source: str, tool: str, strict: bool = True,
@@ -45,15 +46,23 @@ def build_classifier(cfg, checkpoint: Optional[str], source: str, tool: str, str
     return model
 
 
-def output_kind(model) -> str:
+def head_output_kind(model) -> str:
     """What the head's scores are: its output layer's kind (``log_alpha``, ``distance_logits``) or ``logits``."""
     return getattr(getattr(getattr(model, 'head', None), 'fc', None), 'output_kind', 'logits')
 
 
+def output_kind(model) -> str:
+    """What ``model(inputs, mode='tensor')`` returns: the model's own ``output_kind`` where it has one
+    (an ensemble, MC dropout: ``'logits'``, the log of the mean probability), else the head's."""
+    return getattr(model, 'output_kind', None) or head_output_kind(model)
+
+
 def own_score(model) -> Optional[str]:
-    """The head's output layer's own score (``default_score``: EDL ``vacuity``, DisMax ``MMLES``,
+    """The model's own score: its ``default_score`` where it has one (an ensemble, MC dropout:
+    ``'mutual-information'``), else the head's output layer's (EDL ``vacuity``, DisMax ``MMLES``,
     IsoMax+ ``MDS``), None for a plain head."""
-    return getattr(getattr(getattr(model, 'head', None), 'fc', None), 'default_score', None)
+    return getattr(model, 'default_score', None) or \
+        getattr(getattr(getattr(model, 'head', None), 'fc', None), 'default_score', None)
 
 
 #: The label of a sample without one (no ``gt_label``, or the empty one ``AddSetName`` gives an unlabelled
@@ -93,16 +102,40 @@ def _set_names(samples) -> list:
     return [s.metainfo.get('set_name') if hasattr(s, 'metainfo') else None for s in samples]
 
 
+class CollectedOutputs(NamedTuple):
+    """A model's outputs over a dataloader (:func:`collect_model_outputs`): ``values`` ``(N, K)``
+    float32 on the CPU, ``labels`` ``(N,)``, ``set_names`` (N,); for a model of several members (a
+    ``statistics(inputs)`` method: ensemble, MC dropout) ``member_maps`` name -> ``(N,)`` float64
+    (:meth:`~uqseg.core.member_statistics.MemberStatistics.maps`), ``members`` and ``member_kinds``;
+    else None, 0 and ()."""
+    values: torch.Tensor
+    labels: torch.Tensor
+    set_names: list
+    member_maps: Optional[dict] = None
+    members: int = 0
+    member_kinds: tuple = ()
+
+
 @torch.no_grad()
-def collect_outputs(model, loader, apply_temperature: bool = False, source: str = 'the model'
-                    ) -> tuple[torch.Tensor, torch.Tensor, list]:
-    """``(outputs (N, K) float32 on the CPU, labels (N,), set names (N,))`` of ``model`` over
-    ``loader``; ``apply_temperature`` divides the outputs by the model's ``T`` (``scale_logits``).
-    An unlabelled sample's label is :data:`NO_LABEL` (:func:`split_ood` refuses it outside the OOD sets)."""
-    outs, labels, names = [], [], []
+def collect_model_outputs(model, loader, apply_temperature: bool = False, source: str = 'the model'
+                          ) -> CollectedOutputs:
+    """The outputs of ``model`` over ``loader`` (:class:`CollectedOutputs`): per batch
+    ``model.data_preprocessor(data, False)`` then ``model(inputs, mode='tensor')``, or for a model
+    of several members its ``statistics(inputs)`` (``mean_logits()`` and the maps, one pass);
+    ``apply_temperature`` divides the outputs by the model's ``T`` (``scale_logits``). An unlabelled
+    sample's label is :data:`NO_LABEL` (:func:`split_ood` refuses it outside the OOD sets)."""
+    members = callable(getattr(model, 'statistics', None))
+    outs, labels, names, maps, count, kinds = [], [], [], {}, 0, ()
     for data in loader:
         data = model.data_preprocessor(data, False)
-        z = model(data['inputs'], mode='tensor')
+        if members:
+            stats = model.statistics(data['inputs'])
+            z = stats.mean_logits()
+            for name, m in stats.maps().items():
+                maps.setdefault(name, []).append(m.double().cpu())
+            count, kinds = stats.count, stats.kinds
+        else:
+            z = model(data['inputs'], mode='tensor')
         if not isinstance(z, torch.Tensor) or z.dim() != 2:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"{source}: model(inputs, mode='tensor') returned {shape}, not (N, K) class scores; the "
@@ -114,7 +147,16 @@ def collect_outputs(model, loader, apply_temperature: bool = False, source: str 
         names += _set_names(data['data_samples'])
     if not outs:
         raise ValueError(f'{source}: the dataloader yielded no batch (empty dataset)')
-    return torch.cat(outs), torch.cat(labels), names
+    member_maps = {k: torch.cat(v) for k, v in maps.items()} if members else None
+    return CollectedOutputs(torch.cat(outs), torch.cat(labels), names, member_maps, count, tuple(kinds))
+
+
+def collect_outputs(model, loader, apply_temperature: bool = False, source: str = 'the model'
+                    ) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """``(outputs (N, K) float32 on the CPU, labels (N,), set names (N,))`` of ``model`` over
+    ``loader`` (:func:`collect_model_outputs` without the member maps)."""
+    out = collect_model_outputs(model, loader, apply_temperature, source)
+    return out.values, out.labels, out.set_names
 
 
 def ood_mask(set_names: Sequence, ood_sets: Sequence[str], source: str) -> torch.Tensor:

@@ -7,6 +7,12 @@ there, as ``OutputLayerClsHead`` does; otherwise ``pred_score``, kind ``'probs'`
 and metainfo ``set_name``; ``compute_metrics`` stacks them and calls the static :meth:`calculate`
 (as mmpretrain's ``Accuracy``). Samples of the ``ood_sets`` are the OOD data of the report
 (their labels are not used); every other sample is in-distribution.
+
+A prediction of several members (``EnsembleClassifier``, ``MCDropoutImageClassifier``,
+``EnsembleClsTTA``: ``pred_logits`` the log of the mean probability, metainfo ``member_scores``,
+``members``, ``member_kinds`` and the field ``pred_member_scores``) is scored as one model, and its
+member maps are confidences too: ``confidences=('max-prob', 'mutual-information')``; ``'own'`` is
+its ``default_score``, ``mutual-information``.
 """
 from __future__ import annotations
 
@@ -21,9 +27,17 @@ from mmengine.visualization import Visualizer
 from mmpretrain.registry import METRICS
 from PIL import Image
 
+from uqseg.cls.models.classifiers.member_outputs import sample_member_maps
 from uqseg.cls.outputs import check_labelled, ood_mask, sample_label
 from uqseg.core.plots import plot_reliability_diagram, plot_risk_coverage_curves
-from uqseg.core.scores import OUTPUT_KIND_KEY, OWN_SCORE, OWN_SCORE_KEY, PROBS, check_score_name
+from uqseg.core.scores import (
+    MEMBER_KINDS_KEY,
+    OUTPUT_KIND_KEY,
+    OWN_SCORE,
+    OWN_SCORE_KEY,
+    PROBS,
+    check_score_name,
+)
 from uqseg.core.selective import CONFIDENCES, as_tensor, selective_report
 from uqseg.engine.runtime_info import current_iter
 
@@ -37,8 +51,9 @@ class SelectivePredictionMetric(BaseMetric):
     """Selective prediction, calibration and (with ``ood_sets``) OOD detection of a classifier.
 
     Args:
-        confidences: confidences to rank by (:data:`uqseg.core.selective.CONFIDENCES` and the
-            names of :data:`uqseg.core.scores.SCORES` the model has), and ``'own'``: the model's
+        confidences: confidences to rank by (:data:`uqseg.core.selective.CONFIDENCES`, the
+            names of :data:`uqseg.core.scores.SCORES` the model has, the member scores
+            :data:`uqseg.core.scores.MEMBER_SCORES` of a prediction of several members), and ``'own'``: the model's
             own score (the ``default_score`` its head puts in each sample's metainfo; the keys then
             carry that score's name, e.g. ``AURC[vacuity]``). A model without one (a plain head
             gives only ``pred_score``) raises at ``compute_metrics``.
@@ -102,8 +117,10 @@ class SelectivePredictionMetric(BaseMetric):
                 raise KeyError(f'SelectivePredictionMetric: a data sample has neither pred_score nor pred_logits '
                                f'with metainfo output_kind (fields: {keys}); {sample.get("img_path", "")}')
             label = sample_label(sample.get('gt_label'), 'SelectivePredictionMetric')
+            maps = sample_member_maps(sample, 'SelectivePredictionMetric')
             self.results.append(dict(values=values.detach().cpu().reshape(-1), kind=kind, default_score=default,
-                                     label=label, set_name=str(sample.get('set_name', _DEFAULT_SET))))
+                                     label=label, set_name=str(sample.get('set_name', _DEFAULT_SET)), maps=maps,
+                                     member_kinds=tuple(sample.get(MEMBER_KINDS_KEY) or ())))
 
     def _resolve(self, results: list) -> tuple[str, Optional[str]]:
         """The output kind all samples share and their own score (None without one)."""
@@ -117,6 +134,23 @@ class SelectivePredictionMetric(BaseMetric):
             raise ValueError(f'SelectivePredictionMetric: the samples carry different default_score values '
                              f'{sorted(map(str, owns))}; one model has one own score')
         return kind, owns.pop()
+
+    @staticmethod
+    def _maps(rows: list) -> tuple[Optional[dict], tuple]:
+        """The rows' member maps stacked (name -> (n,) float64) and the members' kinds; None and () for
+        one model. Rows with and without maps, or with other names, are a ``ValueError``."""
+        with_maps = [r['maps'] is not None for r in rows]
+        if not any(with_maps):
+            return None, ()
+        if not all(with_maps):
+            raise ValueError('SelectivePredictionMetric: some samples carry member maps (an ensemble, MC dropout or '
+                             'TTA prediction) and some do not; one model gives one kind of prediction')
+        names = list(rows[0]['maps'])
+        if any(list(r['maps']) != names for r in rows):
+            raise ValueError('SelectivePredictionMetric: the samples carry different member scores; one model '
+                             f'gives the same maps for every sample (the first: {names})')
+        maps = {n: torch.stack([r['maps'][n] for r in rows]) for n in names}
+        return maps, rows[0]['member_kinds']
 
     def compute_metrics(self, results: list) -> dict:
         if not results:
@@ -141,8 +175,12 @@ class SelectivePredictionMetric(BaseMetric):
         values = torch.stack([r['values'] for r in id_rows])
         labels = torch.tensor([r['label'] for r in id_rows], dtype=torch.long)
         ood_values = torch.stack([r['values'] for r in ood_rows]) if ood_rows else None
+        self._maps(results)  # the same maps in every sample
+        maps, member_kinds = self._maps(id_rows)
+        ood_maps = self._maps(ood_rows)[0] if ood_rows else None
         report = self.calculate(values, labels, kind, names, self.accuracy_targets, self.coverages, self.n_bins,
-                                ood_values, self.fpr_tpr, curves=self.out_dir is not None)
+                                ood_values, self.fpr_tpr, curves=self.out_dir is not None, member_maps=maps,
+                                ood_member_maps=ood_maps, member_kinds=member_kinds)
         if self.out_dir is not None:
             self._draw(report)
         return {k: v for k, v in report.items() if k not in ('curves', 'reliability')}
@@ -150,13 +188,18 @@ class SelectivePredictionMetric(BaseMetric):
     @staticmethod
     def calculate(pred, target, kind: str = 'probs', confidences: Sequence[str] = CONFIDENCES,
                   accuracy_targets: Sequence[float] = (0.95, 0.99), coverages: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
-                  n_bins: int = 15, ood_pred=None, fpr_tpr: float = 0.95, curves: bool = False) -> dict:
+                  n_bins: int = 15, ood_pred=None, fpr_tpr: float = 0.95, curves: bool = False,
+                  member_maps: Optional[dict] = None, ood_member_maps: Optional[dict] = None,
+                  member_kinds: Sequence[str] = ()) -> dict:
         """The report of stacked outputs: ``pred`` ``(N, K)`` of ``kind`` (``'probs'`` for
-        ``pred_score``), ``target`` ``(N,)``, ``ood_pred`` ``(M, K)`` or None; =
+        ``pred_score``), ``target`` ``(N,)``, ``ood_pred`` ``(M, K)`` or None, the member maps of a
+        prediction of several members (name -> ``(N,)`` / ``(M,)``); =
         :func:`uqseg.core.selective.selective_report`, errors prefixed with the metric's name."""
         try:
             return selective_report(pred, target, kind, confidences, accuracy_targets, coverages, n_bins,
-                                    ood_z=ood_pred, fpr_tpr=fpr_tpr, curves=curves)
+                                    ood_z=ood_pred, fpr_tpr=fpr_tpr, curves=curves, member_maps=member_maps,
+                                    ood_member_maps=ood_member_maps, member_kinds=member_kinds,
+                                    source='the samples')
         except ValueError as e:
             raise ValueError(f'SelectivePredictionMetric: {e}') from e
 
