@@ -69,7 +69,7 @@ def parse_cfg_options(options: Sequence[str]) -> dict:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     try:
         return parser.parse_args(['--cfg-options', *options]).cfg_options
-    except SystemExit:  # argparse's error on a malformed KEY=VALUE
+    except (SystemExit, ValueError):  # a malformed KEY=VALUE (DictAction's unpacking, argparse's exit)
         raise ValueError(f'--cfg-options {" ".join(options)}: each must be KEY=VALUE') from None
 
 
