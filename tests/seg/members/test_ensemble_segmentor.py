@@ -1,0 +1,106 @@
+"""EnsembleSegmentor: one member is the plain model; two members of different architectures
+(own preprocessors, whole and slide inference) give the mixture and maps of their stored outputs;
+one-channel and EDL members; the bad inputs, each an error naming the member."""
+import pytest
+import torch
+from mmseg.registry import MODELS
+
+from tests.seg.members.common import CE, build, model_cfg, other_architecture_cfg, raw_batch, reference, save
+from uqseg.seg.outputs import member_map_field, sample_output
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+MAPS = ('mutual-information', 'expected-entropy', 'class-variance', 'disagreement')
+
+
+def _ensemble(*members, **kw):
+    return MODELS.build(dict(type='EnsembleSegmentor', members=list(members), **kw)).eval()
+
+
+def test_an_ensemble_of_one_member_is_the_plain_model(tmp_path):
+    plain = build(model_cfg())
+    ens = _ensemble(dict(config=CE, checkpoint=save(plain, tmp_path / 'a.pth')))
+    with torch.no_grad():
+        got, want = ens.test_step(raw_batch()), plain.test_step(raw_batch())
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g.seg_logits.data.softmax(0), w.seg_logits.data.softmax(0), rtol=0, atol=1e-6)
+        assert torch.equal(g.pred_sem_seg.data, w.pred_sem_seg.data)
+        assert torch.equal(g.gt_sem_seg.data, w.gt_sem_seg.data)
+        ref = reference([w.seg_logits.data])
+        for name in MAPS:  # one member: no disagreement; its expected entropy is its entropy
+            m = getattr(g, member_map_field(name)).data
+            assert m.shape == (1, 64, 64) and m.dtype == torch.float64, name
+            torch.testing.assert_close(m[0], ref[name], rtol=1e-9, atol=1e-9)
+        assert not g.seg_mutual_information.data.any() and float(g.seg_expected_entropy.data.min()) > 0
+        out = sample_output(g)
+        assert (out.kind, out.score, out.members, out.maps, out.member_kinds) == \
+            ('logits', 'mutual-information', 1, MAPS, ('logits',))
+
+
+def test_two_members_of_different_architectures_give_the_mixture_of_their_outputs(tmp_path):
+    a, b = build(model_cfg(), seed=0), build(other_architecture_cfg(), seed=1)
+    ens = _ensemble(dict(config=CE, checkpoint=save(a, tmp_path / 'a.pth')),
+                    dict(model=other_architecture_cfg(), checkpoint=save(b, tmp_path / 'b.pth')))
+    assert ens.members[1].test_cfg.mode == 'slide'
+    with torch.no_grad():
+        got = ens.test_step(raw_batch())
+        za = [s.seg_logits.data for s in a.test_step(raw_batch())]  # each member's own preprocessor
+        zb = [s.seg_logits.data for s in b.test_step(raw_batch())]
+    for i, g in enumerate(got):
+        ref = reference([za[i], zb[i]])
+        torch.testing.assert_close(g.seg_logits.data.double().softmax(0), ref['mean'], rtol=0, atol=1e-6)
+        assert torch.equal(g.pred_sem_seg.data[0], ref['mean'].argmax(0))
+        for name in MAPS:
+            torch.testing.assert_close(getattr(g, member_map_field(name)).data[0], ref[name], rtol=1e-9, atol=1e-9)
+        assert float(g.seg_mutual_information.data.max()) > 0
+    with pytest.raises(RuntimeError, match='not trained'):
+        ens.loss(None, None)
+
+
+def test_one_channel_members_keep_one_channel_of_the_mean_foreground_probability(tmp_path):
+    cfg = model_cfg(CE.replace('ce_shapes_demo', 'bce_sod_demo'))
+    a, b = build(cfg, 0), build(cfg, 1)
+    ens = _ensemble(dict(model=cfg, checkpoint=save(a, tmp_path / 'a.pth')),
+                    dict(model=cfg, checkpoint=save(b, tmp_path / 'b.pth')))
+    with torch.no_grad():
+        got = ens.test_step(raw_batch(1))[0]
+        pa, pb = a.test_step(raw_batch(1))[0].seg_logits.data, b.test_step(raw_batch(1))[0].seg_logits.data
+    assert got.seg_logits.data.shape == (1, 64, 64)
+    torch.testing.assert_close(got.seg_logits.data, (pa + pb) / 2)
+    assert torch.equal(got.pred_sem_seg.data, ((pa + pb) / 2 > a.decode_head.threshold).float())
+    ref = reference([torch.cat([1 - pa, pa]), torch.cat([1 - pb, pb])], ['probs', 'probs'])
+    torch.testing.assert_close(got.seg_mutual_information.data[0], ref['mutual-information'])
+    assert sample_output(got).member_kinds == ('probs', 'probs')
+
+
+def test_edl_members_average_their_vacuity(tmp_path):
+    cfg = model_cfg(CE.replace('ce_shapes', 'edl_shapes'))
+    a, b = build(cfg, 0), build(cfg, 1)
+    ens = _ensemble(dict(model=cfg, checkpoint=save(a, tmp_path / 'a.pth')),
+                    dict(model=cfg, checkpoint=save(b, tmp_path / 'b.pth')))
+    with torch.no_grad():
+        got = ens.test_step(raw_batch(1))[0]
+        za, zb = a.test_step(raw_batch(1))[0].seg_logits.data, b.test_step(raw_batch(1))[0].seg_logits.data
+    vacuity = (4 / za.double().exp().sum(0) + 4 / zb.double().exp().sum(0)) / 2
+    torch.testing.assert_close(got.seg_vacuity.data[0], vacuity)
+    assert sample_output(got).maps == MAPS + ('vacuity',)
+
+
+def test_bad_members_are_errors_naming_the_member(tmp_path):
+    plain = build(model_cfg())
+    ok = dict(config=CE, checkpoint=save(plain, tmp_path / 'a.pth'))
+    with pytest.raises(ValueError, match='members is empty'):
+        _ensemble()
+    with pytest.raises(ValueError, match=r"member 1 \(.*ce_shapes_demo.py\): checkpoint '.*nope.pth' does not exist"):
+        _ensemble(ok, dict(config=CE, checkpoint=str(tmp_path / 'nope.pth')))
+    five = model_cfg()
+    five.decode_head.num_classes = five.decode_head.out_channels = 5
+    with pytest.raises(ValueError, match=r'member 1 \(model EncoderDecoder\) has 5 classes but member 0 .* has 4'):
+        _ensemble(ok, dict(model=five, checkpoint=save(build(five), tmp_path / 'five.pth')))
+    renamed = save(plain, tmp_path / 'renamed.pth', classes=('bg', 'disk', 'box', 'triangle'))
+    with pytest.raises(ValueError, match=r"member 1 \(model EncoderDecoder\) has the classes \['bg', .* but member 0"):
+        _ensemble(ok, dict(model=model_cfg(), checkpoint=renamed))
+    backbone = dict(type='ResNetV1c', depth=18, stem_channels=32, base_channels=32)
+    with pytest.raises(ValueError, match=r'member 0 \(model ResNetV1c\): its model \(ResNetV1c\) is not an mmseg'):
+        _ensemble(dict(model=backbone, checkpoint=ok['checkpoint']))
+    with pytest.raises(ValueError, match=r"member 0: config 'nowhere.py' does not exist"):
+        _ensemble(dict(config='nowhere.py', checkpoint=ok['checkpoint']))
