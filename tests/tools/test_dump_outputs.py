@@ -108,7 +108,8 @@ def test_dumped_logits_are_the_models_forward_with_labels_classes_and_ood(fashio
     model, ckpt = _checkpoint(tmp_path, _lenet_cfg())
     out = str(tmp_path / 'lenet.npz')
     res = run_tool([_config(tmp_path, root, OOD), ckpt, '--out', out, '--device', 'cpu'])
-    assert res == dict(out=out, model='lenet5_fmnist', kind='logits', n=12, num_classes=10, n_ood=20)
+    assert res == dict(out=out, model='lenet5_fmnist', kind='logits', n=12, num_classes=10, n_ood=20, members=0,
+                      member_scores=[])
     mo = load_outputs(out)
     assert mo.model == 'lenet5_fmnist' and mo.kind == 'logits' and mo.values.dtype == torch.float32
     assert torch.equal(mo.labels, torch.from_numpy(data['test'][1]))

@@ -1,6 +1,6 @@
 """Run an mmpretrain classifier over a test set and write its raw outputs for ``uqseg eval-selective``.
 
-    uqseg dump-outputs CONFIG CHECKPOINT --out FILE.npz|.pt [--split test|val]
+    uqseg dump-outputs CONFIG [CHECKPOINT] --out FILE.npz|.pt [--split test|val]
         [--ood-dataset KEY|DICT|FILE.py] [--no-ood] [--apply-temperature] [--batch-size B]
         [--device cpu|cuda] [--model-name NAME] [--ood-sets SET ...] [--cfg-options KEY=VALUE ...]
         [--trust-checkpoint] [--partial-load]
@@ -45,6 +45,15 @@ leaves the channel order). DATASET.py is an mmengine config with ``test_dataload
 ``val_dataloader`` / ``ood_dataloader`` as wanted) or a bare ``dataset`` dict (read in batches of
 ``--batch-size``, default 32).
 
+Ensembles and MC dropout (``EnsembleClassifier``, ``MCDropoutImageClassifier`` configs, e.g.
+``cls/ensemble_fmnist_demo`` without a CHECKPOINT: its members name theirs): the file holds the
+log of the members' mean probability as ``logits`` (kind logits, own score mutual-information)
+and the member maps (``member_scores``: mutual-information, expected-entropy, class-variance,
+disagreement and the members' averaged layer scores, one value per sample, on the OOD rows too),
+the number of members and their kinds, from one pass of the members over each batch
+(``uqseg.cls.outputs.collect_model_outputs``), so ``uqseg eval-selective`` ranks the ensemble
+beside single models.
+
 CONFIG may be a shipped config's name (``uqseg configs list``). Refusals are one line with exit
 status 1 (``--debug`` for the traceback); warnings (e.g. a checkpoint's ``T`` replacing the
 config's) are ``warning: ...`` lines on stderr.
@@ -68,7 +77,15 @@ from mmengine.utils import track_iter_progress
 import uqseg  # noqa: F401  (registers uqseg components)
 from uqseg.cli import plain_warnings
 from uqseg.cli.configs import find_config, read_config
-from uqseg.cls.outputs import build_classifier, collect_outputs, config_ood_sets, output_kind, own_score, split_ood
+from uqseg.cls.outputs import (
+    build_classifier,
+    collect_model_outputs,
+    config_ood_sets,
+    ood_mask,
+    output_kind,
+    own_score,
+    split_ood,
+)
 from uqseg.core.output_files import EXTENSIONS, save_outputs
 from uqseg.engine.checkpoint import add_checkpoint_arguments
 
@@ -79,7 +96,8 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument('config', nargs='?', help='mmpretrain config file or shipped config name (not with --torchvision)')
-    ap.add_argument('checkpoint', nargs='?', help='checkpoint of the config (not with --torchvision)')
+    ap.add_argument('checkpoint', nargs='?', help='checkpoint of the config (not with --torchvision; none for an '
+                                                  'EnsembleClassifier config, whose members name theirs)')
     ap.add_argument('--out', required=True, help='model-outputs file to write (.npz or .pt)')
     ap.add_argument('--split', choices=SPLITS, default='test', help="the config's dataloader (default test)")
     ap.add_argument('--ood-dataset', help="OOD data: a config key, a Python dict or a .py config (default: the "
@@ -248,12 +266,22 @@ def model_config(args) -> tuple[Config, str, Optional[str], str]:
         raise ValueError(f'--out {args.out!r}: a model-outputs file ends in .npz or .pt')
     if args.torchvision:
         return torchvision_config(args), f'torchvision {args.torchvision}', None, args.model_name or args.torchvision
-    if not args.config or not args.checkpoint:
+    if not args.config:
         raise ValueError('give CONFIG and CHECKPOINT, or --torchvision NAME --weights FILE --dataset-config FILE')
-    if not osp.isfile(args.checkpoint):
+    if args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = read_config(args.config)
+    if not args.checkpoint and not is_ensemble(cfg):
+        raise ValueError(f'{args.config}: give its CHECKPOINT (only an EnsembleClassifier config, whose members name '
+                         'their checkpoints, needs none)')
     name = args.model_name or osp.splitext(osp.basename(args.config))[0]
-    return read_config(args.config), find_config(args.config), args.checkpoint, name
+    return cfg, find_config(args.config), args.checkpoint or None, name
+
+
+def is_ensemble(cfg) -> bool:
+    """Whether the config's model is an ``EnsembleClassifier`` (its members carry the checkpoints)."""
+    model = cfg.get('model') or {}
+    return isinstance(model, dict) and model.get('type') in ('EnsembleClassifier', 'mmpretrain.EnsembleClassifier')
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -279,21 +307,31 @@ def dump(args: argparse.Namespace) -> dict:
         kind = output_kind(model)
         loader = Runner.build_dataloader(base)
         what = f'{source} ({args.split} split)'
-        z, y, set_names = collect_outputs(model, batches(loader, what), args.apply_temperature, what)
+        out = collect_model_outputs(model, batches(loader, what), args.apply_temperature, what)
+        z, y, set_names, maps = out.values, out.labels, out.set_names, out.member_maps
         classes = _classes(loader, z.shape[1])
         ood_sets = [] if args.no_ood else (args.ood_sets if args.ood_sets is not None else config_ood_sets(cfg))
         z, y, ood = split_ood(z, y, set_names, ood_sets, what)
+        ood_maps = None
+        if maps is not None and ood is not None:
+            is_ood = ood_mask(set_names, ood_sets, what)
+            maps, ood_maps = ({k: v[~is_ood] for k, v in maps.items()}, {k: v[is_ood] for k, v in maps.items()})
         if ood_cfg is not None:
             if ood is not None:
                 raise ValueError(f'{source}: the {args.split} loop already holds the OOD set(s) {list(ood_sets)}; '
                                  'give --ood-dataset / ood_dataloader or ood_sets, not both')
             ood_loader_ = Runner.build_dataloader(ood_cfg)
-            ood, _, _ = collect_outputs(model, batches(ood_loader_, f'{source} (OOD)'), args.apply_temperature,
-                                        f'{source} (OOD)')
-    save_outputs(args.out, z, y, kind=kind, ood=ood, model=name, classes=classes, score=own_score(model))
+            o = collect_model_outputs(model, batches(ood_loader_, f'{source} (OOD)'), args.apply_temperature,
+                                      f'{source} (OOD)')
+            ood, ood_maps = o.values, o.member_maps
+    save_outputs(args.out, z, y, kind=kind, ood=ood, model=name, classes=classes, score=own_score(model),
+                 **({} if maps is None else dict(members=out.members, member_scores=maps, ood_member_scores=ood_maps,
+                                                 member_kinds=out.member_kinds)))
     t = f', T = {model.temperature.tolist()} applied' if args.apply_temperature else ''
     print(f'{name}: {z.shape[0]} {args.split} samples x {z.shape[1]} classes ({kind}{t})'
+          + (f', {out.members} members with maps {list(maps)}' if maps is not None else '')
           + (f', {ood.shape[0]} OOD samples' if ood is not None else '')
           + f' in {time.perf_counter() - start:.1f} s; wrote {args.out} (score it: uqseg eval-selective {args.out})')
     return dict(out=args.out, model=name, kind=kind, n=int(z.shape[0]), num_classes=int(z.shape[1]),
-                n_ood=0 if ood is None else int(ood.shape[0]))
+                n_ood=0 if ood is None else int(ood.shape[0]), members=out.members,
+                member_scores=[] if maps is None else list(maps))

@@ -27,6 +27,15 @@ model's own score: the file's ``score`` (``uqseg dump-outputs`` writes the outpu
 (``uqseg.core.default_scores``: vacuity for log_alpha, MMLES for distance_logits, max-prob for
 logits / probs).
 
+Ensembles (``uqseg dump-outputs`` of an ``EnsembleClassifier`` / ``MCDropoutImageClassifier``
+config): the file's ``logits`` are the log of the members' mean probability, ranked like any
+model's, and every member score the file carries (``member_scores``: mutual-information,
+expected-entropy, class-variance, disagreement, averaged layer scores) is a confidence of that file
+too (in the CSV, in ``--rank-by AURC[mutual-information]``, and in a second table of each such
+file's AURC / AUROC / OOD-AUROC per member score beside the first confidence); ``own`` is its
+``score``, mutual-information. A member score asked by ``--confidence`` of a single model's file
+is an error naming the file (``--skip-bad`` skips it).
+
 --fit-temperature (Guo et al., 2017): per file, a seeded random split (the first
 ``round(calib_fraction N)`` rows of ``randperm`` with ``--seed``, at least 1 and at most N - 1, are
 held out); T is fitted on them by ``uqseg.core.temperature.fit_temperature_result`` (``--ts-method``)
@@ -66,7 +75,7 @@ from matplotlib import colormaps
 from uqseg.core.default_scores import own_score_of
 from uqseg.core.output_files import EXTENSIONS, FILE_KINDS, load_outputs
 from uqseg.core.plots import new_figure, save_figure
-from uqseg.core.scores import OWN_SCORE, SCORES
+from uqseg.core.scores import MEMBER_SCORES, OWN_SCORE, SCORES
 from uqseg.core.selective import CONFIDENCES, selective_report
 from uqseg.core.temperature import apply_temperature, fit_temperature_result
 from uqseg.core.temperature_kinds import check_temperature_kind
@@ -130,20 +139,21 @@ def expand_inputs(items) -> list[str]:
     return out
 
 
-def resolve_confidences(names, kind: str, own: Optional[str] = None) -> list[str]:
+def resolve_confidences(names, kind: str, own: Optional[str] = None, maps=()) -> list[str]:
     """The confidences of a file of ``kind``: 'own' replaced by the model's own score (the file's
     ``score`` ``own``, else the kind's default: :func:`uqseg.core.default_scores.own_score_of`),
-    repeats dropped."""
+    then every member map ``maps`` the file carries, repeats dropped."""
     out = []
-    for c in names:
-        c = own_score_of(kind, own) if c == OWN_SCORE else c
+    for c in list(names) + list(maps):
+        if c == OWN_SCORE:
+            c = own if own is not None and own in maps else own_score_of(kind, own)
         if c not in out:
             out.append(c)
     return out
 
 
 def check_confidence_names(names) -> None:
-    known = tuple(dict.fromkeys((*CONFIDENCES, *SCORES, OWN_SCORE)))
+    known = tuple(dict.fromkeys((*CONFIDENCES, *SCORES, *MEMBER_SCORES, OWN_SCORE)))
     bad = [c for c in names if c not in known]
     if bad:
         raise ValueError(f'--confidence {bad[0]!r} is not a confidence; choose from {known}')
@@ -176,8 +186,9 @@ def check_rank_by(rank_by: str, args) -> None:
         if base in PLAIN_KEYS:
             raise ValueError(f'--rank-by {rank_by!r}: {base} does not depend on the confidence; use {base!r}')
         conf = rank_by[len(base) + 1:].rstrip(']')
-        if conf not in args.confidence:
-            raise ValueError(f'--rank-by {rank_by!r}: the confidence {conf!r} is not scored; add it to --confidence')
+        if conf not in args.confidence and conf not in MEMBER_SCORES:
+            raise ValueError(f'--rank-by {rank_by!r}: the confidence {conf!r} is not scored; add it to --confidence '
+                             f'(the member scores {MEMBER_SCORES} of an ensemble\'s file are scored anyway)')
 
 
 def needs_ood(rank_by: str) -> bool:
@@ -240,11 +251,14 @@ class SameSamples:
 # ----------------------------------------------------------------------------------------------
 # one model
 # ----------------------------------------------------------------------------------------------
-def _report(path, z, y, kind, confs, args, ood, curves):
+def _report(path, z, y, kind, confs, args, ood, curves, members=None):
+    """The report of one file's rows; ``members``: ``(maps, ood maps, member kinds)`` of an ensemble's file."""
+    maps, ood_maps, kinds = members or (None, None, ())
     try:
         rep = selective_report(z, y, kind=kind, confidences=tuple(confs), accuracy_targets=tuple(args.accuracy_targets),
                                coverages=tuple(args.coverages), n_bins=args.n_bins, ood_z=ood, fpr_tpr=args.fpr_tpr,
-                               curves=curves, curve_points=args.curve_points)
+                               curves=curves, curve_points=args.curve_points, member_maps=maps,
+                               ood_member_maps=ood_maps, member_kinds=kinds, source=path)
     except ValueError as e:
         raise ValueError(f'{path}: {e}') from e
     rep.pop('reliability', None)
@@ -279,16 +293,19 @@ def score_file(path: str, args, samples: Optional[SameSamples] = None) -> list[d
         why = '--require-ood' if args.require_ood else f'--rank-by {args.rank_by}'
         raise ValueError(f'{path}: {why} needs OOD outputs, but the file holds none (ood_logits / ood_probs; '
                          'uqseg dump-outputs --ood-dataset writes them)')
-    confs = resolve_confidences(args.confidence, mo.kind, mo.score)
+    maps, ood_maps = mo.member_scores, mo.ood_member_scores
+    confs = resolve_confidences(args.confidence, mo.kind, mo.score, list(maps or ()))
     kind, model, ood = mo.kind, mo.model, mo.ood
     curves = bool(args.plots)
-    base = dict(model=model, file=path, kind=kind, own_score=own_score_of(kind, mo.score), confidence=confs[0],
-                num_classes=mo.num_classes, n_ood=0 if ood is None else int(ood.shape[0]))
+    own = mo.score if maps and mo.score in maps else own_score_of(kind, mo.score)
+    base = dict(model=model, file=path, kind=kind, own_score=own, confidence=confs[0],
+                num_classes=mo.num_classes, n_ood=0 if ood is None else int(ood.shape[0]), members=mo.members,
+                _member_scores=[c for c in confs if maps and c in maps])
     if not args.fit_temperature:
         n = int(mo.labels.numel())
-        z, y = mo.values, mo.labels
+        z, y, members = mo.values, mo.labels, (maps, ood_maps, mo.member_kinds)
         del mo
-        rep, curve = _report(path, z, y, kind, confs, args, ood, curves)
+        rep, curve = _report(path, z, y, kind, confs, args, ood, curves, members)
         return _scored(samples, path, labels, [dict(base, n=n, **rep, _curve=curve)])
     check_temperature_kind(kind, path, '--fit-temperature: the file holds')
     n = int(mo.labels.numel())
@@ -297,15 +314,18 @@ def score_file(path: str, args, samples: Optional[SameSamples] = None) -> list[d
     cal, ev = calibration_split(n, args.calib_fraction, args.seed)
     z_cal, y_cal = mo.values[cal], mo.labels[cal]
     z, y = mo.values[ev], mo.labels[ev]
+    # the member maps are the members' (not changed by scaling their mean): the evaluation rows'
+    members = (None if maps is None else {k: v[ev] for k, v in maps.items()}, ood_maps, mo.member_kinds)
     del mo  # from here the evaluation part is the only copy of the outputs
     t = fit_held_out(path, z_cal, y_cal, args)
     del z_cal, y_cal
     part = dict(base, n=int(ev.numel()), n_calib=int(cal.numel()))
-    raw, curve = _report(path, z, y, kind, confs, args, ood, curves)
+    raw, curve = _report(path, z, y, kind, confs, args, ood, curves, members)
     rows = [dict(part, T=1.0, **raw, _curve=curve, _ts=False)]
     # the scaled model's rule (TemperatureBuffer.scale_logits): z / T in the outputs' dtype
     z = apply_temperature(z, t)
-    ts, curve = _report(path, z, y, kind, confs, args, None if ood is None else apply_temperature(ood, t), curves)
+    ts, curve = _report(path, z, y, kind, confs, args, None if ood is None else apply_temperature(ood, t), curves,
+                        members)
     rows.append(dict(part, model=f'{model}+TS', T=t, **ts, _curve=curve, _ts=True))
     return _scored(samples, path, labels, rows)
 
@@ -327,11 +347,19 @@ def _num(v) -> float:
         return math.nan
 
 
+def rank_confidence(key: str) -> Optional[str]:
+    """The confidence of a report key (``AURC[mutual-information]`` -> ``mutual-information``), None if none."""
+    return key[len(rank_base(key)) + 1:-1] if '[' in key else None
+
+
 def rank_rows(rows: list[dict], rank_by: str) -> list[dict]:
-    """Rows sorted best first by their rank key (NaN last, ties in input order), ``rank`` set."""
+    """Rows sorted best first by their rank key (NaN last, ties in input order), ``rank`` set; a
+    member score's key is NaN for a single model's row (it has none)."""
     lower = lower_is_better(rank_by)
     for r in rows:
         key = rank_key_of(rank_by, r)
+        if key not in r and rank_confidence(key) in MEMBER_SCORES:
+            r[key] = math.nan  # a single model has no member score: ranked last
         if key not in r:
             scalar = sorted(k for k in r if not k.startswith('_'))
             raise ValueError(f"{r['file']}: --rank-by {rank_by!r} needs the report key {key!r}, which the report of "
@@ -402,6 +430,23 @@ def format_table(rows: list[dict], args, ood: bool, show_conf: bool) -> str:
         line += f'{_fmt(r.get("T")):>8}' if args.fit_temperature else ''
         line += ''.join(f'{_fmt(r.get(cols[c], math.nan)):>{w}}' for c, w in zip(names, widths))
         lines.append(line)
+    return '\n'.join(lines)
+
+
+def member_table(rows: list[dict], ood: bool) -> Optional[str]:
+    """The rows of ensembles' files (member scores): per row, AURC / AUROC (/ OOD-AUROC) of its first
+    confidence and of each member score, so mutual information is read beside max-prob; None without any."""
+    ens = [r for r in rows if r.get('_member_scores')]
+    if not ens:
+        return None
+    metrics = ['AURC', 'AUROC'] + (['OOD-AUROC'] if ood else [])
+    width = min(max([len('model')] + [len(r['model']) for r in ens]), 48)
+    lines = [f'member scores of {len(ens)} ensemble row(s) (M = members):',
+             f'{"rank":>4}  {"model":<{width}}{"M":>4}  {"confidence":<20}' + ''.join(f'{m:>11}' for m in metrics)]
+    for r in ens:
+        for c in [r['confidence']] + [c for c in r['_member_scores'] if c != r['confidence']]:
+            lines.append(f'{r["rank"]:>4}  {r["model"][:width]:<{width}}{r["members"]:>4}  {c:<20}'
+                         + ''.join(f'{_fmt(r.get(f"{m}[{c}]", math.nan)):>11}' for m in metrics))
     return '\n'.join(lines)
 
 
@@ -561,6 +606,9 @@ def run(args: argparse.Namespace) -> dict:
              'row evaluated on the rest' if args.fit_temperature else '')
           + f' ({time.perf_counter() - start:.2f} s)')
     print(format_table(rows, args, ood, show_conf))
+    members = member_table(rows, ood)
+    if members:
+        print(members)
     for line in clamp_notes(rows):
         print(line)
     result = dict(rows=rows, skipped=skipped, plots=[], csv=None, spearman=None)
