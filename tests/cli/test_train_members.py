@@ -142,22 +142,24 @@ def test_the_ensemble_config_of_classification_members(tmp_path):
 
 def _tiny(shapes_root):
     """The shapes demo shrunk to 2 iterations on the small copy of its data, no validation, a checkpoint
-    after each iteration (both kept)."""
-    return ['--cfg-options', f'train_dataloader.dataset.data_root={shapes_root}',
-            f'val_dataloader.dataset.data_root={shapes_root}', 'train_dataloader.batch_size=2',
-            'train_cfg.max_iters=2', 'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1',
-            'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=2']
+    after each iteration (both kept); its test sets read from there too."""
+    roots = ['train_dataloader.dataset', 'val_dataloader.dataset',
+             *[f'test_dataloader.dataset.datasets.{i}' for i in range(3)]]
+    return ['--cfg-options', *[f'{loader}.data_root={shapes_root}' for loader in roots],
+            'train_dataloader.batch_size=2', 'train_cfg.max_iters=2', 'train_cfg.val_interval=1000',
+            'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=1',
+            'default_hooks.checkpoint.max_keep_ckpts=2']
 
 
 def test_train_two_members_skip_them_then_resume_a_killed_one(shapes_root, tmp_path, capsys):
     work = str(tmp_path / 'ens')
     argv = ['train-members', 'ce_shapes_demo', '--members', '2', '--work-dir', work, *_tiny(shapes_root)]
-    result = invoke(argv)
+    result = invoke([*argv, '--jobs', '2'])  # both at once
     out = capsys.readouterr().out
-    assert [m.state for m in result['plan']] == ['start', 'start']
+    assert [m.state for m in result['plan']] == ['start', 'start'] and '2 at once' in out
     for seed in (0, 1):
         log = osp.join(work, f'seed{seed}', 'train.log')
-        assert re.search(rf'^\[{seed + 1}/2\] train seed {seed}: done in \d+ s \(log: {re.escape(log)}\)$', out, re.M)
+        assert re.search(rf'^\[[12]/2\] train seed {seed}: done in \d+ s \(log: {re.escape(log)}\)$', out, re.M)
         with open(log) as f:
             text = f.read()
         assert f'randomness.seed={seed}' in text and 'Iter(train) [2/2]' in text
@@ -171,6 +173,10 @@ def test_train_two_members_skip_them_then_resume_a_killed_one(shapes_root, tmp_p
     assert result['ensemble'] == osp.join(work, 'ensemble.py') and f'ensemble config: {result["ensemble"]}' in out
     cfg = Config.fromfile(result['ensemble'])
     assert [m['checkpoint'] for m in cfg.model.members] == ckpts
+    # what the user runs next: the ensemble tested on the test sets the options named
+    metrics = invoke(['test', result['ensemble'], '--work-dir', str(tmp_path / 'test')])
+    capsys.readouterr()
+    assert {'test/mIoU', 'shift/mIoU', 'ood/mIoU', 'own/ood/OOD_AUROC_px'} <= set(metrics)
 
     # a second call trains nothing
     again = invoke(argv)
