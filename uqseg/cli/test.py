@@ -60,7 +60,8 @@ from uqseg.seg.calibration import checkpoint_temperature, temperature_scaled_mod
 
 __all__ = ['METRICS_FILE', 'ENSEMBLE_TYPES', 'is_ensemble_config', 'is_classifier_config', 'trigger_visualization_hook',
            'show_dir_images',
-           'classifier_temperature_cfg', 'apply_checkpoint_temperature', 'build_test_config', 'write_metrics',
+           'classifier_temperature_cfg', 'apply_checkpoint_temperature', 'build_test_config', 'set_test_pipeline',
+           'write_metrics',
            'run_test_loop']
 
 #: the file in the work dir that holds the test metrics
@@ -129,6 +130,16 @@ def apply_checkpoint_temperature(cfg: Config, config: str, checkpoint: str, trus
                          'write one with uqseg calibrate CONFIG CHECKPOINT')
 
 
+def set_test_pipeline(dataset: dict, pipeline: list) -> None:
+    """Give a test dataset config ``pipeline``: every dataset of a ``ConcatDataset`` (the shapes and
+    SOD demos test several sets), else the dataset itself."""
+    if 'datasets' in dataset:
+        for ds in dataset['datasets']:
+            set_test_pipeline(ds, pipeline)
+    else:
+        dataset['pipeline'] = copy.deepcopy(pipeline)
+
+
 def build_test_config(args: argparse.Namespace) -> Config:
     """The test config of ``args`` (the options of ``uqseg test``) after checking that the checkpoint
     exists (none is needed for an ensemble config, whose members name theirs)."""
@@ -157,7 +168,7 @@ def build_test_config(args: argparse.Namespace) -> Config:
         for key in ('tta_pipeline', 'tta_model'):
             if cfg.get(key) is None:
                 raise KeyError(f'{args.config}: --tta needs {key} in the config')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        set_test_pipeline(cfg.test_dataloader.dataset, cfg.tta_pipeline)
         if cfg.tta_model.get('type') == 'SegTTAModel':
             cfg.tta_model.type = 'MeanProbabilitySegTTAModel'
         cfg.tta_model.module = cfg.model
