@@ -17,6 +17,6 @@ train_cfg = None
 optim_wrapper = None
 param_scheduler = None
 test_evaluator = [dict(type='SelectivePredictionMetric',
-                       confidences=('max-prob', 'entropy', 'margin', 'mutual-information', 'expected-entropy',
+                       confidences=('max-prob', 'entropy', 'margin', 'own', 'mutual-information', 'expected-entropy',
                                     'class-variance', 'disagreement'),
                        accuracy_targets=(0.95, 0.99), coverages=(0.5, 0.8, 0.9), ood_sets=('mnist', ))]

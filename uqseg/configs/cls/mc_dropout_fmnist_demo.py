@@ -8,6 +8,6 @@ _base_ = ['./ce_fmnist_demo.py']
 model = dict(type='MCDropoutImageClassifier', passes=10, seed=0,
              head=dict(type='OutputLayerClsHead', dropout=0.2))
 test_evaluator = [dict(type='SelectivePredictionMetric',
-                       confidences=('max-prob', 'entropy', 'margin', 'mutual-information', 'expected-entropy',
+                       confidences=('max-prob', 'entropy', 'margin', 'own', 'mutual-information', 'expected-entropy',
                                     'class-variance', 'disagreement'),
                        accuracy_targets=(0.95, 0.99), coverages=(0.5, 0.8, 0.9), ood_sets=('mnist', ))]
