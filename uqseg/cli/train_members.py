@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import os.path as osp
 import re
 from typing import NamedTuple, Optional, Sequence, Union
@@ -276,6 +277,7 @@ def train_members(config: str, seeds: Sequence[int], work_dir: Optional[str] = N
     if dry_run:
         return dict(plan=plan, members=None, ensemble=None, commands=commands)
     stages = stages or Stages(len(todo))
+    os.makedirs(work_dir, exist_ok=True)
 
     def task(m: Member):
         what = f'train seed {m.seed}' + (f' (resume from {osp.basename(latest_checkpoint(m.work_dir))})'
