@@ -11,6 +11,13 @@ from uqseg.optional import require
 require('mmpretrain', 'uqseg.cls (the classification front end)')
 
 from . import datasets, metrics, models, transforms  # noqa: E402
-from .models import LDLImageClassifier, TemperatureScaledImageClassifier  # noqa: E402
+from .models import (  # noqa: E402
+    EnsembleClassifier,
+    EnsembleClsTTA,
+    LDLImageClassifier,
+    MCDropoutImageClassifier,
+    TemperatureScaledImageClassifier,
+)
 
-__all__ = ['datasets', 'metrics', 'models', 'transforms', 'LDLImageClassifier', 'TemperatureScaledImageClassifier']
+__all__ = ['datasets', 'metrics', 'models', 'transforms', 'EnsembleClassifier', 'EnsembleClsTTA', 'LDLImageClassifier',
+           'MCDropoutImageClassifier', 'TemperatureScaledImageClassifier']
