@@ -294,7 +294,8 @@ def train_members(config: str, seeds: Sequence[int], work_dir: Optional[str] = N
                            members=records), f, indent=1)
     unfinished = [r['seed'] for r in records if not r['finished']]
     if unfinished:  # a training that ended without its final checkpoint (a changed schedule in the config)
-        raise ValueError(f'seeds {unfinished}: trained without reaching {final}; see their {TRAIN_LOG}')
+        raise ValueError(f'seed {", ".join(map(str, unfinished))}: trained without reaching {final}; see '
+                         f'{TRAIN_LOG} in {work_dir}/seed<seed>')
     ensemble = write_ensemble_config(path, [r['checkpoint'] for r in records], osp.join(work_dir, ENSEMBLE_FILE),
                                      cfg_options, [m.seed for m in plan])
     print(f'ensemble config: {ensemble}\n  test it with: uqseg test {ensemble}', flush=True)
