@@ -6,7 +6,7 @@
 # An ensemble is not trained (no train loop here): it is tested or dumped.
 #   uqseg dump-outputs cls/ensemble_fmnist_demo --out ensemble.npz
 _base_ = ['./ce_fmnist_demo.py']
-model = dict(_delete_=True, type='EnsembleClassifier', members=[
+model = dict(_delete_=True, type='EnsembleClassifier', data_preprocessor=None, members=[
     dict(config='cls/ce_fmnist_demo', checkpoint='work_dirs/baselines/fmnist/seed0/ce_fmnist_demo/epoch_3.pth'),
     dict(config='cls/ce_fmnist_demo', checkpoint='work_dirs/baselines/fmnist/seed1/ce_fmnist_demo/epoch_3.pth'),
     dict(config='cls/ce_fmnist_demo', checkpoint='work_dirs/baselines/fmnist/seed2/ce_fmnist_demo/epoch_3.pth'),
