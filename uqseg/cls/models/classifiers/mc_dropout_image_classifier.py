@@ -86,8 +86,9 @@ class MCDropoutImageClassifier(ImageClassifier):
             for t in range(self.passes):
                 with torch.random.fork_rng(devices=devices):
                     torch.random.default_generator.manual_seed(self.seed + t)
-                    if devices:
-                        torch.cuda.manual_seed(self.seed + t)
+                    if devices:  # the inputs' GPU, which need not be the current one
+                        with torch.cuda.device(inputs.device):
+                            torch.cuda.manual_seed(self.seed + t)
                     z = self.head(feats) if feats is not None else super().forward(inputs, mode='tensor')
                 stats.update(z, kind=kind, source=f'{type(self).__name__} pass {t}')
         finally:
