@@ -54,6 +54,17 @@ def test_two_members_of_different_architectures_give_the_mixture_of_their_output
         assert float(g.seg_mutual_information.data.max()) > 0
     with pytest.raises(RuntimeError, match='not trained'):
         ens.loss(None, None)
+    # TTA views of the ensemble: each view is the ensemble's mixture, the views are members
+    tta = MODELS.build(dict(type='MeanProbabilitySegTTAModel', module=dict(
+        type='EnsembleSegmentor', members=[dict(config=CE, checkpoint=str(tmp_path / 'a.pth'))] * 2))).eval()
+    views = [raw_batch(1), raw_batch(1, flip=True)]
+    with torch.no_grad():
+        merged = tta.test_step(dict(inputs=[v['inputs'] for v in views],
+                                    data_samples=[v['data_samples'] for v in views]))
+    out = sample_output(merged[0])
+    assert (out.members, out.member_kinds) == (2, ('logits',) * 2)
+    assert out.source == 'TTA views of EnsembleSegmentor of 2 members'
+    assert float(merged[0].seg_mutual_information.data.max()) > 0  # the flipped view differs
 
 
 def test_one_channel_members_keep_one_channel_of_the_mean_foreground_probability(tmp_path):
@@ -99,6 +110,8 @@ def test_bad_members_are_errors_naming_the_member(tmp_path):
     renamed = save(plain, tmp_path / 'renamed.pth', classes=('bg', 'disk', 'box', 'triangle'))
     with pytest.raises(ValueError, match=r"member 1 \(model EncoderDecoder\) has the classes \['bg', .* but member 0"):
         _ensemble(ok, dict(model=model_cfg(), checkpoint=renamed))
+    with pytest.raises(ValueError, match=r'EnsembleSegmentor member 1 \(model EncoderDecoder\): .*a\.pth does not fit'):
+        _ensemble(ok, dict(model=other_architecture_cfg(), checkpoint=ok['checkpoint']))
     backbone = dict(type='ResNetV1c', depth=18, stem_channels=32, base_channels=32)
     with pytest.raises(ValueError, match=r'member 0 \(model ResNetV1c\): its model \(ResNetV1c\) is not an mmseg'):
         _ensemble(dict(model=backbone, checkpoint=ok['checkpoint']))

@@ -140,7 +140,8 @@ class EnsembleSegmentor(BaseSegmentor):
             if not isinstance(model, BaseSegmentor) or not hasattr(model, 'decode_head'):
                 raise ValueError(f'EnsembleSegmentor: {spec.name}: its model ({type(model).__name__}) is not an '
                                  'mmseg segmentor with a decode head')
-            ckpt = load_checkpoint_strict(model, spec.checkpoint, trust=trust_checkpoint, owner=spec.name)
+            ckpt = load_checkpoint_strict(model, spec.checkpoint, trust=trust_checkpoint,
+                                          owner=f'EnsembleSegmentor {spec.name}', partial_option=None)
             spec.classes = spec.classes if spec.classes is not None else _checkpoint_classes(ckpt)
             model.eval()
             built.append(model)
