@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from uqseg.core.accumulators import key_coordinate
 from uqseg.core.evidential import vacuity
 from uqseg.core.member_statistics import (
     MemberStatistics,
@@ -182,6 +183,17 @@ def test_member_scores_by_name():
     assert conf.tolist() == pytest.approx([1.0, 1 - 0.5 / math.log(4), 0.0])
     assert member_score_confidence('class-variance', torch.tensor([0.0, 0.25]), 3).tolist() == [1.0, 0.0]
     # keys: higher = more confident, the order of the confidence
-    assert member_score_key('disagreement', torch.tensor([0.0, 0.4], dtype=torch.float64)).tolist() == [0.0, -0.4]
+    assert member_score_key('disagreement', torch.tensor([0.0, 0.4], dtype=torch.float64)).tolist() == \
+        [math.inf, -math.log(0.4)]
     assert member_score_key('MDS', torch.tensor([-1.0, -3.0])).tolist() == [-1.0, -3.0]
-    assert member_score_key('vacuity', torch.tensor([0.1, 0.9], dtype=torch.float64)).tolist() == [-0.1, -0.9]
+    assert member_score_key('vacuity', torch.tensor([0.1, 0.9], dtype=torch.float64)).tolist() == \
+        [-math.log(0.1), -math.log(0.9)]
+
+
+def test_tiny_mutual_information_is_resolved_by_the_histogram_key():
+    # members that nearly agree: MI of 1e-7 .. 1e-4 nats; on the histogram's key coordinate (10,000 bins)
+    # the keys of values a factor 1.1 apart fall in different bins, so a ranking metric can tell them apart
+    x = torch.logspace(-7, -4, 30, dtype=torch.float64)
+    bins = (key_coordinate(member_score_key('mutual-information', x)) * 10000).floor()
+    assert len(set(bins.tolist())) == 30
+    assert bool((member_score_key('mutual-information', x).diff() < 0).all())  # higher MI, lower key

@@ -302,12 +302,17 @@ def member_score_confidence(score: str, raw: torch.Tensor, num_classes: int) -> 
 
 
 def member_score_key(score: str, raw: torch.Tensor) -> torch.Tensor:
-    """The float64 ranking key of a raw map of several members, higher = more confident: ``-x`` for
-    the uncertainties (:data:`MEMBER_SCORES`, an averaged ``vacuity``), ``x`` for the confidences
-    (the averaged DisMax scores)."""
+    """The float64 ranking key of a raw map of several members, higher = more confident: ``-log x``
+    for the uncertainties (:data:`MEMBER_SCORES`, an averaged ``vacuity``; ``+inf`` where ``x = 0``,
+    e.g. members that agree), ``x`` for the confidences (the averaged DisMax scores).
+
+    The log keeps the order and the resolution of small values: the mutual information of members
+    that nearly agree is often below 1e-3 nats, where a histogram of ``-x`` (bins 0.002 wide at 0,
+    :func:`uqseg.core.accumulators.key_coordinate`) would put every pixel in one bin; on ``-log x``
+    a bin is about 0.2% of ``x`` wide at any magnitude."""
     confident = not is_member_score(check_score_name(score)) and SCORE_TABLE[score].higher_is_confident
     x = raw.to(torch.float64)
-    return x if confident else -x
+    return x if confident else -torch.log(x.clamp_min(0))
 
 
 def check_member_score(score: str, maps_available: Sequence[str], kinds: Sequence[str], source: str,
