@@ -20,7 +20,7 @@ from mmpretrain.structures import DataSample
 
 from tests.helpers.cfg import REPO
 from uqseg.cls.metrics import SelectivePredictionMetric
-from uqseg.cls.models.classifiers import LDLImageClassifier
+from uqseg.cls.models.classifiers import LDLImageClassifier, MCDropoutImageClassifier
 from uqseg.cls.models.fpr_mosaic import FPRMosaic
 from uqseg.cls.models.heads import OutputLayerClsHead
 from uqseg.cls.models.losses import DisMaxLoss, EDLLoss, LDLLoss
@@ -29,7 +29,9 @@ from uqseg.engine.hooks import CheckFiniteLossHook, CheckpointTeacherHook, EMATe
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
-CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', 'cls', '*.py')))
+# an ensemble config is no trainable method: its members are (tests/cls/members/ build and test it)
+CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', 'cls', '*.py'))
+                 if not osp.basename(p).startswith('ensemble_'))
 NAMES = [osp.splitext(osp.basename(p))[0] for p in CONFIGS]
 
 #: the data set of a config (its name's suffix), its classes, input and normalisation (the usual
@@ -54,6 +56,7 @@ METHODS = {
     'kd': (LDLImageClassifier, 'LinearClsHead', None, 'LDLLoss', None, {CheckpointTeacherHook}),
     'ldl_offline': (LDLImageClassifier, 'LinearClsHead', None, 'LDLLoss', 'mixup', {CheckpointTeacherHook}),
     'ldl_online': (LDLImageClassifier, 'LinearClsHead', None, 'LDLLoss', 'mixup', {EMATeacherHook}),
+    'mc_dropout': (MCDropoutImageClassifier, 'OutputLayerClsHead', None, 'CrossEntropyLoss', None, set()),
 }
 UQSEG_LOSSES = {'EDLLoss': EDLLoss, 'DisMaxLoss': DisMaxLoss, 'LDLLoss': LDLLoss}
 
