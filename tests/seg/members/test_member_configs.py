@@ -1,12 +1,15 @@
-"""The shipped configs of several members build: MC dropout as configured, the ensemble's members
-from its config (without their checkpoints, which the ensemble itself then asks for by member)."""
+"""The shipped configs of several members build: MC dropout as configured (its one-channel SOD
+variant predicting one channel), the ensemble's members from its config (without their
+checkpoints, which the ensemble itself then asks for by member)."""
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
 from mmseg.registry import METRICS, MODELS
 
 from tests.helpers.cfg import REPO
+from tests.seg.members.common import raw_batch
 from uqseg.seg.models.segmentors import member_specs
 
 SHAPES_CLASSES = ('background', 'disk', 'box', 'triangle')
@@ -33,3 +36,16 @@ def test_the_ensemble_config_names_five_members_that_build():
         with pytest.raises(ValueError, match=r'member 0 \(.*ce_shapes_demo.py\): checkpoint .* does not exist '
                                              r'\(train the members with uqseg train-members\)'):
             MODELS.build(cfg.model)
+
+
+def test_the_one_channel_mc_dropout_config_keeps_one_channel():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'mc_dropout_sod_demo.py'))
+    cfg.model.passes = 2
+    model = MODELS.build(cfg.model).eval()
+    data = model.data_preprocessor(raw_batch(1, size=(128, 128)), False)
+    with torch.no_grad():
+        got = model.predict(data['inputs'], data['data_samples'])[0]
+    assert got.seg_logits.data.shape == (1, 128, 128) and 0 <= float(got.seg_logits.data.min())
+    assert float(got.seg_logits.data.max()) <= 1 and float(got.seg_mutual_information.data.max()) > 0
+    assert torch.equal(got.pred_sem_seg.data, (got.seg_logits.data > model.decode_head.threshold).float())
+    assert got.metainfo['member_kinds'] == ['probs', 'probs']
