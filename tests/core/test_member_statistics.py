@@ -197,3 +197,13 @@ def test_tiny_mutual_information_is_resolved_by_the_histogram_key():
     bins = (key_coordinate(member_score_key('mutual-information', x)) * 10000).floor()
     assert len(set(bins.tolist())) == 30
     assert bool((member_score_key('mutual-information', x).diff() < 0).all())  # higher MI, lower key
+
+
+def test_ties_go_to_the_first_class_as_argmax():
+    # members tied between classes 1 and 2 (and a mean tied the same way): the first of tied maxima everywhere
+    probs = torch.tensor([[[0.2, 0.4, 0.4]], [[0.0, 0.5, 0.5]], [[0.1, 0.45, 0.45]]], dtype=torch.float64)
+    s = member_statistics(probs, 'probs')
+    assert s.disagreement.item() == 0.0  # every member's top is class 1, the mean's too
+    assert s.class_variance.item() == pytest.approx(((0.4 - 0.45) ** 2 + (0.5 - 0.45) ** 2) / 3)
+    ref = reference(probs, 'probs')
+    assert s.disagreement.item() == ref['dis'].item() and s.mean.argmax(1).item() == 1

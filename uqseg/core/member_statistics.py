@@ -47,6 +47,12 @@ __all__ = ['MEMBER_SCORES', 'MemberSummary', 'MemberStatistics', 'member_probabi
 _F64 = torch.float64
 
 
+def _top(p: torch.Tensor, dim: int) -> torch.Tensor:
+    """The index of the largest value along ``dim`` (kept), the first of tied maxima as ``argmax``:
+    ``max``'s index, ~7x faster than ``argmax`` on a float64 CPU map (``benchmarks/bench_members.py``)."""
+    return p.max(dim, keepdim=True)[1]
+
+
 def member_probabilities(z: torch.Tensor, kind: str = 'logits', dim: int = 1) -> torch.Tensor:
     """One member's probabilities in float64: ``softmax(z)`` along ``dim`` for every output kind
     (logits; EDL's ``log alpha`` -> ``alpha / S``; distance logits), ``z`` itself for ``'probs'``."""
@@ -62,7 +68,7 @@ def entropy_nats(p: torch.Tensor, dim: int = 1) -> torch.Tensor:
     non-top mass ``R`` (``log p_top = log1p(-R)`` for ``R < 1/2``), so that it keeps ``R`` when
     ``1 - p_top`` is below float64's resolution."""
     pd = p.to(_F64)
-    top = pd.argmax(dim, keepdim=True)
+    top = _top(pd, dim)
     rest = pd.scatter(dim, top, 0.0)
     r = rest.sum(dim, keepdim=True)
     p_top = pd.gather(dim, top)
@@ -133,7 +139,7 @@ class MemberStatistics:
 
     def _votes_of(self, p: torch.Tensor) -> torch.Tensor:
         return torch.zeros(p.shape, dtype=torch.int32, device=p.device).scatter_(
-            self.dim, p.argmax(self.dim, keepdim=True), 1)
+            self.dim, _top(p, self.dim), 1)
 
     def update(self, z: torch.Tensor, kind: str = 'logits', source: Optional[str] = None) -> 'MemberStatistics':
         """Add one member's outputs ``z`` of ``kind`` (:func:`member_probabilities`); ``source`` names
@@ -218,7 +224,7 @@ class MemberStatistics:
         self._need()
         n, dim = self.count, self.dim
         mean = self.mean()
-        pred = mean.argmax(dim, keepdim=True)
+        pred = _top(mean, dim)
         pe = entropy_nats(mean, dim)
         ee = self._ref_h + self._sh / n
         s1y, s2y = self._s1.gather(dim, pred).squeeze(dim), self._s2.gather(dim, pred).squeeze(dim)
