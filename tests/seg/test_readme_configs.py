@@ -9,6 +9,7 @@ from mmseg.registry import HOOKS, METRICS, MODELS
 from tests.helpers.cfg import REPO
 from uqseg.core.sc_bce import SCBCELoss
 from uqseg.seg.models.heads import ASLPHead
+from uqseg.seg.models.segmentors.ensemble_segmentor import member_specs
 
 
 def readme_blocks() -> list[str]:
@@ -96,3 +97,28 @@ def test_ldl_example_builds_on_its_mmseg_base(tmp_path):
     assert model.data_preprocessor.size == (512, 1024)  # the base's preprocessor keys survive the type change
     assert [h.__class__.__name__ for h in map(HOOKS.build, cfg.custom_hooks)] == ['EMATeacherHook',
                                                                                     'ResumeRandomStateHook']
+
+
+@pytest.mark.parametrize('marker, model_type', [("type='EnsembleSegmentor'", 'EnsembleSegmentor'),
+                                                ("type='MCDropoutEncoderDecoder'", 'MCDropoutEncoderDecoder')])
+def test_baseline_examples_build_on_the_shapes_demo(tmp_path, marker, model_type):
+    blocks = [b for b in readme_blocks() if marker in b]
+    assert len(blocks) == 1, f'expected one README block with {marker!r}'
+    path = tmp_path / 'baseline.py'
+    path.write_text(f"_base_ = [{osp.join(REPO, 'configs', 'ce_shapes_demo.py')!r}]\n" + blocks[0])
+    cfg = Config.fromfile(str(path))
+    assert cfg.model.type == model_type
+    if model_type == 'EnsembleSegmentor':  # its members' configs resolve (their checkpoints are the user's)
+        specs = member_specs(cfg.model.members)
+        assert len(specs) == 5 and specs[4].checkpoint.endswith('seed4/iter_800.pth')
+        assert all(s.model['decode_head']['num_classes'] == 4 for s in specs)
+    else:
+        model = MODELS.build(cfg.model)
+        assert model.passes == 10 and model.decode_head.dropout is not None
+
+
+def test_tta_example_scores_by_mutual_information():
+    blocks = [b for b in readme_blocks() if '--tta' in b]
+    assert len(blocks) == 1
+    metric = METRICS.build(eval(blocks[0].split('test_evaluator = ', 1)[1])[0])
+    assert metric.score == 'mutual-information'
