@@ -18,7 +18,10 @@ def _ensemble(*members, **kw):
 
 def test_an_ensemble_of_one_member_is_the_plain_model(tmp_path):
     plain = build(model_cfg())
-    ens = _ensemble(dict(config=CE, checkpoint=save(plain, tmp_path / 'a.pth')))
+    # a preprocessor of the ensemble (e.g. a base config's top-level one) would normalise twice: ignored
+    ens = _ensemble(dict(config=CE, checkpoint=save(plain, tmp_path / 'a.pth')),
+                    data_preprocessor=dict(type='SegDataPreProcessor', mean=[1.0, 2.0, 3.0], std=[4.0, 5.0, 6.0]))
+    assert type(ens.data_preprocessor).__name__ == 'BaseDataPreprocessor'
     with torch.no_grad():
         got, want = ens.test_step(raw_batch()), plain.test_step(raw_batch())
     for g, w in zip(got, want):

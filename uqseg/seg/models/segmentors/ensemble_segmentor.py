@@ -23,11 +23,13 @@ sigmoid members: the mean foreground probability) and the member maps
 from __future__ import annotations
 
 import copy
+import logging
 import os.path as osp
 from typing import List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
@@ -123,12 +125,18 @@ class EnsembleSegmentor(BaseSegmentor):
         members: ``dict(config=PATH or shipped name, checkpoint=PATH, cfg_options=None)`` or
             ``dict(model=<model config>, checkpoint=PATH)`` per member.
         trust_checkpoint: load the members' checkpoints without the allow-list (files you trust).
-        data_preprocessor, init_cfg: ``BaseSegmentor``'s; the members preprocess with their own.
+        data_preprocessor: ignored, with a warning unless None: the ensemble moves the raw batch to
+            its device and each member preprocesses it with its own.
+        init_cfg: ``BaseSegmentor``'s.
     """
 
     def __init__(self, members: Sequence[dict], trust_checkpoint: bool = False, data_preprocessor=None,
                  init_cfg=None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if data_preprocessor is not None and dict(data_preprocessor).get('type') != 'BaseDataPreprocessor':
+            print_log(f"EnsembleSegmentor: data_preprocessor {dict(data_preprocessor).get('type')} ignored: each "
+                      'member preprocesses the raw batch with its own (a base config\'s top-level data_preprocessor '
+                      'reaches the ensemble through the Runner)', logger='current', level=logging.WARNING)
+        super().__init__(data_preprocessor=None, init_cfg=init_cfg)  # moves the raw batch to the device only
         specs = member_specs(members)
         self.member_names = [s.name for s in specs]
         built = []
