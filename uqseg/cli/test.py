@@ -14,9 +14,11 @@ config's, else ``./work_dirs/<config name>``). ``--out DIR`` saves every predict
 of the foreground probability (binary heads; ``round(255 p)``) or of the predicted class
 (multi-class heads) under ``DIR/<set name>/``, the form in which SOD papers publish their maps,
 and beside each the map of the model's own uncertainty score as float32
-``<image name>_<score>.npy`` (EDL ``vacuity``, DisMax ``MMLES``, IsoMax+ ``MDS``; none for a plain
-head); ``--out-scores NAME ...`` chooses the scores (any of ``uqseg.core.scores.SCORES`` the head
-has, e.g. ``max-prob entropy vacuity``). ``--show-dir DIR`` draws *every* test image with its
+``<image name>_<score>.npy`` (EDL ``vacuity``, DisMax ``MMLES``, IsoMax+ ``MDS``, the
+``mutual-information`` of an ensemble, MC dropout or TTA; none for a plain head);
+``--out-scores NAME ...`` chooses the scores (any of ``uqseg.core.scores.SCORES`` the head has,
+e.g. ``max-prob entropy vacuity``, and of several members ``uqseg.core.scores.MEMBER_SCORES``).
+``--show-dir DIR`` draws *every* test image with its
 ground truth and prediction (mmseg's ``SegVisualizationHook`` at interval 1; its default, 50,
 drew every 50th batch only) to ``DIR/vis_data/vis_image/test_<image name>_0.png``, and says so at
 the end.

@@ -28,10 +28,12 @@ class SavePredictionMapsHook(Hook):
 
     Args:
         out_dir: the folder.
-        scores: named scores (:data:`uqseg.core.scores.SCORES`) to write as float32 ``(H, W)``
-            arrays of their definition (:func:`uqseg.core.scores.raw_score`: EDL's vacuity ``u``,
-            DisMax's MMLES, ...). None (default): the model's own score (EDL 'vacuity', DisMax
-            'MMLES', IsoMax+ 'MDS'; none for a plain head), ``'own'`` stands for it. Each sample's
+        scores: named scores (:data:`uqseg.core.scores.SCORES`, and of several members
+            :data:`uqseg.core.scores.MEMBER_SCORES`) to write as float32 ``(H, W)`` arrays of their
+            definition (:func:`uqseg.core.scores.raw_score`: EDL's vacuity ``u``, DisMax's MMLES,
+            ...; the member maps the sample carries). None (default): the model's own score (EDL
+            'vacuity', DisMax 'MMLES', IsoMax+ 'MDS', 'mutual-information' of an ensemble, MC
+            dropout or TTA; none for a plain head), ``'own'`` stands for it. Each sample's
             scores follow what produced it (its metainfo, :func:`uqseg.seg.outputs.sample_output`);
             a score the model's head does not have is an error naming it, before the first image.
     """
