@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.uqseg-setup-done
 
-.PHONY: setup install-check compat-check demo compare-heads compare-calibration cls-data compare-classifiers test lint docs gpu-check clean-data
+.PHONY: setup install-check compat-check demo compare-heads compare-calibration cls-data compare-classifiers compare-baselines test lint docs gpu-check clean-data
 
 $(STAMP): tools/setup_env.sh pyproject.toml requirements/constraints.txt
 	bash tools/setup_env.sh
@@ -35,6 +35,16 @@ cls-data: $(STAMP)
 compare-classifiers: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) tools/compare_classifiers.py --seeds 0 1 2 --extra-seeds 0
 
+# the baselines (docs/ensembles.md#evidence): one model, 5-member deep ensembles of disjoint seeds, MC dropout
+# (T = 10), TTA and the seed papers' methods on the three demos, 3 seeds each; 15 + 6 trainings a demo (the
+# classifier's 3 more for its dropout), ~2 min each on one thread (SOD: ~6), then the tests
+compare-baselines: $(STAMP)
+	$(PY) -m uqseg make-demo-data
+	$(PY) -m uqseg make-demo-data --only cls
+	OMP_NUM_THREADS=1 $(PY) -m uqseg compare-baselines --demo shapes --seeds 0 1 2
+	OMP_NUM_THREADS=1 $(PY) -m uqseg compare-baselines --demo cls --seeds 0 1 2
+	OMP_NUM_THREADS=1 $(PY) -m uqseg compare-baselines --demo sod --seeds 0 1 2
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -63,4 +73,4 @@ gpu-check: $(STAMP)
 
 clean-data:
 	rm -rf data/demo data/demo_shapes data/fashion_mnist data/fashion_mnist_fallback data/cls_data.json work_dirs/demo \
-		work_dirs/heads_demo work_dirs/calibration_demo work_dirs/cls_demo
+		work_dirs/heads_demo work_dirs/calibration_demo work_dirs/cls_demo work_dirs/baselines

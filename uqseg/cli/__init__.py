@@ -39,6 +39,8 @@ COMMANDS: dict[str, Command] = {
     'make-demo-data': Command('make_demo_data', 'write the synthetic SOD / shapes data and the classification data'),
     'demo': Command('demo', 'the demo: train BCE and ASLP on the synthetic SOD data, test, print the table'),
     'train-members': Command('train_members', 'train the members of a deep ensemble (one per seed), write its config'),
+    'compare-baselines': Command('compare_baselines', 'one model, deep ensembles, MC dropout, TTA and the methods on a '
+                                 'demo: one table'),
     'configs': Command('configs', 'list the configs shipped with uqseg, print the path of one, copy them'),
 }
 
