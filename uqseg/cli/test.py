@@ -3,7 +3,7 @@
     uqseg test CONFIG [CHECKPOINT] [--work-dir DIR] [--out DIR [--out-scores SCORE ...]] [--show-dir DIR]
                [--show] [--tta] [--cfg-options KEY=VALUE ...] [--launcher ...]
                [--trust-checkpoint] [--partial-load]
-    python tools/test.py CONFIG CHECKPOINT [...]            # the same
+    python tools/test.py CONFIG [CHECKPOINT] [...]          # the same
     bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [...]    # torchrun, --launcher pytorch
 
 CONFIG is a config file or the name of a shipped one (``uqseg configs list``). CHECKPOINT is needed
