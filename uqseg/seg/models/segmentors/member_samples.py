@@ -57,7 +57,7 @@ def write_members(sample, stats: MemberStatistics, source: str, threshold: Optio
         t = 0.5 if threshold is None else threshold
         seg_logits, pred = fg.float(), (fg > t).float()
     else:
-        seg_logits, pred = stats.mean_logits()[0], summary.mean[0].argmax(0, keepdim=True)
+        seg_logits, pred = stats.mean_logits()[0], summary.mean[0].max(0, keepdim=True)[1]
     out = members_output(source, summary.kinds, maps=tuple(maps))
     sample.set_metainfo(out.metainfo())
     sample.set_data({'seg_logits': PixelData(data=seg_logits), 'pred_sem_seg': PixelData(data=pred)})
