@@ -32,52 +32,23 @@ checkpoint's ``meta.dataset_meta.classes``, where present).
 """
 from __future__ import annotations
 
-import copy
-import os.path as osp
 from typing import List, Optional, Sequence
 
-from mmengine.config import Config
 from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmpretrain.models.classifiers import BaseClassifier
-from mmpretrain.registry import MODELS
+from mmpretrain.registry import DATASETS, MODELS
 from torch import nn
 
-from ....cli.configs import read_config
 from ....core.member_statistics import MemberStatistics
 from ....engine.checkpoint import load_checkpoint_strict
+from ....engine.members import MemberSpec, check_member_checkpoint, check_member_classes, checkpoint_classes
+from ....engine.members import member_specs as engine_member_specs
 from ...outputs import build_classifier, output_kind
 from .member_outputs import ENSEMBLE_SCORE, member_predictions
 
-__all__ = ['EnsembleClassifier', 'member_class_names']
+__all__ = ['EnsembleClassifier']
 
 _NAME = 'EnsembleClassifier'
-
-
-def _plain(value):
-    return value.to_dict() if hasattr(value, 'to_dict') else copy.deepcopy(value)
-
-
-def _config_classes(cfg) -> Optional[list]:
-    """The class names a config's datasets declare (``classes`` or ``metainfo.classes``), None if none."""
-    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
-        loader = cfg.get(key)
-        dataset = loader.get('dataset') if isinstance(loader, dict) else None
-        while isinstance(dataset, dict):
-            classes = dataset.get('classes') or (dataset.get('metainfo') or {}).get('classes')
-            if classes:
-                return [str(c) for c in classes]
-            inner = dataset.get('datasets')
-            dataset = dataset.get('dataset') or (inner[0] if inner else None)
-    return None
-
-
-def member_class_names(cfg, checkpoint: Optional[dict]) -> Optional[list]:
-    """A member's class names: its config's datasets', else its checkpoint's ``meta.dataset_meta``'s."""
-    classes = _config_classes(cfg)
-    if classes is None and isinstance(checkpoint, dict):
-        meta = (checkpoint.get('meta') or {}).get('dataset_meta') or {}
-        classes = [str(c) for c in meta['classes']] if meta.get('classes') else None
-    return classes
 
 
 @MODELS.register_module()
@@ -99,72 +70,29 @@ class EnsembleClassifier(BaseModel):
     def __init__(self, members: Sequence[dict], trust_checkpoint: bool = False,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or BaseDataPreprocessor(), init_cfg=init_cfg)
-        if isinstance(members, dict) or not members:
-            raise ValueError(f'{_NAME}: members must be a non-empty list of dict(config=..., checkpoint=...) or '
-                             f'dict(model=..., checkpoint=...), got {members!r}')
-        built, sources, classes = [], [], []
-        for i, spec in enumerate(members):
-            model, source, names = self._build_member(i, spec, trust_checkpoint)
-            built.append(model)
-            sources.append(source)
-            classes.append(names)
+        specs = engine_member_specs(members, _NAME, 'mmpretrain', DATASETS.get)
+        built = [self._build_member(spec, trust_checkpoint) for spec in specs]
         self.members = nn.ModuleList(built)
-        self.sources = sources
-        counts = [m.head.num_classes for m in built]
-        for i, k in enumerate(counts):
-            if k != counts[0]:
-                raise ValueError(f'{_NAME}: {sources[i]} has {k} classes but {sources[0]} has {counts[0]}; the '
-                                 'members of an ensemble classify the same classes')
-        named = [(i, c) for i, c in enumerate(classes) if c is not None]
-        for i, c in named[1:]:
-            j, first = named[0]
-            if c != first:
-                diff = next((n for n, (a, b) in enumerate(zip(c, first)) if a != b), min(len(c), len(first)))
-                raise ValueError(f'{_NAME}: the class names of {sources[i]} differ from those of {sources[j]} at '
-                                 f'class {diff} ({c[diff] if diff < len(c) else None!r} vs '
-                                 f'{first[diff] if diff < len(first) else None!r}); the members must classify the '
-                                 'same classes in the same order')
-        self.num_classes = counts[0]
-        self.classes = named[0][1] if named else None
+        self.sources = [s.name for s in specs]
+        self.classes = check_member_classes(specs, [m.head.num_classes for m in built], _NAME)
+        self.num_classes = built[0].head.num_classes
 
     @staticmethod
-    def _build_member(i: int, spec, trust: bool):
-        """``(model, source, class names)`` of member ``i``."""
-        if not isinstance(spec, dict) or ('config' in spec) == ('model' in spec):
-            raise ValueError(f'{_NAME}: member {i} must be dict(config=PATH, checkpoint=PATH) or dict(model=<cfg '
-                             f'dict>, checkpoint=PATH), got {spec!r}')
-        unknown = sorted(set(spec) - {'config', 'model', 'checkpoint', 'cfg_options'})
-        if unknown:
-            raise KeyError(f'{_NAME}: member {i} has unknown key(s) {unknown}; a member has config or model, '
-                           'checkpoint and optionally cfg_options')
-        checkpoint = spec.get('checkpoint')
-        if 'config' in spec:
-            source = f'member {i} ({spec["config"]}, {checkpoint})'
-            try:
-                cfg = read_config(str(spec['config']))
-            except FileNotFoundError as e:
-                raise FileNotFoundError(f'{_NAME}: {source}: {e}') from None
-        else:
-            if not isinstance(spec['model'], dict):
-                raise ValueError(f'{_NAME}: member {i}: model must be a model config dict, got {spec["model"]!r}')
-            source = f'member {i} ({spec["model"].get("type")}, {checkpoint})'
-            cfg = Config(dict(model=_plain(spec['model']), default_scope='mmpretrain'))
-        if spec.get('cfg_options'):
-            cfg.merge_from_dict(dict(spec['cfg_options']))
-        if not checkpoint:
-            raise ValueError(f'{_NAME}: {source} has no checkpoint; an ensemble member is a trained model: give '
-                             'checkpoint=PATH')
-        if not osp.isfile(str(checkpoint)):
-            raise FileNotFoundError(f'{_NAME}: {source}: checkpoint {checkpoint!r} does not exist')
-        model = build_classifier(cfg, None, f'{_NAME} {source}', _NAME)
+    def _build_member(spec: MemberSpec, trust: bool):
+        """Member ``spec`` built (its top-level data preprocessor merged in, as the Runner does) and
+        loaded strictly; ``spec.classes`` completed from its checkpoint."""
+        checkpoint = check_member_checkpoint(spec, _NAME)
+        model = build_classifier(spec.cfg, None, f'{_NAME} {spec.name}', _NAME)
         if not isinstance(model, BaseClassifier) or getattr(model, 'head', None) is None \
                 or getattr(model.head, 'num_classes', None) is None:
-            raise ValueError(f'{_NAME}: {source} is a {type(model).__name__}, not a classifier with a head that has '
-                             'num_classes (e.g. ImageClassifier with LinearClsHead)')
-        ckpt = load_checkpoint_strict(model, str(checkpoint), map_location='cpu', trust=trust,
-                                      owner=f'{_NAME} {source}', trust_option='trust_checkpoint=True',
+            raise ValueError(f'{_NAME}: {spec.name} is a {type(model).__name__}, not a classifier with a head that '
+                             'has num_classes (e.g. ImageClassifier with LinearClsHead)')
+        ckpt = load_checkpoint_strict(model, checkpoint, map_location='cpu', trust=trust,
+                                      owner=f'{_NAME} {spec.name}', trust_option='trust_checkpoint=True',
                                       partial_option=None)
-        return model.eval(), source, member_class_names(cfg, ckpt)
+        if spec.classes is None:
+            spec.classes = checkpoint_classes(ckpt)
+        return model.eval()
 
     # ------------------------------------------------------------------------------ inference
     def member_outputs(self, inputs, data_samples=None):

@@ -22,13 +22,10 @@ sigmoid members: the mean foreground probability) and the member maps
 """
 from __future__ import annotations
 
-import copy
 import logging
-import os.path as osp
 from typing import List, Optional, Sequence
 
 import torch
-from mmengine.config import Config
 from mmengine.logging import print_log
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import DATASETS, MODELS
@@ -36,85 +33,21 @@ from mmseg.structures import SegDataSample
 
 from ....core.scores import PROBS
 from ....engine.checkpoint import load_checkpoint_strict
+from ....engine.members import MemberSpec, check_member_checkpoint, check_member_classes, checkpoint_classes
+from ....engine.members import member_specs as engine_member_specs
 from ...outputs import members_output, model_output
 from .member_samples import add_member, new_statistics, write_members
 
-__all__ = ['EnsembleSegmentor', 'MemberSpec', 'member_specs', 'SHIPPED_CONFIGS']
+__all__ = ['EnsembleSegmentor', 'member_specs']
 
-#: The folder of the shipped configs (a member's ``config`` may name one: ``'ce_shapes_demo'``).
-SHIPPED_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))), 'configs')
-
-
-class MemberSpec:
-    """One member as configured: its model config, checkpoint, class names (None where unknown)
-    and a name for messages (``member <i> (<config>)``)."""
-
-    def __init__(self, index: int, model: dict, checkpoint: Optional[str], classes: Optional[tuple],
-                 where: str) -> None:
-        self.index, self.model, self.checkpoint, self.classes, self.where = index, model, checkpoint, classes, where
-
-    @property
-    def name(self) -> str:
-        return f'member {self.index} ({self.where})'
-
-
-def _config_path(path: str, index: int) -> str:
-    if osp.isfile(path):
-        return path
-    shipped = osp.join(SHIPPED_CONFIGS, path if path.endswith('.py') else path + '.py')
-    if osp.isfile(shipped):
-        return shipped
-    raise ValueError(f'EnsembleSegmentor: member {index}: config {path!r} does not exist (nor is it a shipped '
-                     'config name)')
-
-
-def _dataset_classes(cfg: Config) -> Optional[tuple]:
-    """The class names of a config's test dataset: its ``metainfo.classes``, else its registered
-    type's ``METAINFO`` (the first dataset of a ``ConcatDataset``); None where it names none."""
-    ds = (cfg.get('test_dataloader') or {}).get('dataset')
-    while isinstance(ds, dict) and ('datasets' in ds or 'dataset' in ds):
-        ds = ds['datasets'][0] if 'datasets' in ds else ds['dataset']
-    if not isinstance(ds, dict):
-        return None
-    classes = (ds.get('metainfo') or {}).get('classes')
-    if classes is None and isinstance(ds.get('type'), str):
-        cls = DATASETS.get(ds['type'])
-        classes = getattr(cls, 'METAINFO', {}).get('classes') if cls is not None else None
-    return tuple(classes) if classes is not None else None
+_NAME = 'EnsembleSegmentor'
 
 
 def member_specs(members: Sequence[dict]) -> List[MemberSpec]:
-    """The members of an ``EnsembleSegmentor`` config read (configs parsed, nothing built or
-    loaded): for tools and tests that check an ensemble config without its checkpoints."""
-    if not members:
-        raise ValueError('EnsembleSegmentor: members is empty; give a list of dict(config=..., checkpoint=...)')
-    specs = []
-    for i, m in enumerate(members):
-        if not isinstance(m, dict) or ('config' in m) == ('model' in m):
-            raise ValueError(f'EnsembleSegmentor: member {i} must be dict(config=PATH, checkpoint=PATH[, '
-                             f'cfg_options=...]) or dict(model=<model config>, checkpoint=PATH), got {m!r}')
-        unknown = set(m) - {'config', 'model', 'checkpoint', 'cfg_options'}
-        if unknown:
-            raise KeyError(f'EnsembleSegmentor: member {i}: unknown key(s) {sorted(unknown)}; the keys are config, '
-                           'model, checkpoint, cfg_options')
-        if 'config' in m:
-            path = _config_path(m['config'], i)
-            cfg = Config.fromfile(path)
-            if m.get('cfg_options'):
-                cfg.merge_from_dict(dict(m['cfg_options']))
-            if not isinstance(cfg.get('model'), dict):
-                raise ValueError(f'EnsembleSegmentor: member {i} ({path}) has no model in its config')
-            specs.append(MemberSpec(i, copy.deepcopy(cfg.model), m.get('checkpoint'), _dataset_classes(cfg), path))
-        else:
-            specs.append(MemberSpec(i, copy.deepcopy(dict(m['model'])), m.get('checkpoint'), None,
-                                    f"model {m['model'].get('type', '?')}"))
-    return specs
-
-
-def _checkpoint_classes(checkpoint: dict) -> Optional[tuple]:
-    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    classes = ((meta or {}).get('dataset_meta') or {}).get('classes')
-    return tuple(classes) if classes is not None else None
+    """The members of an ``EnsembleSegmentor`` config read (configs parsed, nothing built or loaded;
+    :func:`uqseg.engine.members.member_specs` with mmseg's datasets): for tools and tests that check
+    an ensemble config without its checkpoints."""
+    return engine_member_specs(members, _NAME, 'mmseg', DATASETS.get)
 
 
 @MODELS.register_module()
@@ -141,39 +74,23 @@ class EnsembleSegmentor(BaseSegmentor):
         self.member_names = [s.name for s in specs]
         built = []
         for spec in specs:
-            if not spec.checkpoint or not osp.isfile(spec.checkpoint):
-                raise ValueError(f'EnsembleSegmentor: {spec.name}: checkpoint {spec.checkpoint!r} does not exist '
-                                 '(train the members with uqseg train-members)')
+            checkpoint = check_member_checkpoint(spec, _NAME)
             model = MODELS.build(spec.model)
             if not isinstance(model, BaseSegmentor) or not hasattr(model, 'decode_head'):
                 raise ValueError(f'EnsembleSegmentor: {spec.name}: its model ({type(model).__name__}) is not an '
                                  'mmseg segmentor with a decode head')
-            ckpt = load_checkpoint_strict(model, spec.checkpoint, trust=trust_checkpoint,
+            ckpt = load_checkpoint_strict(model, checkpoint, trust=trust_checkpoint,
                                           owner=f'EnsembleSegmentor {spec.name}', partial_option=None)
-            spec.classes = spec.classes if spec.classes is not None else _checkpoint_classes(ckpt)
+            spec.classes = spec.classes if spec.classes is not None else checkpoint_classes(ckpt)
             model.eval()
             built.append(model)
-        self._check_classes(specs, built)
+        check_member_classes(specs, [m.decode_head.num_classes for m in built], _NAME)
         self.members = torch.nn.ModuleList(built)
         head = built[0].decode_head
         self.num_classes = head.num_classes
         self.out_channels = 1 if all(m.out_channels == 1 for m in built) else self.num_classes
         self.threshold = getattr(head, 'threshold', None)
         self.align_corners = head.align_corners
-
-    @staticmethod
-    def _check_classes(specs: List[MemberSpec], built: list) -> None:
-        first, head = specs[0], built[0].decode_head
-        for spec, model in zip(specs[1:], built[1:]):
-            if model.decode_head.num_classes != head.num_classes:
-                raise ValueError(f'EnsembleSegmentor: {spec.name} has {model.decode_head.num_classes} classes but '
-                                 f'{first.name} has {head.num_classes}: members must predict the same classes')
-        named = [s for s in specs if s.classes is not None]
-        for spec in named[1:]:
-            if spec.classes != named[0].classes:
-                raise ValueError(f'EnsembleSegmentor: {spec.name} has the classes {list(spec.classes)} but '
-                                 f'{named[0].name} has {list(named[0].classes)}: members must predict the same '
-                                 'classes in the same order')
 
     def init_weights(self) -> None:
         """Nothing: the members hold their checkpoints' weights."""
