@@ -30,7 +30,7 @@ def test_rows_of_each_demo():
     assert [r.own for r in shapes] == ['max-prob', 'mutual-information', 'mutual-information', 'mutual-information',
                                        'vacuity', 'MMLES']
     cls = rows_of(DEMOS['cls'], 3, 4, methods=['EDL'])
-    assert [r.label for r in cls] == ['single', 'ensemble x3', 'MC dropout T=4', 'EDL']
+    assert [r.label for r in cls] == ['single', 'ensemble x3', 'MC dropout T=4', 'TTA (flip)', 'EDL']
     assert cls[2].config == 'cls/mc_dropout_fmnist_demo'  # the classifier trains its own dropout
 
 

@@ -13,7 +13,7 @@ of different seeds share no member) and the seed papers' methods at seed ``k``, 
 * ``ensemble xM``  the M members (``EnsembleSegmentor`` / ``EnsembleClassifier``);
 * ``MC dropout``   T stochastic passes (``--passes``, seed k) of the single model (its head's
                    dropout; the classifier demo trains its own dropout config);
-* ``TTA (flip)``   the single model on the image and its mirror (segmentation demos);
+* ``TTA (flip)``   the single model on the image and its mirror, the views as members;
 * the methods      e.g. EDL and DisMax (shapes, cls), ASLP (sod), each with its own score.
 
 Each run is a ``uqseg train`` / ``uqseg test`` subprocess with its log in its folder
@@ -104,7 +104,7 @@ DEMOS: dict[str, Demo] = {
                 _sod_evaluator),
     'cls': Demo('cls', 'cls/ce_fmnist_demo',
                 (('EDL', 'cls/edl_fmnist_demo', 'vacuity'), ('DisMax', 'cls/dismax_fmnist_demo', 'MMLES')),
-                'cls/mc_dropout_fmnist_demo', False, 'cls',
+                'cls/mc_dropout_fmnist_demo', True, 'cls',
                 (('selective/accuracy', 'acc'), ('selective/ECE', 'ECE'), ('selective/NLL', 'NLL'),
                  ('selective/AUROC[max-prob]', 'AUROC max-p'), ('selective/AUROC[{own}]', 'AUROC own'),
                  ('selective/AURC[max-prob]', 'AURC max-p'), ('selective/AURC[{own}]', 'AURC own'),

@@ -29,6 +29,11 @@ train_pipeline = [
     dict(type='PackInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [dict(type='PackInputs', meta_keys=meta_keys)]
+# uqseg test --tta: the image and its mirror as members (EnsembleClsTTA; their mutual information is a score)
+tta_model = dict(type='EnsembleClsTTA')
+tta_pipeline = [dict(type='TestTimeAug', transforms=[
+    [dict(type='RandomFlip', prob=0.0), dict(type='RandomFlip', prob=1.0, direction='horizontal')],
+    [dict(type='PackInputs', meta_keys=meta_keys)]])]
 
 train_dataloader = dict(
     batch_size=128, num_workers=0,
