@@ -46,7 +46,7 @@ def test_wrapper_config_overrides_evaluator_and_model(tmp_path):
     assert DEMOS['cls'].evaluator('vacuity')[0]['confidences'] == ('max-prob', 'vacuity')
 
 
-def _metrics(ece, ood_max, ood_own, miou=0.8):
+def _metrics(ece, ood_max, ood_own, miou=80.0):
     return {'test/mIoU': miou, 'test/ECE': ece, 'test/NLL': 2 * ece, 'maxprob/ood/OOD_AUROC_px': ood_max,
             'own/ood/OOD_AUROC_px': ood_own}
 

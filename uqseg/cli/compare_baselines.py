@@ -69,8 +69,9 @@ class Demo(NamedTuple):
     mc_dropout: Optional[str]                   # None: the single model's dropout; else a config trained per seed
     tta: bool
     scope: str                                  # 'seg' or 'cls'
-    columns: tuple                              # ((key template with {own}, header), ...)
+    columns: tuple                              # ((key template with {own}, header), ...); '%' headers:
     evaluator: Optional[Callable[[str], list]]  # own score -> test_evaluator (None: the config's)
+    percent: tuple = ()                         # the keys already in percent (mmseg's mIoU), not scaled
 
 
 def _sod_evaluator(own: str) -> list:
@@ -96,9 +97,9 @@ DEMOS: dict[str, Demo] = {
                    (('test/mIoU', 'mIoU %'), ('test/ECE', 'ECE'), ('test/NLL', 'NLL'),
                     *((k.format(s='test'), h) for k, h in _SEG_RANKING),
                     ('maxprob/ood/OOD_AUROC_px', 'OOD AUROC max-p'), ('own/ood/OOD_AUROC_px', 'OOD AUROC own')),
-                   None),
+                   None, ('test/mIoU',)),
     'sod': Demo('sod', 'bce_sod_demo', (('ASLP', 'aslp_sod_demo', 'max-prob'),), None, True, 'seg',
-                (('DUTS-TE/aAcc', 'acc %'), ('DUTS-TE/ECE', 'ECE'), ('DUTS-TE/NLL', 'NLL'),
+                (('DUTS-TE/PixelAcc', 'acc %'), ('DUTS-TE/ECE', 'ECE'), ('DUTS-TE/NLL', 'NLL'),
                  *((k.format(s='DUTS-TE'), h) for k, h in _SEG_RANKING),
                  ('maxprob/DTD/OOD_AUROC_px', 'OOD AUROC max-p'), ('own/DTD/OOD_AUROC_px', 'OOD AUROC own')),
                 _sod_evaluator),
@@ -243,7 +244,8 @@ def row_table(demo: Demo, rows: Sequence[Row], results: dict) -> tuple[str, dict
         for key, header in demo.columns:
             v = column_values(demo, row, results[row.label], key)
             data.setdefault(row.label, {})[header] = v.tolist()
-            cells.append(_cell(v * (100 if '%' in header else 1), 2 if '%' in header else 4))
+            scale = 100 if '%' in header and key not in demo.percent else 1
+            cells.append(_cell(v * scale, 2 if '%' in header else 4))
         lines.append(f'| {row.label} | {row.own} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines), data
 
