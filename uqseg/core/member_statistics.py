@@ -63,7 +63,7 @@ def member_probabilities(z: torch.Tensor, kind: str = 'logits', dim: int = 1) ->
     return z.to(_F64).softmax(dim)
 
 
-def entropy_nats(p: torch.Tensor, dim: int = 1) -> torch.Tensor:
+def entropy_nats(p: torch.Tensor, dim: int = 1, top: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``H(p) = -sum_c p_c log p_c`` in nats along ``dim`` (float64), the top class's term from the
     non-top mass ``R`` (``log p_top = log1p(-R)`` for ``R < 1/2``), so that it keeps ``R`` when
     ``1 - p_top`` is below float64's resolution."""
@@ -137,29 +137,27 @@ class MemberStatistics:
         if not bool(torch.isfinite(p).all()):
             raise ValueError(f'{source}: outputs contain non-finite values')
 
-    def _votes_of(self, p: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(p.shape, dtype=torch.int32, device=p.device).scatter_(
-            self.dim, _top(p, self.dim), 1)
-
     def update(self, z: torch.Tensor, kind: str = 'logits', source: Optional[str] = None) -> 'MemberStatistics':
         """Add one member's outputs ``z`` of ``kind`` (:func:`member_probabilities`); ``source`` names
         it in errors (default ``member <index>``)."""
         source = source or f'member {self.count}'
         p = member_probabilities(z, kind, self.dim)
         self._check(p, source)
-        h = entropy_nats(p, self.dim)
+        top = _top(p, self.dim)
+        h = entropy_nats(p, self.dim, top)
         layer = {name: raw_score(name, z, self.dim, kind).to(_F64) for name in layer_score_names(kind)}
         if self._ref is None:
             self._ref, self._ref_h = p.clone(), h
             self._s1, self._s2, self._sh = torch.zeros_like(p), torch.zeros_like(p), torch.zeros_like(h)
-            self._votes = self._votes_of(p)
+            self._votes = torch.zeros(p.shape, dtype=torch.int32, device=p.device)
+            self._votes.scatter_add_(self.dim, top, torch.ones_like(top, dtype=torch.int32))
             self._layer = layer
         else:
             d = p - self._ref
             self._s1 += d
             self._s2 += d * d
             self._sh += h - self._ref_h
-            self._votes += self._votes_of(p)
+            self._votes.scatter_add_(self.dim, top, torch.ones_like(top, dtype=torch.int32))
             if self._layer is not None and self.kinds and kind == self.kinds[0]:
                 for name, v in layer.items():
                     self._layer[name] += v
