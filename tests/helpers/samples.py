@@ -59,3 +59,18 @@ def evaluate_on_two_ranks(metric_cfgs: list, samples: list, timeout: float = 180
     for p in procs:
         p.join(timeout=60)
     return results
+
+
+def raw_batch(n: int = 2, size=(64, 64), seed: int = 0, flip: bool = False) -> dict:
+    """What an mmseg test dataloader gives: ``n`` uint8 images of ``size`` and samples with metainfo
+    (set ``A``, ``flip``) and labels 0..3, seeded."""
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for i in range(n):
+        s = SegDataSample(metainfo=dict(img_path=f'{i}.png', img_shape=size, ori_shape=size, pad_shape=size,
+                                        padding_size=[0, 0, 0, 0], flip=flip,
+                                        flip_direction='horizontal' if flip else None, set_name='A'))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 4, (1,) + size, generator=g))
+        samples.append(s)
+    inputs = [torch.randint(0, 256, (3,) + size, generator=g, dtype=torch.uint8) for _ in range(n)]
+    return dict(inputs=inputs, data_samples=samples)

@@ -5,12 +5,11 @@ import copy
 
 import torch
 from mmengine.config import Config
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 import uqseg  # noqa: F401
 from tests.helpers.cfg import REPO
+from tests.helpers.samples import raw_batch  # noqa: F401  (the members tests import it from here)
 
 CE = f'{REPO}/configs/ce_shapes_demo.py'
 SIZE = (64, 64)
@@ -47,18 +46,6 @@ def save(model, path, classes=None) -> str:
     return str(path)
 
 
-def raw_batch(n: int = 2, size=SIZE, seed: int = 0, flip: bool = False) -> dict:
-    """What the test dataloader gives: uint8 images and samples with metainfo and labels."""
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for i in range(n):
-        s = SegDataSample(metainfo=dict(img_path=f'{i}.png', img_shape=size, ori_shape=size, pad_shape=size,
-                                        padding_size=[0, 0, 0, 0], flip=flip,
-                                        flip_direction='horizontal' if flip else None, set_name='A'))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 4, (1,) + size, generator=g))
-        samples.append(s)
-    inputs = [torch.randint(0, 256, (3,) + size, generator=g, dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def reference(member_logits, kinds=None) -> dict:

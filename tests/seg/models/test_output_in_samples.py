@@ -9,12 +9,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from tests.helpers.cfg import REPO
 from tests.helpers.metrics import build, run
+from tests.helpers.samples import raw_batch
 from uqseg.seg.outputs import PLAIN, ModelOutput, model_output, record_output, sample_output
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -29,16 +29,7 @@ def _model(config='edl_shapes_demo', **kw):
 
 
 def _data(n=2, size=(64, 64), flip=False, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for i in range(n):
-        s = SegDataSample(metainfo=dict(img_path=f'{i}.png', img_shape=size, ori_shape=size, pad_shape=size,
-                                        padding_size=[0, 0, 0, 0], flip=flip,
-                                        flip_direction='horizontal' if flip else None, set_name='A'))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 4, (1,) + size, generator=g))
-        samples.append(s)
-    inputs = [torch.randint(0, 256, (3,) + size, generator=g, dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
+    return raw_batch(n, size, seed, flip)
 
 
 def _meta(sample):
