@@ -159,9 +159,10 @@ def is_member_score(score: str) -> bool:
     return score in MEMBER_SCORES
 
 
-def _needs_members(score: str, key: str, model: str) -> ValueError:
+def _needs_members(score: str, key: str, model: str, kind: Optional[str] = None) -> ValueError:
+    has = f'its scores are {scores_of(kind)}' if kind is not None else f'one model has {SCORES}'
     return ValueError(f'{key}={score!r} needs several members (an EnsembleSegmentor / EnsembleClassifier, '
-                      f'MC dropout or TTA views), but {model} is one model; one model has {SCORES}')
+                      f'MC dropout or TTA views), but {model} is one model; {has}')
 
 
 def _check_kind(kind: str) -> None:
@@ -189,7 +190,7 @@ def check_score_available(score: str, kind: str, key: str = 'score', model: str 
     check_score_name(score, key)
     _check_kind(kind)
     if is_member_score(score):
-        raise _needs_members(score, key, model)
+        raise _needs_members(score, key, model, kind)
     kinds = SCORE_TABLE[score].kinds
     if kind not in kinds:
         need = ' or '.join(_kind_text(k) for k in kinds)
