@@ -79,7 +79,7 @@ def test_same_state_dict_as_image_classifier_and_training_is_plain():
 
 
 def test_refusals_name_the_option():
-    with pytest.raises(ValueError, match=r'MCDropoutImageClassifier: passes must be an int >= 2 .* got 1'):
+    with pytest.raises(ValueError, match=r'MCDropoutImageClassifier: passes=1; MC dropout needs an int passes >= 2'):
         _mc(passes=1)
     with pytest.raises(ValueError, match=r"has no dropout module with p > 0; give its head dropout: "
                                          r"head=dict\(type='OutputLayerClsHead', dropout=0.2"):

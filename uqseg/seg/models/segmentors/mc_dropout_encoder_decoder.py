@@ -21,57 +21,19 @@ A model without dropout (or with every ``p = 0``) is refused: mmseg's decode hea
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import List, Optional
+from typing import Optional
 
 import torch
-from mmcv.cnn.bricks import DropPath
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from torch import nn
 
 from ....core.scores import PROBS
+from ....engine.mc_dropout import active_dropout, check_passes, dropout_modules, seeded
 from ...outputs import head_output, members_output
 from .member_samples import add_member, new_statistics, write_members
 
-__all__ = ['MCDropoutEncoderDecoder', 'DROPOUT_TYPES', 'dropout_modules', 'active_dropout']
-
-#: The modules MC dropout keeps stochastic at test.
-DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
-                 DropPath)
-
-
-def dropout_modules(model: nn.Module) -> List[nn.Module]:
-    """The dropout modules of ``model`` that drop something (``p > 0``)."""
-    return [m for m in model.modules()
-            if isinstance(m, DROPOUT_TYPES) and float(getattr(m, 'p', getattr(m, 'drop_prob', 0.0))) > 0]
-
-
-@contextmanager
-def active_dropout(modules: List[nn.Module]):
-    """``modules`` in train mode inside the block, their modes restored after it."""
-    modes = [m.training for m in modules]
-    try:
-        for m in modules:
-            m.train(True)
-        yield
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
-
-
-@contextmanager
-def seeded(seed: int, device: torch.device):
-    """The CPU generator (and ``device``'s, if CUDA) seeded ``seed`` inside the block, restored after it."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == 'cuda' else []
-    with torch.random.fork_rng(devices=devices):
-        torch.default_generator.manual_seed(seed)
-        if devices:
-            with torch.cuda.device(devices[0]):
-                torch.cuda.manual_seed(seed)
-        yield
+__all__ = ['MCDropoutEncoderDecoder', 'dropout_modules']
 
 
 @MODELS.register_module()
@@ -85,10 +47,7 @@ class MCDropoutEncoderDecoder(EncoderDecoder):
     """
 
     def __init__(self, *args, passes: int = 10, seed: int = 0, **kwargs):
-        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 2:
-            raise ValueError(f'MCDropoutEncoderDecoder: passes={passes!r}; MC dropout needs an int passes >= 2')
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f'MCDropoutEncoderDecoder: seed={seed!r} must be an int')
+        check_passes(passes, seed, 'MCDropoutEncoderDecoder')
         super().__init__(*args, **kwargs)
         self.passes, self.seed = passes, seed
         if not dropout_modules(self):
