@@ -48,10 +48,10 @@ from uqseg.cli.demo import (
 )
 from uqseg.cli.test import METRICS_FILE
 from uqseg.cli.train_members import write_ensemble_config
+from uqseg.core.default_scores import MEMBER_OWN_SCORE
 
 __all__ = ['Row', 'Demo', 'DEMOS', 'member_seeds', 'wrapper_config', 'row_table', 'findings', 'compare_baselines']
 
-MEMBER_SCORE = 'mutual-information'
 
 
 class Row(NamedTuple):
@@ -126,10 +126,10 @@ def member_seeds(seed: int, members: int) -> list[int]:
 def rows_of(demo: Demo, members: int, passes: int, methods: Optional[Sequence[str]] = None) -> list[Row]:
     """The rows of the table of ``demo``."""
     rows = [Row('single', 'single', demo.base, 'max-prob'),
-            Row(f'ensemble x{members}', 'ensemble', demo.base, MEMBER_SCORE),
-            Row(f'MC dropout T={passes}', 'mc-dropout', demo.mc_dropout or demo.base, MEMBER_SCORE)]
+            Row(f'ensemble x{members}', 'ensemble', demo.base, MEMBER_OWN_SCORE),
+            Row(f'MC dropout T={passes}', 'mc-dropout', demo.mc_dropout or demo.base, MEMBER_OWN_SCORE)]
     if demo.tta:
-        rows.append(Row('TTA (flip)', 'tta', demo.base, MEMBER_SCORE))
+        rows.append(Row('TTA (flip)', 'tta', demo.base, MEMBER_OWN_SCORE))
     for label, config, own in demo.methods:
         if methods is None or label in methods:
             rows.append(Row(label, 'method', config, own))

@@ -13,13 +13,16 @@ from typing import Optional
 
 from .scores import INPUT_KINDS, PROBS, check_score_available
 
-__all__ = ['DEFAULT_SCORES', 'default_score', 'own_score_of']
+__all__ = ['DEFAULT_SCORES', 'MEMBER_OWN_SCORE', 'default_score', 'own_score_of']
 
 #: The own score of outputs of each kind (:data:`uqseg.core.scores.INPUT_KINDS`) when the model
 #: names none: probabilities and logits rank by max-prob, EDL's log alpha by vacuity, distance
 #: logits by DisMax's MMLES.
 DEFAULT_SCORES: dict[str, str] = {'logits': 'max-prob', 'log_alpha': 'vacuity', 'distance_logits': 'MMLES',
                                   PROBS: 'max-prob'}
+#: The own score of a prediction of several members (an ensemble, MC-dropout passes, TTA views),
+#: both front ends: their epistemic uncertainty (``docs/ensembles.md#scores-by-name-everywhere``).
+MEMBER_OWN_SCORE = 'mutual-information'
 
 
 def default_score(kind: str) -> str:

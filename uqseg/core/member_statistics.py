@@ -24,7 +24,7 @@ ensemble of EDL or DisMax members means: ``docs/ensembles.md``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 
@@ -41,7 +41,7 @@ from .scores import (
 )
 
 __all__ = ['MEMBER_SCORES', 'MemberSummary', 'MemberStatistics', 'member_probabilities', 'entropy_nats',
-           'layer_score_names', 'member_statistics', 'mutual_information', 'check_member_score',
+           'layer_score_names', 'member_map_names', 'member_statistics', 'mutual_information', 'check_member_score',
            'member_score_confidence', 'member_score_key']
 
 _F64 = torch.float64
@@ -80,6 +80,15 @@ def layer_score_names(kind: str) -> tuple[str, ...]:
     """The scores of outputs of ``kind`` that are not functions of their probabilities (EDL's
     ``vacuity``; DisMax's ``MDS``, ``MMLS``, ``MMLES``): averaged over members of one kind."""
     return tuple(name for name, s in SCORE_TABLE.items() if kind in s.kinds and PROBS not in s.kinds)
+
+
+def member_map_names(kinds: Sequence[str]) -> tuple:
+    """The names of the maps members of ``kinds`` give (:meth:`MemberSummary.maps`):
+    :data:`~uqseg.core.scores.MEMBER_SCORES`, and the averaged layer scores of members that all
+    output one kind."""
+    kinds = tuple(kinds)
+    same = len(set(kinds)) == 1
+    return MEMBER_SCORES + (layer_score_names(kinds[0]) if same else ())
 
 
 class MemberSummary(NamedTuple):

@@ -35,11 +35,10 @@ from mmengine.structures import BaseDataElement
 from mmseg.models.segmentors import BaseSegmentor
 from torch import nn
 
-from ..core.default_scores import default_score
-from ..core.member_statistics import layer_score_names
+from ..core.default_scores import MEMBER_OWN_SCORE, default_score
+from ..core.member_statistics import member_map_names
 from ..core.scores import (
     MEMBER_KINDS_KEY,
-    MEMBER_SCORES,
     MEMBER_SCORES_KEY,
     MEMBERS_KEY,
     OUTPUT_KIND_KEY,
@@ -57,13 +56,12 @@ from ..core.scores import (
 from ..engine.wrapped_model import unwrap_model
 
 __all__ = ['OWN_SCORE', 'ModelOutput', 'PLAIN', 'MEMBER_OWN_SCORE', 'model_output', 'head_output', 'sample_output',
-           'record_output', 'member_map_field', 'member_map_names', 'members_output',
+           'record_output', 'member_map_field', 'members_output',
            'segmentor_being_built', 'resolve_score',
            'score_names', 'resolve_scores', 'check_metric_score']
 
 
 #: The own score of a prediction of several members.
-MEMBER_OWN_SCORE = 'mutual-information'
 
 
 class ModelOutput(NamedTuple):
@@ -97,19 +95,11 @@ def member_map_field(name: str) -> str:
     return 'seg_' + name.replace('-', '_')
 
 
-def member_map_names(kinds: Sequence[str]) -> tuple:
-    """The maps members of ``kinds`` give (:meth:`uqseg.core.member_statistics.MemberSummary.maps`):
-    :data:`~uqseg.core.scores.MEMBER_SCORES`, and the averaged layer scores of members that all
-    output one kind."""
-    kinds = tuple(kinds)
-    same = len(set(kinds)) == 1
-    return MEMBER_SCORES + (layer_score_names(kinds[0]) if same else ())
-
-
 def members_output(source: str, kinds: Sequence[str], members: Optional[int] = None,
                    maps: Optional[Sequence[str]] = None) -> ModelOutput:
     """What a prediction of members of ``kinds`` is: kind ``logits`` (the log of the mean
-    probability), own score ``mutual-information``, its maps (default :func:`member_map_names`)."""
+    probability), own score ``MEMBER_OWN_SCORE``, its maps (default
+    :func:`uqseg.core.member_statistics.member_map_names`)."""
     kinds = tuple(kinds)
     return ModelOutput('logits', source, MEMBER_OWN_SCORE, len(kinds) if members is None else members,
                        tuple(member_map_names(kinds) if maps is None else maps), kinds)

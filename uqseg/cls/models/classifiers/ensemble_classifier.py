@@ -39,12 +39,13 @@ from mmpretrain.models.classifiers import BaseClassifier
 from mmpretrain.registry import DATASETS, MODELS
 from torch import nn
 
+from ....core.default_scores import MEMBER_OWN_SCORE
 from ....core.member_statistics import MemberStatistics
 from ....engine.checkpoint import load_checkpoint_strict
 from ....engine.members import MemberSpec, check_member_checkpoint, check_member_classes, checkpoint_classes
 from ....engine.members import member_specs as engine_member_specs
 from ...outputs import build_classifier, output_kind
-from .member_outputs import ENSEMBLE_SCORE, member_predictions
+from .member_outputs import member_predictions
 
 __all__ = ['EnsembleClassifier']
 
@@ -65,7 +66,7 @@ class EnsembleClassifier(BaseModel):
 
     #: what ``tensor`` mode returns (the log of the mean probability) and the prediction's own score
     output_kind = 'logits'
-    default_score = ENSEMBLE_SCORE
+    default_score = MEMBER_OWN_SCORE
 
     def __init__(self, members: Sequence[dict], trust_checkpoint: bool = False,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:

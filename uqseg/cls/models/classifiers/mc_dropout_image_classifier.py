@@ -31,10 +31,11 @@ import torch
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
+from ....core.default_scores import MEMBER_OWN_SCORE
 from ....core.member_statistics import MemberStatistics
 from ....engine.mc_dropout import active_dropout, check_passes, dropout_modules, named_dropout_modules, seeded
 from ...outputs import head_output_kind
-from .member_outputs import ENSEMBLE_SCORE, member_predictions
+from .member_outputs import member_predictions
 
 __all__ = ['MCDropoutImageClassifier']
 
@@ -63,7 +64,7 @@ class MCDropoutImageClassifier(ImageClassifier):
 
     #: what ``tensor`` mode returns at test (the log of the mean probability) and the prediction's own score
     output_kind = 'logits'
-    default_score = ENSEMBLE_SCORE
+    default_score = MEMBER_OWN_SCORE
 
     def statistics(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> MemberStatistics:
         """The statistics of the ``T`` seeded passes on ``inputs``, dropout active, the rest in eval mode."""

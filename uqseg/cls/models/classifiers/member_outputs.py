@@ -23,15 +23,14 @@ from typing import List, Optional, Sequence
 import torch
 from mmpretrain.structures import DataSample
 
+from ....core.default_scores import MEMBER_OWN_SCORE
 from ....core.member_statistics import MemberStatistics
 from ....core.scores import MEMBER_KINDS_KEY, MEMBER_SCORES_KEY, MEMBERS_KEY, OUTPUT_KIND_KEY, OWN_SCORE_KEY
 
-__all__ = ['MEMBER_SCORES_FIELD', 'ENSEMBLE_SCORE', 'member_predictions', 'sample_member_maps']
+__all__ = ['MEMBER_SCORES_FIELD', 'member_predictions', 'sample_member_maps']
 
 #: The data field holding a sample's member maps, ``(S,)`` float64 in the order of metainfo ``member_scores``.
 MEMBER_SCORES_FIELD = 'pred_member_scores'
-#: The own score of an ensemble / MC dropout / TTA prediction.
-ENSEMBLE_SCORE = 'mutual-information'
 
 
 def member_predictions(stats: MemberStatistics, data_samples: Optional[Sequence[DataSample]]) -> List[DataSample]:
@@ -44,7 +43,7 @@ def member_predictions(stats: MemberStatistics, data_samples: Optional[Sequence[
     labels = mean.argmax(1)
     logits = stats.mean_logits().detach()
     table = torch.stack([maps[n].reshape(-1) for n in names], 1) if names else mean.new_zeros(mean.shape[0], 0)
-    meta = {OUTPUT_KIND_KEY: 'logits', OWN_SCORE_KEY: ENSEMBLE_SCORE, MEMBERS_KEY: int(stats.count),
+    meta = {OUTPUT_KIND_KEY: 'logits', OWN_SCORE_KEY: MEMBER_OWN_SCORE, MEMBERS_KEY: int(stats.count),
             MEMBER_SCORES_KEY: names, MEMBER_KINDS_KEY: list(stats.kinds)}
     if data_samples is None:
         data_samples = [DataSample() for _ in range(mean.shape[0])]
